@@ -1,0 +1,162 @@
+"""rasa-sdk actions: order lookup, knowledge answers and human handoff.
+
+Every free-text reply goes through the shared guard engine before it leaves the action server
+(``dispatcher.utter_message(text=...)`` bypasses Rasa's NLG, so the NLG cannot guard it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.orders import STATUS_TEXT, OrderRepository, normalize_order_id
+from actions.tickets import TicketStore
+from components.errors import KefuError
+from components.guard import default_engine
+from knowledge.retrieval import KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+ORDERS = OrderRepository()
+TICKETS = TicketStore()
+KNOWLEDGE = KnowledgeBase()
+
+
+def _warm_up_knowledge() -> None:
+    try:
+        KNOWLEDGE.warm_up()
+    except KefuError as exc:
+        logger.warning("knowledge.warm_up_failed code=%s", exc.code)
+
+
+if os.environ.get("KEFU_WARMUP", "1") != "0":
+    # load the index and encoder while the server starts, not on the first question
+    threading.Thread(target=_warm_up_knowledge, name="kefu-kb-warmup", daemon=True).start()
+
+
+def guarded(text: str) -> str:
+    """Mask sensitive words in text produced by an action."""
+    return default_engine().mask(text)
+
+
+class ValidateOrderStatusForm(FormValidationAction):
+    """Checks the order number's format and that the order exists."""
+
+    def name(self) -> str:
+        return "validate_order_status_form"
+
+    def validate_order_id(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """Normalise ``kf 100234`` / ``#100234`` to ``KF100234`` and look it up."""
+        order_id = normalize_order_id(str(slot_value or ""))
+        if order_id is None:
+            dispatcher.utter_message(response="utter_invalid_order_id")
+            return {"order_id": None}
+        try:
+            order = ORDERS.get(order_id)
+        except KefuError as exc:
+            logger.error("orders.unavailable code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message)
+            return {"order_id": None}
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
+            return {"order_id": None}
+        return {"order_id": order_id}
+
+
+class ActionLookupOrder(Action):
+    """Tells the customer where their order is."""
+
+    def name(self) -> str:
+        return "action_lookup_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        order_id = tracker.get_slot("order_id")
+        try:
+            order = ORDERS.get(order_id) if order_id else None
+        except KefuError as exc:
+            dispatcher.utter_message(text=exc.user_message)
+            return [SlotSet("order_id", None)]
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found", order_id=order_id or "")
+            return [SlotSet("order_id", None)]
+        dispatcher.utter_message(
+            response="utter_order_status",
+            order_id=order.order_id,
+            items=order.items,
+            status=STATUS_TEXT.get(order.status, order.status),
+            detail=order.status_detail(),
+        )
+        logger.info("orders.lookup status=%s", order.status)
+        # cleared so the next "where is my order?" asks again
+        return [SlotSet("order_id", None)]
+
+
+class ActionAnswerKnowledge(Action):
+    """Answers a policy question with the best passage and names its source document."""
+
+    def name(self) -> str:
+        return "action_answer_knowledge"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        question = tracker.latest_message.get("text") or ""
+        try:
+            answer = KNOWLEDGE.answer(question)
+        except KefuError as exc:
+            logger.error("knowledge.unavailable code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message)
+            return [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
+        if not answer.found:
+            dispatcher.utter_message(
+                text="I couldn't find that in our shop policies, so I don't want to guess."
+            )
+            dispatcher.utter_message(response="utter_offer_human")
+            return [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
+        heading = f"{answer.title} — {answer.section}" if answer.section != answer.title else answer.title
+        dispatcher.utter_message(
+            text=guarded(f"{answer.text}\n\nSource: {heading} ({answer.source})")
+        )
+        logger.info("knowledge.answer source=%s score=%.3f", answer.source, answer.score)
+        return [SlotSet("kb_found", True), SlotSet("kb_sources", [s["source"] for s in answer.sources])]
+
+
+class ActionHandoff(Action):
+    """Creates a ticket for a human agent (metadata only, no raw messages)."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intents = [
+            (e.get("parse_data") or {}).get("intent", {}).get("name")
+            for e in tracker.events
+            if e.get("event") == "user"
+        ]
+        reason = "fallback" if {"nlu_fallback", "out_of_scope"} & set(intents[-3:]) else "request"
+        ticket = TICKETS.create(
+            sender_id=tracker.sender_id,
+            reason=reason,
+            last_intent=intent,
+            order_id=tracker.get_slot("order_id"),
+        )
+        logger.info("handoff.ticket reason=%s", reason)
+        return [SlotSet("ticket_id", ticket.ticket_id)]

@@ -1,0 +1,97 @@
+"""Kefu's error catalogue.
+
+Every exception Kefu raises on purpose is a :class:`KefuError` with a stable ``code``, the
+fields that explain it and a ``hint`` that says what to do. HTTP edges (the action server,
+the NLG) translate these into user-facing messages through :data:`USER_MESSAGES` so that a
+customer never sees a stack trace and an operator can grep logs by code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Messages safe to show to an end user, by error code.
+USER_MESSAGES: dict[str, str] = {
+    "KEFU-CONFIG": "The assistant is misconfigured. Please try again later.",
+    "KEFU-MODEL": "The assistant's language model is unavailable. Please try again later.",
+    "KEFU-LLM": "I could not phrase a reply just now.",
+    "KEFU-KB": "I can't reach the knowledge base right now. Would you like to talk to a human?",
+    "KEFU-ORDERS": "I can't look up orders right now. Would you like to talk to a human?",
+    "KEFU-SETUP": "The assistant has not been set up. Run `make setup`.",
+}
+
+
+class KefuError(Exception):
+    """Base class for Kefu's deliberate errors.
+
+    Args:
+        message: What went wrong, for operators (never contains raw user text).
+        hint: What to do about it.
+        **fields: Structured context (config key, path, value, ...) kept on ``self.fields``.
+    """
+
+    code = "KEFU"
+
+    def __init__(self, message: str, *, hint: str | None = None, **fields: Any) -> None:
+        self.message = message
+        self.hint = hint
+        self.fields = fields
+        text = f"[{self.code}] {message}"
+        if hint:
+            text += f" — {hint}"
+        super().__init__(text)
+
+    @property
+    def user_message(self) -> str:
+        """The catalogue message for this error's code, safe to show to a customer."""
+        return USER_MESSAGES.get(self.code, "Something went wrong. Please try again.")
+
+
+class ConfigError(KefuError, ValueError):
+    """A component, backend or store was given a bad configuration value."""
+
+    code = "KEFU-CONFIG"
+
+    def __init__(self, key: str, value: Any, expected: str, *, component: str = "") -> None:
+        where = f"{component}: " if component else ""
+        super().__init__(
+            f"{where}invalid value {value!r} for '{key}'",
+            hint=f"expected {expected}",
+            key=key,
+            value=value,
+            component=component,
+        )
+
+
+class ModelNotFoundError(KefuError, FileNotFoundError):
+    """A model path or packaged model could not be found."""
+
+    code = "KEFU-MODEL"
+
+
+class LLMError(KefuError):
+    """An LLM backend failed to produce text."""
+
+    code = "KEFU-LLM"
+
+
+class LLMTimeoutError(LLMError, TimeoutError):
+    """An LLM call did not finish within its deadline."""
+
+
+class KnowledgeBaseError(KefuError):
+    """The knowledge index is missing, corrupt or cannot be queried."""
+
+    code = "KEFU-KB"
+
+
+class OrderStoreError(KefuError):
+    """The order database cannot be read."""
+
+    code = "KEFU-ORDERS"
+
+
+class SetupError(KefuError):
+    """A set-up step (venv, model preparation) cannot run on this machine."""
+
+    code = "KEFU-SETUP"

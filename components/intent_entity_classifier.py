@@ -1,0 +1,241 @@
+"""Rasa graph component: a fine-tuned transformer that predicts intents and entities.
+
+Register it in ``config.yml`` as ``components.intent_entity_classifier.TransformerIntentEntityClassifier``.
+It fine-tunes a local Hugging Face encoder (default: the bundled all-MiniLM-L6-v2) with an
+intent head and a BIO entity head (see :mod:`components.joint_model`), and needs no Rasa
+tokenizer or featurizer in front of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
+    ],
+    is_trainable=True,
+)
+class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, EntityExtractorMixin):
+    """Joint intent classification and entity extraction with a fine-tuned encoder.
+
+    At inference a failure on a batch is logged as a warning and the messages pass through
+    without intent or entities (``FallbackClassifier`` then answers), instead of crashing.
+    """
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Default configuration."""
+        return {
+            # Local Hugging Face encoder folder; None = bundled all-MiniLM-L6-v2.
+            "model_name_or_path": None,
+            # Passes over the training data.
+            "epochs": 15,
+            # Examples per optimisation step.
+            "batch_size": 16,
+            # Learning rate of the encoder weights.
+            "learning_rate": 5e-5,
+            # Learning rate of the freshly initialised intent and entity heads.
+            "head_learning_rate": 1e-3,
+            # Token limit per message; longer messages are truncated.
+            "max_length": 64,
+            # Dropout before both heads during training.
+            "dropout": 0.1,
+            # Seed for weight init, shuffling and dropout (training is deterministic).
+            "random_seed": 42,
+            # How many intents to report in intent_ranking.
+            "ranking_length": 10,
+            # Entities below this confidence are dropped.
+            "entity_confidence_threshold": 0.5,
+            # Show a progress line per epoch on stderr while training.
+            "show_progress": True,
+        }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        classifier: Any | None = None,
+    ) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._validate_config(self._config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self._execution_context = execution_context
+        self._classifier = classifier
+
+    @classmethod
+    def _validate_config(cls, config: dict[str, Any]) -> None:
+        name = cls.__name__
+        positive_ints = ("epochs", "batch_size", "max_length", "ranking_length")
+        for key in positive_ints:
+            value = config[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(key, value, "a positive integer", component=name)
+        for key in ("learning_rate", "head_learning_rate"):
+            value = config[key]
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(key, value, "a number between 0 and 1", component=name)
+        for key in ("dropout", "entity_confidence_threshold"):
+            value = config[key]
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(key, value, "a number in [0, 1)", component=name)
+        path = config["model_name_or_path"]
+        if path is not None and not Path(path).is_dir():
+            raise ConfigError(
+                "model_name_or_path", path, "a local folder with a Hugging Face model", component=name
+            )
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> TransformerIntentEntityClassifier:
+        """Create an untrained component (weights are loaded in :meth:`train`)."""
+        return cls(config, model_storage, resource, execution_context)
+
+    # ------------------------------------------------------------------ training
+    def _encoder_path(self) -> Path:
+        from components.model_prep import minilm_path
+
+        path = self._config["model_name_or_path"]
+        return Path(path) if path else minilm_path()
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tune on the NLU examples and persist into the model storage."""
+        from components.joint_model import EntitySpan, Example, JointClassifier
+
+        examples = []
+        for message in training_data.intent_examples:
+            text = message.get(TEXT)
+            if not text:
+                continue
+            spans = [
+                EntitySpan(int(e["start"]), int(e["end"]), e["entity"])
+                for e in message.get(ENTITIES) or []
+            ]
+            examples.append(Example(text, message.get(INTENT), spans))
+        if not examples:
+            logger.warning("intent_classifier.no_training_data")
+            return self._resource
+        intents = sorted({e.intent for e in examples})
+        labels = sorted({s.label for e in examples for s in e.entities})
+        cfg = self._config
+        classifier = JointClassifier.build(
+            self._encoder_path(), intents, labels, cfg["max_length"], cfg["dropout"], cfg["random_seed"]
+        )
+        started = time.monotonic()
+
+        def progress(epoch: int, total: int, loss: float) -> None:
+            if cfg["show_progress"]:
+                print(
+                    f"[kefu] intent/entity model: epoch {epoch}/{total} loss={loss:.4f} "
+                    f"({time.monotonic() - started:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        classifier.fit(
+            examples,
+            epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"],
+            learning_rate=cfg["learning_rate"],
+            head_learning_rate=cfg["head_learning_rate"],
+            seed=cfg["random_seed"],
+            progress=progress,
+        )
+        logger.info(
+            "intent_classifier.trained examples=%d intents=%d entity_labels=%d seconds=%.1f",
+            len(examples),
+            len(intents),
+            len(labels),
+            time.monotonic() - started,
+        )
+        self._classifier = classifier
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        """Save the fine-tuned model into the model storage."""
+        if self._classifier is None:
+            return
+        with self._model_storage.write_to(self._resource) as directory:
+            self._classifier.save(Path(directory))
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> TransformerIntentEntityClassifier:
+        """Load a trained component; without a persisted model it predicts nothing."""
+        from components.joint_model import JointClassifier
+
+        classifier = None
+        try:
+            with model_storage.read_from(resource) as directory:
+                if (Path(directory) / "labels.json").is_file():
+                    classifier = JointClassifier.load(Path(directory))
+        except ValueError:
+            logger.warning("intent_classifier.not_trained resource=%s", resource.name)
+        return cls(config, model_storage, resource, execution_context, classifier)
+
+    # ------------------------------------------------------------------ inference
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Set intent, intent_ranking and entities on each message (one batched pass)."""
+        if self._classifier is None or not messages:
+            return messages
+        texts = [(m.get(TEXT) or "") for m in messages]
+        try:
+            predictions = self._classifier.predict(texts)
+        except Exception as exc:  # keep the conversation alive; fallback will answer
+            logger.warning("intent_classifier.predict_failed error=%s", type(exc).__name__)
+            return messages
+        threshold = self._config["entity_confidence_threshold"]
+        for message, text, prediction in zip(messages, texts, predictions):
+            ranking = prediction.intent_ranking
+            if not text.strip():
+                # nothing to classify: zero confidence lets FallbackClassifier answer
+                ranking = [(name, 0.0) for name, _ in ranking]
+            top_name, top_conf = ranking[0]
+            message.set(INTENT, {"name": top_name, "confidence": top_conf}, add_to_output=True)
+            message.set(
+                INTENT_RANKING_KEY,
+                [
+                    {"name": name, "confidence": conf}
+                    for name, conf in ranking[: self._config["ranking_length"]]
+                ],
+                add_to_output=True,
+            )
+            entities = [e for e in prediction.entities if e["confidence_entity"] >= threshold]
+            entities = self.add_extractor_name(entities)
+            message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
+        return messages

@@ -1,0 +1,356 @@
+"""A joint intent + entity model on top of any Hugging Face encoder (torch).
+
+The encoder's token states feed two heads: a BIO token-classification head for entities and,
+after attention-masked mean pooling, an intent head. Entity labels are assigned from character
+spans through the fast tokenizer's offset mapping, and decoded back to character spans the same
+way, so offsets are exact for English and for Chinese (every CJK character is its own token).
+
+This module knows nothing about Rasa: :mod:`components.intent_entity_classifier` adapts it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+
+from components.errors import ConfigError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+OUTSIDE = "O"
+
+
+@dataclass
+class EntitySpan:
+    """A labelled character span (``end`` exclusive)."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class Example:
+    """One training example."""
+
+    text: str
+    intent: str
+    entities: list[EntitySpan] = field(default_factory=list)
+
+
+@dataclass
+class Prediction:
+    """What the model says about one text."""
+
+    intent_ranking: list[tuple[str, float]]
+    entities: list[dict]
+
+
+class JointIntentEntityModel(nn.Module):
+    """Encoder + mean-pooled intent head + token BIO head."""
+
+    def __init__(self, encoder: nn.Module, num_intents: int, num_tags: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.intent_head = nn.Linear(hidden, num_intents)
+        self.tag_head = nn.Linear(hidden, num_tags)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(states))
+
+
+def _set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a *fast* tokenizer (offset mappings are required for exact entity spans).
+
+    Raises:
+        ModelNotFoundError: when ``path`` holds no tokenizer.
+        ConfigError: when only a slow tokenizer exists.
+    """
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"no tokenizer at {path}",
+            hint="set model_name_or_path to a local Hugging Face model folder",
+            path=str(path),
+        ) from exc
+    if not tokenizer.is_fast:
+        raise ConfigError("model_name_or_path", str(path), "a model with a fast tokenizer")
+    return tokenizer
+
+
+class JointClassifier:
+    """Trains and runs :class:`JointIntentEntityModel` with its label vocabularies.
+
+    Args:
+        tokenizer: Fast tokenizer of the encoder.
+        model: The torch module.
+        intents: Intent names, index-aligned with the intent head.
+        tags: BIO tag names, index-aligned with the tag head.
+        max_length: Token limit per message (longer messages are truncated).
+        temperature: Softmax temperature for intent confidences.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerFast,
+        model: JointIntentEntityModel,
+        intents: list[str],
+        tags: list[str],
+        max_length: int = 64,
+        temperature: float = 1.0,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.model = model
+        self.intents = intents
+        self.tags = tags
+        self.max_length = max_length
+        self.temperature = temperature
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        encoder_path: str | Path,
+        intents: list[str],
+        entity_labels: list[str],
+        max_length: int,
+        dropout: float,
+        seed: int,
+    ) -> JointClassifier:
+        """Create an untrained classifier on a pretrained encoder."""
+        _set_seed(seed)
+        tokenizer = load_tokenizer(encoder_path)
+        try:
+            encoder = AutoModel.from_pretrained(str(encoder_path))
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"no encoder weights at {encoder_path}",
+                hint="set model_name_or_path to a local Hugging Face model folder",
+                path=str(encoder_path),
+            ) from exc
+        tags = [OUTSIDE] + [f"{p}-{label}" for label in entity_labels for p in ("B", "I")]
+        model = JointIntentEntityModel(encoder, len(intents), len(tags), dropout)
+        return cls(tokenizer, model, intents, tags, max_length)
+
+    # ------------------------------------------------------------------ encoding
+    def _encode(self, texts: Sequence[str]) -> dict:
+        return self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+
+    def _tag_targets(self, offsets: torch.Tensor, entities: list[EntitySpan]) -> list[int]:
+        index = {t: i for i, t in enumerate(self.tags)}
+        targets = []
+        seen: set[int] = set()
+        for start, end in offsets.tolist():
+            if end <= start:
+                targets.append(-100)  # special or padding token
+                continue
+            label = OUTSIDE
+            for k, span in enumerate(entities):
+                if span.start <= start < span.end:
+                    prefix = "I" if k in seen else "B"
+                    seen.add(k)
+                    label = f"{prefix}-{span.label}"
+                    break
+            targets.append(index.get(label, 0))
+        return targets
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        examples: Sequence[Example],
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        head_learning_rate: float,
+        seed: int,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> list[float]:
+        """Fine-tune encoder and heads jointly; returns the mean loss per epoch."""
+        _set_seed(seed)
+        intent_index = {name: i for i, name in enumerate(self.intents)}
+        encoder_params = list(self.model.encoder.parameters())
+        head_params = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": encoder_params, "lr": learning_rate},
+                {"params": head_params, "lr": head_learning_rate},
+            ],
+            weight_decay=0.01,
+        )
+        steps_per_epoch = math.ceil(len(examples) / batch_size)
+        total = max(1, steps_per_epoch * epochs)
+        warmup = max(1, total // 10)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))),
+        )
+        loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+        rng = random.Random(seed)
+        order = list(range(len(examples)))
+        history = []
+        self.model.train()
+        for epoch in range(epochs):
+            rng.shuffle(order)
+            losses = []
+            started = time.monotonic()
+            for b in range(0, len(order), batch_size):
+                batch = [examples[i] for i in order[b : b + batch_size]]
+                enc = self._encode([e.text for e in batch])
+                tag_targets = torch.tensor(
+                    [self._tag_targets(enc["offset_mapping"][i], e.entities) for i, e in enumerate(batch)]
+                )
+                intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
+                intent_logits, tag_logits = self.model(enc["input_ids"], enc["attention_mask"])
+                loss = loss_fn(intent_logits, intent_targets)
+                if len(self.tags) > 1:
+                    loss = loss + loss_fn(tag_logits.reshape(-1, len(self.tags)), tag_targets.reshape(-1))
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+            mean = float(np.mean(losses)) if losses else 0.0
+            history.append(mean)
+            logger.debug("epoch=%d loss=%.4f seconds=%.1f", epoch + 1, mean, time.monotonic() - started)
+            if progress:
+                progress(epoch + 1, epochs, mean)
+        self.model.eval()
+        return history
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        """Rank intents and extract entities for each text (batched)."""
+        self.model.eval()
+        results: list[Prediction] = []
+        for b in range(0, len(texts), batch_size):
+            chunk = list(texts[b : b + batch_size])
+            enc = self._encode(chunk)
+            intent_logits, tag_logits = self.model(enc["input_ids"], enc["attention_mask"])
+            intent_probs = torch.softmax(intent_logits / self.temperature, dim=-1)
+            tag_probs = torch.softmax(tag_logits, dim=-1)
+            for i, text in enumerate(chunk):
+                probs = intent_probs[i].tolist()
+                ranking = sorted(zip(self.intents, probs), key=lambda x: -x[1])
+                entities = self._decode(text, enc["offset_mapping"][i].tolist(), tag_probs[i])
+                results.append(Prediction(ranking, entities))
+        return results
+
+    def _decode(self, text: str, offsets: list[list[int]], probs: torch.Tensor) -> list[dict]:
+        if len(self.tags) == 1:
+            return []
+        best = probs.argmax(-1).tolist()
+        conf = probs.max(-1).values.tolist()
+        spans: list[dict] = []
+        current: dict | None = None
+        for (start, end), tag_id, c in zip(offsets, best, conf):
+            if end <= start:
+                continue
+            tag = self.tags[tag_id]
+            if tag == OUTSIDE:
+                current = None
+                continue
+            prefix, label = tag.split("-", 1)
+            if current is not None and current["entity"] == label and (
+                prefix == "I" or start == current["end"]
+            ):
+                current["end"] = end
+                current["_conf"].append(c)
+                continue
+            current = {"entity": label, "start": start, "end": end, "_conf": [c]}
+            spans.append(current)
+        entities = []
+        for span in spans:
+            start, end = _expand_to_word(text, span["start"], span["end"])
+            entities.append(
+                {
+                    "entity": span["entity"],
+                    "start": start,
+                    "end": end,
+                    "value": text[start:end],
+                    "confidence_entity": float(np.mean(span["_conf"])),
+                }
+            )
+        return entities
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        """Write encoder, tokenizer, heads and label vocabularies into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.encoder.save_pretrained(directory / "encoder", safe_serialization=True)
+        self.tokenizer.save_pretrained(directory / "encoder")
+        heads = {k: v for k, v in self.model.state_dict().items() if not k.startswith("encoder.")}
+        torch.save(heads, directory / "heads.pt")
+        meta = {
+            "intents": self.intents,
+            "tags": self.tags,
+            "max_length": self.max_length,
+            "temperature": self.temperature,
+        }
+        (directory / "labels.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> JointClassifier:
+        """Inverse of :meth:`save`."""
+        meta = json.loads((directory / "labels.json").read_text())
+        tokenizer = load_tokenizer(directory / "encoder")
+        config = AutoConfig.from_pretrained(str(directory / "encoder"))
+        encoder = AutoModel.from_pretrained(str(directory / "encoder"), config=config)
+        model = JointIntentEntityModel(encoder, len(meta["intents"]), len(meta["tags"]), 0.0)
+        heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(heads, strict=False)
+        model.eval()
+        return cls(
+            tokenizer,
+            model,
+            meta["intents"],
+            meta["tags"],
+            meta["max_length"],
+            meta.get("temperature", 1.0),
+        )
+
+
+def _expand_to_word(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow a span that stops inside an ASCII word to the whole word (``KF10|0234``)."""
+
+    def wordish(ch: str) -> bool:
+        return ch.isascii() and ch.isalnum()
+
+    while start > 0 and wordish(text[start - 1]) and wordish(text[start]):
+        start -= 1
+    while end < len(text) and wordish(text[end]) and wordish(text[end - 1]):
+        end += 1
+    return start, end

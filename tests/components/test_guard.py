@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import pytest
+
+from components.errors import ConfigError
+from components.guard import GuardEngine, LexiconEntry, default_engine, load_lexicon, normalize
+
+
+@pytest.fixture(scope="module")
+def engine() -> GuardEngine:
+    return default_engine()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fuck you",
+        "FUCK you",
+        "F*U*C*K you",
+        "f.u.c.k",
+        "ｆｕｃｋ",  # full width
+        "f\u200buck",  # zero-width space
+        "fuuuuck",  # repeats
+        "$hit happens",  # leetspeak
+        "你是傻逼",
+        "你是傻 逼",
+        "你是傻*逼吗",
+    ],
+)
+def test_evasions_are_caught(engine, text):
+    assert engine.scan(text).hits, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello, where is my order KF100234?",
+        "I take a class, hit me with the details",  # 'shit' across a word boundary
+        "skill yourself up with our tutorials",
+        "the price is 1,299 CNY",
+        "我想查一下订单",
+        "",
+    ],
+)
+def test_clean_text_is_not_flagged(engine, text):
+    assert engine.scan(text).hits == []
+
+
+def test_offsets_point_into_the_original_text(engine):
+    text = "oh F*U*C*K, my order is late"
+    hit = engine.scan(text).hits[0]
+    assert text[hit.start : hit.end] == "F*U*C*K"
+    assert engine.mask(text) == "oh ***, my order is late"
+
+
+def test_mask_keeps_the_rest_and_is_idempotent(engine):
+    text = "你是傻逼吗？ order KF100234"
+    masked = engine.mask(text)
+    assert masked == "你是***吗？ order KF100234"
+    assert engine.mask(masked) == masked
+
+
+def test_actions_and_result_summary(engine):
+    result = engine.scan("I will kill you, idiot")
+    assert result.action == "block"
+    assert result.blocked
+    summary = result.as_dict()
+    assert summary["categories"] == ["insult", "threat"]
+    assert all("term" not in hit for hit in summary["hits"])  # no raw words in parse data
+
+
+def test_flag_only_hits_are_not_masked(engine):
+    text = "you idiot"
+    assert engine.scan(text).action == "flag"
+    assert engine.mask(text) == text
+
+
+def test_allow_list_suppresses_a_term():
+    engine = GuardEngine([LexiconEntry("ass", "insult", 1, "mask")], allow=["assistant"])
+    assert engine.scan("my assistant").hits == []
+
+
+def test_normalize_maps_every_char_back():
+    norm, offsets = normalize("Ａ-B\u200bc")
+    assert norm == "abc"
+    assert offsets == [0, 2, 4]
+
+
+def test_bad_lexicon_lines_name_the_line(tmp_path: Path):
+    path = tmp_path / "lex.tsv"
+    path.write_text("ok\tinsult\t1\tmask\nbad\tinsult\tx\tmask\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="lex.tsv:2"):
+        load_lexicon(path)
+    path.write_text("bad\tinsult\t1\tnuke\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="action"):
+        load_lexicon(path)
+    with pytest.raises(ConfigError):
+        load_lexicon(tmp_path / "missing.tsv")

@@ -1,0 +1,94 @@
+"""Train -> persist -> load -> process through Rasa's ModelStorage."""
+
+import pytest
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.errors import ConfigError
+from components.intent_entity_classifier import TransformerIntentEntityClassifier as Classifier
+
+EN = {
+    "greet": ["hi", "hello", "hey there", "good morning", "hello friend", "hiya"],
+    "order_status": [
+        "where is my order",
+        "track my parcel",
+        "has my order shipped",
+        "when will my package arrive",
+        "status of my delivery",
+        "check my order",
+    ],
+}
+ORDER_EXAMPLES = [
+    ("where is order KF100234", 15, 23),
+    ("track KF100871 please", 6, 14),
+    ("status of KF104512", 10, 18),
+    ("has KF100555 shipped", 4, 12),
+    ("查一下订单KF100321", 5, 13),
+    ("订单KF109999到哪了", 2, 10),
+]
+
+
+def _training_data() -> TrainingData:
+    examples = [Message.build(text, intent) for intent, texts in EN.items() for text in texts]
+    for text, start, end in ORDER_EXAMPLES:
+        entity = {"start": start, "end": end, "value": text[start:end], "entity": "order_id"}
+        examples.append(Message.build(text, "order_status", entities=[entity]))
+    examples += [Message.build(t, "greet") for t in ("你好", "您好", "哈喽")]
+    return TrainingData(examples)
+
+
+@pytest.mark.slow
+def test_round_trip_en_and_zh(model_storage, resource, execution_context):
+    config = {"epochs": 12, "show_progress": False, "random_seed": 7}
+    component = Classifier.create(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    component.train(_training_data())
+
+    loaded = Classifier.load(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    messages = [
+        Message.build("hello there"),
+        Message.build("can you track order KF100042"),
+        Message.build("帮我查订单KF100234"),
+        Message.build(""),
+    ]
+    loaded.process(messages)
+    assert messages[0].get("intent")["name"] == "greet"
+    assert messages[1].get("intent")["name"] == "order_status"
+    ranking = messages[1].get("intent_ranking")
+    assert [r["name"] for r in ranking] == sorted([r["name"] for r in ranking], key=lambda n: -dict(
+        (r["name"], r["confidence"]) for r in ranking)[n])
+    for message, value in ((messages[1], "KF100042"), (messages[2], "KF100234")):
+        entities = message.get("entities")
+        assert [e["value"] for e in entities] == [value]
+        entity = entities[0]
+        assert message.get("text")[entity["start"] : entity["end"]] == value
+        assert entity["extractor"] == "TransformerIntentEntityClassifier"
+        assert 0 < entity["confidence_entity"] <= 1
+    assert messages[3].get("intent")["confidence"] == 0.0  # empty text -> fallback
+
+
+def test_untrained_component_passes_messages_through(model_storage, resource, execution_context):
+    component = Classifier.load(
+        Classifier.get_default_config(), model_storage, resource, execution_context
+    )
+    message = Message.build("hello")
+    component.process([message])
+    assert message.get("intent") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("epochs", 0),
+        ("batch_size", "16"),
+        ("learning_rate", 2),
+        ("dropout", 1.5),
+        ("model_name_or_path", "/nonexistent/model"),
+    ],
+)
+def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
+    with pytest.raises(ConfigError, match=key):
+        Classifier({key: value}, model_storage, resource, execution_context)

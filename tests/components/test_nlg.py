@@ -1,0 +1,164 @@
+"""RephrasingNLG: the template wins whenever the LLM is wrong, slow or down."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from components.errors import ConfigError
+from components.llm import Generation, LLMBackend, LLMClient
+from components.nlg import RephrasingNLG
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+slots:
+  order_id:
+    type: text
+    mappings: [{type: custom}]
+responses:
+  utter_greet:
+    - text: "Hello! Welcome to Demo Shop."
+      metadata: {rephrase: true}
+  utter_status:
+    - text: "Order {order_id} ships by 2026-11-30."
+      metadata: {rephrase: true}
+  utter_offer:
+    - text: "Would you like a human agent?"
+      buttons:
+        - {title: "Yes", payload: "/affirm"}
+      metadata: {rephrase: true}
+  utter_plain:
+    - text: "Plain text that is never rephrased."
+"""
+)
+
+
+class Scripted(LLMBackend):
+    """Returns a fixed reply (adversarial outputs for the checks), optionally slowly."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str, delay: float = 0.0) -> None:
+        self.reply, self.delay, self.calls = reply, delay, 0
+
+    def generate(self, messages, *, deadline=None, **kw):
+        self.calls += 1
+        end = time.monotonic() + self.delay
+        while time.monotonic() < end:
+            if deadline and time.monotonic() > deadline:
+                return Generation("", self.name, self.delay, 0, "deadline")
+            time.sleep(0.01)
+        return Generation(self.reply, self.name, self.delay, 5)
+
+
+def make_nlg(reply: str, delay: float = 0.0, **config) -> RephrasingNLG:
+    endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False, **config)
+    nlg = RephrasingNLG(endpoint, DOMAIN)
+    nlg._client = LLMClient(Scripted(reply, delay), timeout_s=config.get("timeout", 2.0))
+    return nlg
+
+
+def tracker() -> DialogueStateTracker:
+    return DialogueStateTracker.from_events(
+        "u1", [UserUttered("hi there"), SlotSet("order_id", "KF100234")], slots=DOMAIN.slots
+    )
+
+
+def generate(nlg: RephrasingNLG, action: str) -> dict:
+    return asyncio.run(nlg.generate(action, tracker(), "rest"))
+
+
+def test_good_rephrasing_is_used_and_reported():
+    nlg = make_nlg("Hi there, welcome to Demo Shop!")
+    response = generate(nlg, "utter_greet")
+    assert response["text"] == "Hi there, welcome to Demo Shop!"
+    info = response["metadata"]["kefu_nlg"]
+    assert info["rephrased"] and not info["template_used"] and info["backend"] == "transformers"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("Order KF100235 ships by 2026-11-30.", "missing_fact"),
+        ("Order KF100234 ships by 2026-12-01.", "changed_numbers"),
+        ("Order KF100234 ships by 2026-11-30, see http://x.example", "new_url"),
+        ("订单 KF100234 将于 2026-11-30 发货。", "language"),
+        ("Order KF100234 ships by 2026-11-30, you fucking idiot.", "guard"),
+        ("", "empty"),
+    ],
+)
+def test_bad_rephrasings_fall_back_to_the_template(reply, reason):
+    response = generate(make_nlg(reply), "utter_status")
+    assert response["text"] == "Order KF100234 ships by 2026-11-30."
+    assert reason in response["metadata"]["kefu_nlg"]["reason"]
+
+
+def test_timeout_falls_back_quickly():
+    nlg = make_nlg("Hello! Welcome to Demo Shop, friend.", delay=3.0, timeout=0.2)
+    started = time.monotonic()
+    response = generate(nlg, "utter_greet")
+    assert time.monotonic() - started < 1.5
+    assert response["text"] == "Hello! Welcome to Demo Shop."
+    assert response["metadata"]["kefu_nlg"]["reason"] == "timeout"
+
+
+def test_buttons_are_untouched():
+    response = generate(make_nlg("Do you want to talk to a person?"), "utter_offer")
+    assert response["text"] == "Do you want to talk to a person?"
+    assert response["buttons"] == [{"title": "Yes", "payload": "/affirm"}]
+
+
+def test_unmarked_responses_are_not_sent_to_the_llm():
+    nlg = make_nlg("anything")
+    response = generate(nlg, "utter_plain")
+    assert response["text"] == "Plain text that is never rephrased."
+    assert nlg._client.backend.calls == 0
+    nlg_all = make_nlg("Plain text that is never rephrased!", rephrase_all=True)
+    assert generate(nlg_all, "utter_plain")["text"].endswith("!")
+
+
+def test_unknown_response_returns_none():
+    assert generate(make_nlg("x"), "utter_missing") is None
+
+
+def test_llm_unavailable_uses_the_template():
+    endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False)
+    nlg = RephrasingNLG(endpoint, DOMAIN)
+    nlg._client_error = "ModelNotFoundError"
+    response = generate(nlg, "utter_greet")
+    assert response["text"] == "Hello! Welcome to Demo Shop."
+    assert response["metadata"]["kefu_nlg"]["reason"] == "llm_unavailable"
+
+
+def test_empty_domain_then_responses_assigned_like_rasa_does():
+    nlg = RephrasingNLG(EndpointConfig(type="x", warm_up=False), Domain.empty())
+    nlg.responses = DOMAIN.responses  # what rasa.core.agent does after loading the model
+    nlg._client_error = "off"
+    assert generate(nlg, "utter_plain")["text"] == "Plain text that is never rephrased."
+
+
+@pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("history", -1), ("llm", "x")])
+def test_bad_config(key, value):
+    with pytest.raises(ConfigError, match=key):
+        RephrasingNLG(EndpointConfig(type="x", warm_up=False, **{key: value}), DOMAIN)
+
+
+@pytest.mark.slow
+def test_real_smollm2_rephrasing_keeps_the_facts():
+    endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False, timeout=10.0)
+    nlg = RephrasingNLG(endpoint, Domain.from_file(Path(__file__).parents[2] / "rasa_project/domain.yml"))
+    assert nlg._get_client() is not None
+    for action in ("utter_greet", "utter_goodbye", "utter_you_are_welcome"):
+        response = asyncio.run(nlg.generate(action, tracker(), "rest"))
+        info = response["metadata"]["kefu_nlg"]
+        template = nlg.responses[action][0]["text"]
+        if info["rephrased"]:
+            assert "Demo Shop" in response["text"] or "Demo Shop" not in template
+        else:
+            assert response["text"] == template

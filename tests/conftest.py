@@ -1,0 +1,77 @@
+"""Shared fixtures: offline environment, isolated KEFU_HOME, one small trained model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "RASA_TELEMETRY_ENABLED": "false",
+    "HAYSTACK_TELEMETRY_ENABLED": "False",
+    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ[key] = value
+os.environ.setdefault("KEFU_WARMUP", "0")  # tests warm up explicitly
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def rasa_cli() -> str:
+    """The rasa executable of the running interpreter's environment."""
+    return str(VENV_BIN / "rasa")
+
+
+@pytest.fixture(autouse=True)
+def kefu_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own runtime folder (index, databases)."""
+    home = tmp_path / "kefu_home"
+    home.mkdir()
+    monkeypatch.setenv("KEFU_HOME", str(home))
+    return home
+
+
+def fast_config(target: Path, intent_epochs: int = 10, ted_epochs: int = 30) -> Path:
+    """config.yml with fewer epochs, for tests that need a trained model quickly."""
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    for item in config["pipeline"]:
+        if item["name"].endswith("TransformerIntentEntityClassifier"):
+            item["epochs"] = intent_epochs
+            item["show_progress"] = False
+    for item in config["policies"]:
+        if item["name"] == "TEDPolicy":
+            item["epochs"] = ted_epochs
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    """A model trained once per session on the real domain and data (fewer epochs)."""
+    out = tmp_path_factory.mktemp("models")
+    config = fast_config(out / "config.yml")
+    result = subprocess.run(
+        [
+            rasa_cli(),
+            "train",
+            "--domain", str(ROOT / "rasa_project" / "domain.yml"),
+            "--data", str(ROOT / "training_data"),
+            "--config", str(config),
+            "--out", str(out),
+            "--fixed-model-name", "kefu-test",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / "kefu-test.tar.gz"
