@@ -137,8 +137,10 @@ def normalize(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     offsets: list[int] = []
     n = len(text)
+    skipped = False  # a separator since the last kept char: "this shit" keeps both s
     for i, ch in enumerate(text):
         if _is_separator(ch) and ch not in _LEET:
+            skipped = True
             continue
         if ch in _LEET:
             prev_alpha = i > 0 and text[i - 1].isalpha()
@@ -146,14 +148,17 @@ def normalize(text: str) -> tuple[str, list[int]]:
             if prev_alpha or next_alpha:
                 ch = _LEET[ch]
             elif _is_separator(ch):
+                skipped = True
                 continue
         for piece in unicodedata.normalize("NFKC", ch).casefold():
             if _is_separator(piece):
+                skipped = True
                 continue
-            if out and out[-1] == piece:
+            if out and out[-1] == piece and not skipped:
                 continue  # collapse repeats: "fuuuck" -> "fuck"
             out.append(piece)
             offsets.append(i)
+            skipped = False
     return "".join(out), offsets
 
 

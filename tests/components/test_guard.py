@@ -21,6 +21,7 @@ def engine() -> GuardEngine:
         "ｆｕｃｋ",  # full width
         "f\u200buck",  # zero-width space
         "fuuuuck",  # repeats
+        "this shit is fine",  # a repeated letter across a space
         "$hit happens",  # leetspeak
         "你是傻逼",
         "你是傻 逼",

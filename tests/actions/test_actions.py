@@ -1,0 +1,114 @@
+"""The actions' run() methods with rasa-sdk's own Tracker and dispatcher."""
+
+import asyncio
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import actions as kefu_actions
+from actions.tickets import TicketStore
+from knowledge.index import DOCS_DIR, build_index
+from knowledge.retrieval import KnowledgeBase
+
+
+def make_tracker(text="", intent="greet", slots=None, events=None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
+    return Tracker(
+        sender_id="test-user",
+        slots=slots or {},
+        latest_message=latest,
+        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+def run(action, tracker):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, {}))
+    return dispatcher.messages, events
+
+
+@pytest.fixture(autouse=True)
+def fresh_stores(monkeypatch, kefu_home):
+    monkeypatch.setattr(kefu_actions, "ORDERS", kefu_actions.OrderRepository())
+    monkeypatch.setattr(kefu_actions, "TICKETS", TicketStore())
+
+
+@pytest.fixture(scope="module")
+def knowledge(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kb") / "index.json"
+    build_index(DOCS_DIR, path)
+    return KnowledgeBase(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "response"),
+    [
+        ("KF100234", "KF100234", None),
+        ("kf 100871", "KF100871", None),
+        ("my number is #104512", "KF104512", None),
+        ("KF999999", None, "utter_order_not_found"),
+        ("no idea", None, "utter_invalid_order_id"),
+    ],
+)
+def test_order_id_validation(value, expected, response):
+    dispatcher = CollectingDispatcher()
+    result = kefu_actions.ValidateOrderStatusForm().validate_order_id(
+        value, dispatcher, make_tracker(value), {}
+    )
+    assert result == {"order_id": expected}
+    assert [m["response"] for m in dispatcher.messages] == ([response] if response else [])
+
+
+def test_lookup_reports_status_from_the_database():
+    messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots={"order_id": "KF100555"}))
+    assert messages[0]["response"] == "utter_order_status"
+    assert messages[0]["status"] == "out for delivery today"
+    assert "JD Logistics" in messages[0]["detail"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": None}]
+
+
+def test_knowledge_answer_cites_its_source(monkeypatch, knowledge):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    messages, events = run(
+        kefu_actions.ActionAnswerKnowledge(), make_tracker("how long do refunds take?", "ask_policy")
+    )
+    assert "working day" in messages[0]["text"]
+    assert "Source: Refunds policy" in messages[0]["text"] and "(refunds.md)" in messages[0]["text"]
+    slots = {e["name"]: e["value"] for e in events}
+    assert slots["kb_found"] is True and slots["kb_sources"][0] == "refunds.md"
+
+
+def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    messages, events = run(
+        kefu_actions.ActionAnswerKnowledge(), make_tracker("who won the world cup", "ask_policy")
+    )
+    assert "don't want to guess" in messages[0]["text"]
+    assert messages[1]["response"] == "utter_offer_human"
+    assert {e["name"]: e["value"] for e in events}["kb_found"] is False
+
+
+def test_knowledge_unavailable_uses_the_error_catalogue(monkeypatch, tmp_path):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
+    messages, _ = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?", "ask_policy"))
+    assert messages[0]["text"].startswith("I can't reach the knowledge base")
+
+
+def test_knowledge_output_is_guarded():
+    assert kefu_actions.guarded("this shit is fine") == "this *** is fine"
+
+
+def test_handoff_writes_a_ticket():
+    messages, events = run(
+        kefu_actions.ActionHandoff(),
+        make_tracker("human please", "request_human", slots={"order_id": "KF100234"}),
+    )
+    ticket_id = events[0]["value"]
+    tickets = TicketStore().for_sender("test-user")
+    assert [t.ticket_id for t in tickets] == [ticket_id]
+    assert tickets[0].reason == "request" and tickets[0].last_intent == "request_human"
