@@ -100,7 +100,8 @@ test-fast: setup
 	@$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check components actions knowledge tests benchmarks
+	@$(VENV)/bin/ruff check components actions knowledge tests
+	@$(VENV)/bin/ruff format --check components actions knowledge tests
 
 clean:
 	rm -rf models .kefu .pytest_cache

@@ -128,12 +128,17 @@ class ActionAnswerKnowledge(Action):
             )
             dispatcher.utter_message(response="utter_offer_human")
             return [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
-        heading = f"{answer.title} — {answer.section}" if answer.section != answer.title else answer.title
+        heading = (
+            f"{answer.title} — {answer.section}" if answer.section != answer.title else answer.title
+        )
         dispatcher.utter_message(
             text=guarded(f"{answer.text}\n\nSource: {heading} ({answer.source})")
         )
         logger.info("knowledge.answer source=%s score=%.3f", answer.source, answer.score)
-        return [SlotSet("kb_found", True), SlotSet("kb_sources", [s["source"] for s in answer.sources])]
+        return [
+            SlotSet("kb_found", True),
+            SlotSet("kb_sources", [s["source"] for s in answer.sources]),
+        ]
 
 
 class ActionHandoff(Action):

@@ -79,9 +79,7 @@ class GuardResult:
         return {
             "action": self.action,
             "categories": self.categories,
-            "hits": [
-                {k: v for k, v in asdict(h).items() if k != "term"} for h in self.hits
-            ],
+            "hits": [{k: v for k, v in asdict(h).items() if k != "term"} for h in self.hits],
         }
 
 

@@ -1,6 +1,7 @@
 """Rasa graph component: a fine-tuned transformer that predicts intents and entities.
 
-Register it in ``config.yml`` as ``components.intent_entity_classifier.TransformerIntentEntityClassifier``.
+Register it in ``config.yml`` as
+``components.intent_entity_classifier.TransformerIntentEntityClassifier``.
 It fine-tunes a local Hugging Face encoder (default: the bundled all-MiniLM-L6-v2) with an
 intent head and a BIO entity head (see :mod:`components.joint_model`), and needs no Rasa
 tokenizer or featurizer in front of it.
@@ -105,7 +106,10 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         path = config["model_name_or_path"]
         if path is not None and not Path(path).is_dir():
             raise ConfigError(
-                "model_name_or_path", path, "a local folder with a Hugging Face model", component=name
+                "model_name_or_path",
+                path,
+                "a local folder with a Hugging Face model",
+                component=name,
             )
 
     @classmethod
@@ -147,7 +151,12 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         labels = sorted({s.label for e in examples for s in e.entities})
         cfg = self._config
         classifier = JointClassifier.build(
-            self._encoder_path(), intents, labels, cfg["max_length"], cfg["dropout"], cfg["random_seed"]
+            self._encoder_path(),
+            intents,
+            labels,
+            cfg["max_length"],
+            cfg["dropout"],
+            cfg["random_seed"],
         )
         started = time.monotonic()
 
@@ -220,7 +229,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             logger.warning("intent_classifier.predict_failed error=%s", type(exc).__name__)
             return messages
         threshold = self._config["entity_confidence_threshold"]
-        for message, text, prediction in zip(messages, texts, predictions):
+        for message, text, prediction in zip(messages, texts, predictions, strict=True):
             ranking = prediction.intent_ranking
             if not text.strip():
                 # nothing to classify: zero confidence lets FallbackClassifier answer

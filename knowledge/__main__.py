@@ -1,7 +1,7 @@
 """Knowledge-base command line.
 
-    python -m knowledge build [--docs DIR] [--index FILE] [--force]
-    python -m knowledge ask "how long do refunds take?"
+python -m knowledge build [--docs DIR] [--index FILE] [--force]
+python -m knowledge ask "how long do refunds take?"
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
             answer = KnowledgeBase(args.index).answer(args.question)
             if answer.found:
-                print(f"{answer.text}\n\nSource: {answer.title} ({answer.source}) score={answer.score:.2f}")
+                print(
+                    f"{answer.text}\n\nSource: {answer.title} ({answer.source}) "
+                    f"score={answer.score:.2f}"
+                )
             else:
                 print(f"No relevant passage (best similarity {answer.score:.2f}).")
     except KefuError as exc:

@@ -105,7 +105,9 @@ def build_index(
     if not force and index_path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") == fingerprint:
-            print(f"[kefu] knowledge index up to date ({meta['sections']} sections)", file=sys.stderr)
+            print(
+                f"[kefu] knowledge index up to date ({meta['sections']} sections)", file=sys.stderr
+            )
             return {**meta, "rebuilt": False}
     started = time.monotonic()
     documents = load_documents(Path(docs_dir))
@@ -123,7 +125,9 @@ def build_index(
     )
     embedder.warm_up()
     embedded = embedder.run(documents=documents)["documents"]
-    store = InMemoryDocumentStore(bm25_algorithm=BM25_ALGORITHM, embedding_similarity_function="cosine")
+    store = InMemoryDocumentStore(
+        bm25_algorithm=BM25_ALGORITHM, embedding_similarity_function="cosine"
+    )
     store.write_documents(embedded)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = index_path.with_suffix(".partial")

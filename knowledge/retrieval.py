@@ -104,7 +104,9 @@ class KnowledgeBase:
             pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=self.top_k))
             pipeline.add_component(
                 "joiner",
-                DocumentJoiner(join_mode="reciprocal_rank_fusion", weights=[0.7, 0.3], top_k=self.top_k),
+                DocumentJoiner(
+                    join_mode="reciprocal_rank_fusion", weights=[0.7, 0.3], top_k=self.top_k
+                ),
             )
             pipeline.connect("embedder.embedding", "dense.query_embedding")
             pipeline.connect("dense.documents", "joiner.documents")

@@ -10,13 +10,21 @@ from tests.conftest import ROOT, rasa_cli
 def test_rasa_data_validate_passes():
     result = subprocess.run(
         [
-            rasa_cli(), "data", "validate",
-            "--domain", "rasa_project/domain.yml",
-            "--data", "training_data",
-            "--config", "config.yml",
+            rasa_cli(),
+            "data",
+            "validate",
+            "--domain",
+            "rasa_project/domain.yml",
+            "--data",
+            "training_data",
+            "--config",
+            "config.yml",
             "--fail-on-warnings",
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -25,13 +33,21 @@ def test_rasa_data_validate_passes():
 def test_conversation_stories_pass(trained_model, tmp_path):
     result = subprocess.run(
         [
-            rasa_cli(), "test", "core",
-            "-m", str(trained_model),
-            "--stories", "tests/test_stories.yml",
-            "--out", str(tmp_path),
+            rasa_cli(),
+            "test",
+            "core",
+            "-m",
+            str(trained_model),
+            "--stories",
+            "tests/test_stories.yml",
+            "--out",
+            str(tmp_path),
             "--fail-on-prediction-errors",
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     failed = tmp_path / "failed_test_stories.yml"
     details = failed.read_text() if failed.exists() else ""

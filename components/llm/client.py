@@ -42,7 +42,9 @@ class LLMClient:
         """Load the backend now instead of on the first call."""
         self.backend.warm_up()
 
-    def generate(self, messages: list[Message], timeout_s: float | None = None, **kw: Any) -> Generation:
+    def generate(
+        self, messages: list[Message], timeout_s: float | None = None, **kw: Any
+    ) -> Generation:
         """Blocking generation with a deadline (see :meth:`LLMBackend.generate`)."""
         timeout = timeout_s or self.timeout_s
         started = time.monotonic()

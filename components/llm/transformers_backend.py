@@ -89,7 +89,9 @@ class TransformersBackend(LLMBackend):
                     reason["value"] = "deadline"
                     return True
                 if stop:
-                    tail = tokenizer.decode(input_ids[0, prompt_len:][-16:], skip_special_tokens=True)
+                    tail = tokenizer.decode(
+                        input_ids[0, prompt_len:][-16:], skip_special_tokens=True
+                    )
                     if any(s in tail for s in stop):
                         reason["value"] = "stop_string"
                         return True

@@ -65,7 +65,9 @@ def test_order_id_validation(value, expected, response):
 
 
 def test_lookup_reports_status_from_the_database():
-    messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots={"order_id": "KF100555"}))
+    messages, events = run(
+        kefu_actions.ActionLookupOrder(), make_tracker(slots={"order_id": "KF100555"})
+    )
     assert messages[0]["response"] == "utter_order_status"
     assert messages[0]["status"] == "out for delivery today"
     assert "JD Logistics" in messages[0]["detail"]
@@ -75,7 +77,8 @@ def test_lookup_reports_status_from_the_database():
 def test_knowledge_answer_cites_its_source(monkeypatch, knowledge):
     monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
     messages, events = run(
-        kefu_actions.ActionAnswerKnowledge(), make_tracker("how long do refunds take?", "ask_policy")
+        kefu_actions.ActionAnswerKnowledge(),
+        make_tracker("how long do refunds take?", "ask_policy"),
     )
     assert "working day" in messages[0]["text"]
     assert "Source: Refunds policy" in messages[0]["text"] and "(refunds.md)" in messages[0]["text"]

@@ -27,7 +27,10 @@ def test_faithful_rephrasing_passes():
         (TEMPLATE + " Track it at https://evil.example/x", "new_url"),
         (TEMPLATE + " Write to refunds@evil.example.", "new_email"),
         (TEMPLATE + " You also get 20 percent off!", "changed_numbers"),
-        ("订单 KF100234 已发货，承运商 SF Express，运单号 SF1402938475，预计 2026-11-30 送达。", "language"),
+        (
+            "订单 KF100234 已发货，承运商 SF Express，运单号 SF1402938475，预计 2026-11-30 送达。",
+            "language",
+        ),
         (TEMPLATE * 4, "too_long"),
     ],
 )

@@ -58,8 +58,10 @@ def test_round_trip_en_and_zh(model_storage, resource, execution_context):
     assert messages[0].get("intent")["name"] == "greet"
     assert messages[1].get("intent")["name"] == "order_status"
     ranking = messages[1].get("intent_ranking")
-    assert [r["name"] for r in ranking] == sorted([r["name"] for r in ranking], key=lambda n: -dict(
-        (r["name"], r["confidence"]) for r in ranking)[n])
+    assert [r["name"] for r in ranking] == sorted(
+        [r["name"] for r in ranking],
+        key=lambda n: -dict((r["name"], r["confidence"]) for r in ranking)[n],
+    )
     for message, value in ((messages[1], "KF100042"), (messages[2], "KF100234")):
         entities = message.get("entities")
         assert [e["value"] for e in entities] == [value]

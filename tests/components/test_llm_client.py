@@ -34,7 +34,10 @@ def test_generates_text(backend):
 @pytest.mark.slow
 def test_greedy_decoding_is_deterministic(backend):
     client = LLMClient(backend, timeout_s=30)
-    assert client.generate(CHAT, max_new_tokens=12).text == client.generate(CHAT, max_new_tokens=12).text
+    assert (
+        client.generate(CHAT, max_new_tokens=12).text
+        == client.generate(CHAT, max_new_tokens=12).text
+    )
 
 
 @pytest.mark.slow

@@ -152,7 +152,9 @@ def test_bad_config(key, value):
 @pytest.mark.slow
 def test_real_smollm2_rephrasing_keeps_the_facts():
     endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False, timeout=10.0)
-    nlg = RephrasingNLG(endpoint, Domain.from_file(Path(__file__).parents[2] / "rasa_project/domain.yml"))
+    nlg = RephrasingNLG(
+        endpoint, Domain.from_file(Path(__file__).parents[2] / "rasa_project/domain.yml")
+    )
     assert nlg._get_client() is not None
     for action in ("utter_greet", "utter_goodbye", "utter_you_are_welcome"):
         response = asyncio.run(nlg.generate(action, tracker(), "rest"))

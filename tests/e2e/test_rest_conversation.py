@@ -43,7 +43,12 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -79,7 +84,11 @@ def servers(trained_model, tmp_path_factory) -> Iterator[Servers]:
     home = tmp_path_factory.mktemp("e2e_home")
     env = {**os.environ, "KEFU_HOME": str(home), "KEFU_WARMUP": "1", "PYTHONUNBUFFERED": "1"}
     subprocess.run(
-        [sys.executable, "-m", "knowledge", "build"], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "-m", "knowledge", "build"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     action_port, rasa_port = free_port(), free_port()
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
@@ -100,12 +109,19 @@ def servers(trained_model, tmp_path_factory) -> Iterator[Servers]:
         procs.append(
             start(
                 [
-                    rasa_cli(), "run", "--enable-api",
-                    "-m", str(trained_model),
-                    "--endpoints", str(endpoints_file),
-                    "--credentials", "rasa_project/credentials.yml",
-                    "--port", str(rasa_port),
-                    "-i", "127.0.0.1",
+                    rasa_cli(),
+                    "run",
+                    "--enable-api",
+                    "-m",
+                    str(trained_model),
+                    "--endpoints",
+                    str(endpoints_file),
+                    "--credentials",
+                    "rasa_project/credentials.yml",
+                    "--port",
+                    str(rasa_port),
+                    "-i",
+                    "127.0.0.1",
                 ],
                 env,
                 logs["rasa"],
@@ -151,7 +167,15 @@ def test_order_id_in_first_message_and_unknown_order(servers):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "refund " * 1500, "😀😀😀🙏", "我的 order KF100042 到哪了？", "/restart_typo", "<script>alert(1)</script>"],
+    [
+        "",
+        "   ",
+        "refund " * 1500,
+        "😀😀😀🙏",
+        "我的 order KF100042 到哪了？",
+        "/restart_typo",
+        "<script>alert(1)</script>",
+    ],
     ids=["empty", "blank", "10k-chars", "emoji", "mixed-zh-en", "bad-intent", "html"],
 )
 def test_bad_input_gets_a_reply(servers, text):

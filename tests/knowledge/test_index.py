@@ -26,7 +26,11 @@ def kb(index) -> KnowledgeBase:
 def test_sections_keep_source_title_and_section():
     docs = load_documents(DOCS_DIR)
     assert {d.meta["source"] for d in docs} == {
-        "shipping.md", "returns.md", "refunds.md", "warranty.md", "payment.md"
+        "shipping.md",
+        "returns.md",
+        "refunds.md",
+        "warranty.md",
+        "payment.md",
     }
     refunds = [d for d in docs if d.meta["source"] == "refunds.md"]
     assert all(d.meta["title"] == "Refunds policy" for d in refunds)
