@@ -21,6 +21,7 @@ export RASA_TELEMETRY_ENABLED := false
 export HAYSTACK_TELEMETRY_ENABLED := False
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TOKENIZERS_PARALLELISM := false
+export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning:pkg_resources
 export RASA_SHELL_STREAM_READING_TIMEOUT_IN_SECONDS ?= 60
 export KEFU_DATASETS ?= $(abspath ../shared/datasets)
 
