@@ -23,7 +23,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning:pkg_resources
 export RASA_SHELL_STREAM_READING_TIMEOUT_IN_SECONDS ?= 60
-export KEFU_DATASETS ?= $(abspath ../shared/datasets)
+export KEFU_HOME ?= $(abspath .kefu)
 
 RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
 TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
@@ -60,7 +60,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) models
-	@mkdir -p .kefu
+	@mkdir -p .kefu "$(KEFU_HOME)"
 
 models: $(STAMP)
 	@$(PY) -m components.model_prep
@@ -74,12 +74,15 @@ index: setup
 
 # ---------------------------------------------------------------- run
 define start_actions
-	$(RASA) run actions --actions actions --port $(ACTIONS_PORT) > .kefu/actions.log 2>&1 & \
+	log="$(KEFU_HOME)/actions.log"; \
+	$(RASA) run actions --actions actions --port $(ACTIONS_PORT) > "$$log" 2>&1 & \
 	apid=$$!; trap 'kill $$apid 2>/dev/null' EXIT INT TERM; \
-	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: .kefu/actions.log)"; \
+	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: $$log)"; \
 	for i in $$(seq 1 120); do \
-	  curl -fs localhost:$(ACTIONS_PORT)/health >/dev/null 2>&1 && break; \
-	  kill -0 $$apid 2>/dev/null || { echo "action server failed, see .kefu/actions.log" >&2; exit 1; }; \
+	  $(PY) -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=1)' \
+	    http://127.0.0.1:$(ACTIONS_PORT)/health >/dev/null 2>&1 && break; \
+	  kill -0 $$apid 2>/dev/null || { echo "action server failed, see $$log" >&2; exit 1; }; \
+	  [ $$i -lt 120 ] || { echo "action server did not start in 120 s, see $$log" >&2; exit 1; }; \
 	  sleep 1; \
 	done;
 endef

@@ -6,19 +6,20 @@ Every free-text reply goes through the shared guard engine before it leaves the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.orders import STATUS_TEXT, OrderRepository, normalize_order_id
 from actions.tickets import TicketStore
-from components.errors import KefuError
+from components.errors import KefuError, KnowledgeBaseError
 from components.guard import default_engine
 from knowledge.retrieval import KnowledgeBase
 
@@ -34,6 +35,8 @@ def _warm_up_knowledge() -> None:
         KNOWLEDGE.warm_up()
     except KefuError as exc:
         logger.warning("knowledge.warm_up_failed code=%s", exc.code)
+    except Exception as exc:  # corrupt index etc.: answered per question with KEFU-KB
+        logger.warning("knowledge.warm_up_failed error=%s", type(exc).__name__)
 
 
 if os.environ.get("KEFU_WARMUP", "1") != "0":
@@ -116,18 +119,21 @@ class ActionAnswerKnowledge(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         question = tracker.latest_message.get("text") or ""
+        not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
-            answer = KNOWLEDGE.answer(question)
-        except KefuError as exc:
-            logger.error("knowledge.unavailable code=%s", exc.code)
-            dispatcher.utter_message(text=exc.user_message)
-            return [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
+            # retrieval is blocking (torch, BM25): keep the server's event loop free
+            answer = await asyncio.to_thread(KNOWLEDGE.answer, question)
+        except Exception as exc:
+            error = exc if isinstance(exc, KefuError) else KnowledgeBaseError("retrieval failed")
+            logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
+            dispatcher.utter_message(text=error.user_message)
+            return not_found
         if not answer.found:
             dispatcher.utter_message(
                 text="I couldn't find that in our shop policies, so I don't want to guess."
             )
-            dispatcher.utter_message(response="utter_offer_human")
-            return [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
+            # as an action (not a dispatcher message) so rules can react to the yes/no after it
+            return [*not_found, FollowupAction("utter_offer_human")]
         heading = (
             f"{answer.title} — {answer.section}" if answer.section != answer.title else answer.title
         )
@@ -142,7 +148,7 @@ class ActionAnswerKnowledge(Action):
 
 
 class ActionHandoff(Action):
-    """Creates a ticket for a human agent (metadata only, no raw messages)."""
+    """Creates a ticket for a human agent (metadata only, no raw messages) and says so."""
 
     def name(self) -> str:
         return "action_handoff"
@@ -157,11 +163,17 @@ class ActionHandoff(Action):
             if e.get("event") == "user"
         ]
         reason = "fallback" if {"nlu_fallback", "out_of_scope"} & set(intents[-3:]) else "request"
-        ticket = TICKETS.create(
-            sender_id=tracker.sender_id,
-            reason=reason,
-            last_intent=intent,
-            order_id=tracker.get_slot("order_id"),
-        )
+        try:
+            ticket = TICKETS.create(
+                sender_id=tracker.sender_id,
+                reason=reason,
+                last_intent=intent,
+                order_id=tracker.get_slot("order_id"),
+            )
+        except KefuError as exc:
+            logger.error("handoff.failed code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message)
+            return []
         logger.info("handoff.ticket reason=%s", reason)
+        dispatcher.utter_message(response="utter_handoff", ticket_id=ticket.ticket_id)
         return [SlotSet("ticket_id", ticket.ticket_id)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from actions.sqlite import open_db
 from components.errors import OrderStoreError
 from components.paths import kefu_home
 
@@ -68,28 +68,17 @@ class OrderRepository:
 
     def __init__(self, db_path: str | Path | None = None) -> None:
         self.db_path = Path(db_path or kefu_home() / "orders.db")
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            with self._lock:
-                conn = sqlite3.connect(self.db_path)
-                if not self._ready:
-                    conn.executescript(SEED_SQL.read_text(encoding="utf-8"))
-                    conn.commit()
-                    self._ready = True
-            return conn
-        except (sqlite3.Error, OSError) as exc:
-            raise OrderStoreError(
-                f"order database unavailable: {type(exc).__name__}",
-                hint="check KEFU_HOME is writable",
-                path=str(self.db_path),
-            ) from exc
+        self._seeded = False
 
     def get(self, order_id: str) -> Order | None:
-        """The order with this id, or None."""
-        conn = self._connect()
+        """The order with this id, or None.
+
+        Raises:
+            OrderStoreError: when the database cannot be opened or queried.
+        """
+        # the seed is re-applied only once per process (INSERT OR REPLACE keeps it current)
+        conn = open_db(self.db_path, "" if self._seeded else SEED_SQL.read_text(), OrderStoreError)
+        self._seeded = True
         try:
             row = conn.execute(
                 "SELECT order_id, items, total_cny, status, carrier, tracking_no, placed_on, eta "

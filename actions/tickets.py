@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from actions.sqlite import open_db
+from components.errors import TicketStoreError
 from components.paths import kefu_home
 
 SCHEMA = """
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     order_id    TEXT,
     created_at  REAL NOT NULL,
     status      TEXT NOT NULL DEFAULT 'open'
-)
+);
 """
 
 
@@ -45,17 +46,15 @@ class TicketStore:
 
     def __init__(self, db_path: str | Path | None = None) -> None:
         self.db_path = Path(db_path or kefu_home() / "tickets.db")
-        self._lock = threading.Lock()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path)
-        conn.execute(SCHEMA)
-        return conn
 
     def create(
         self, sender_id: str, reason: str, last_intent: str | None, order_id: str | None
     ) -> Ticket:
-        """Record a new open ticket and return it."""
+        """Record a new open ticket and return it.
+
+        Raises:
+            TicketStoreError: when the ticket cannot be written.
+        """
         ticket = Ticket(
             ticket_id="T-" + uuid.uuid4().hex[:8].upper(),
             sender_id=sender_id,
@@ -64,29 +63,19 @@ class TicketStore:
             order_id=order_id,
             created_at=time.time(),
         )
-        with self._lock:
-            conn = self._connect()
-            try:
-                conn.execute(
-                    "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ticket.ticket_id,
-                        ticket.sender_id,
-                        ticket.reason,
-                        ticket.last_intent,
-                        ticket.order_id,
-                        ticket.created_at,
-                        ticket.status,
-                    ),
-                )
-                conn.commit()
-            finally:
-                conn.close()
+        conn = open_db(self.db_path, SCHEMA, TicketStoreError)
+        try:
+            with conn:
+                conn.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", astuple(ticket))
+        except sqlite3.Error as exc:
+            raise TicketStoreError(f"ticket insert failed: {type(exc).__name__}") from exc
+        finally:
+            conn.close()
         return ticket
 
     def for_sender(self, sender_id: str) -> list[Ticket]:
         """All tickets of one conversation, oldest first."""
-        conn = self._connect()
+        conn = open_db(self.db_path, SCHEMA, TicketStoreError)
         try:
             rows = conn.execute(
                 "SELECT * FROM tickets WHERE sender_id = ? ORDER BY created_at", (sender_id,)

@@ -17,6 +17,7 @@ USER_MESSAGES: dict[str, str] = {
     "KEFU-LLM": "I could not phrase a reply just now.",
     "KEFU-KB": "I can't reach the knowledge base right now. Would you like to talk to a human?",
     "KEFU-ORDERS": "I can't look up orders right now. Would you like to talk to a human?",
+    "KEFU-TICKETS": "I couldn't create a ticket just now. Please try again in a minute.",
     "KEFU-SETUP": "The assistant has not been set up. Run `make setup`.",
 }
 
@@ -89,6 +90,12 @@ class OrderStoreError(KefuError):
     """The order database cannot be read."""
 
     code = "KEFU-ORDERS"
+
+
+class TicketStoreError(KefuError):
+    """The handoff ticket database cannot be written or read."""
+
+    code = "KEFU-TICKETS"
 
 
 class SetupError(KefuError):

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from components.errors import ConfigError
@@ -164,6 +165,18 @@ def _normalize_term(term: str) -> str:
     return normalize(term)[0]
 
 
+def _alternation(terms: Iterable[str]) -> re.Pattern | None:
+    """One regex matching any of ``terms``, longest first (None when there are none)."""
+    ordered = sorted(terms, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+
+def _wordish(ch: str) -> bool:
+    """A character that continues an ASCII word (letters, digits, apostrophe, full width)."""
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded == "'" or (len(folded) == 1 and folded.isascii() and folded.isalnum())
+
+
 class GuardEngine:
     """Sensitive-word matcher over normalised text.
 
@@ -178,9 +191,8 @@ class GuardEngine:
             key = _normalize_term(entry.term)
             if key:
                 self._entries[key] = entry
-        self._allow = {_normalize_term(a) for a in allow if _normalize_term(a)}
-        terms = sorted(self._entries, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, terms))) if terms else None
+        self._pattern = _alternation(self._entries)
+        self._allow_pattern = _alternation({_normalize_term(a) for a in allow} - {""})
 
     @classmethod
     def from_files(
@@ -200,27 +212,47 @@ class GuardEngine:
         if not text or self._pattern is None:
             return result
         norm, offsets = normalize(text)
+        allowed = (
+            [(m.start(), m.end()) for m in self._allow_pattern.finditer(norm)]
+            if self._allow_pattern
+            else []
+        )
         for match in self._pattern.finditer(norm):
+            if any(a <= match.start() and match.end() <= b for a, b in allowed):
+                continue  # inside an allow-listed word ("Scunthorpe")
             key = match.group(0)
-            if any(key in allowed and allowed in norm for allowed in self._allow):
-                continue
-            start = offsets[match.start()]
-            end = offsets[match.end() - 1] + 1
-            if key.isascii() and not self._on_word_boundaries(text, start, end):
-                continue  # "class hit" must not match "shit"
             entry = self._entries[key]
+            positions = offsets[match.start() : match.end()]
+            start, end = positions[0], positions[-1] + 1
+            if key.isascii() and not self._is_whole_words(text, positions, entry.term):
+                continue  # "class hit" / "Let's hit it" must not match "shit"
             result.hits.append(
                 GuardHit(entry.term, entry.category, entry.severity, entry.action, start, end)
             )
         return result
 
     @staticmethod
-    def _on_word_boundaries(text: str, start: int, end: int) -> bool:
-        before = text[start - 1] if start > 0 else " "
-        after = text[end] if end < len(text) else " "
-        return not (before.isascii() and before.isalnum()) and not (
-            after.isascii() and after.isalnum()
-        )
+    def _is_whole_words(text: str, positions: list[int], term: str) -> bool:
+        """Whether an ASCII match covers whole words of the original text.
+
+        The match must start and end on word boundaries, and when it joins several original
+        words, either the term has that many words ("kill yourself") or every piece is a single
+        letter (the spaced-out evasion "f u c k", "F*U*C*K").
+        """
+        start, end = positions[0], positions[-1] + 1
+        if (start > 0 and _wordish(text[start - 1])) or (end < len(text) and _wordish(text[end])):
+            return False
+        pieces, size = [], 1
+        for prev, cur in pairwise(positions):
+            gap = text[prev + 1 : cur]
+            # zero-width characters are invisible: they do not separate words
+            if any(_is_separator(c) and c not in _ZERO_WIDTH for c in gap):
+                pieces.append(size)
+                size = 1
+            else:
+                size += 1
+        pieces.append(size)
+        return len(pieces) == 1 or len(pieces) == len(term.split()) or max(pieces) == 1
 
     def mask(self, text: str, result: GuardResult | None = None) -> str:
         """Replace every ``mask``/``block`` hit in ``text`` by ``***``."""

@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, EntityExtractorMixin):
     """Joint intent classification and entity extraction with a fine-tuned encoder.
 
-    At inference a failure on a batch is logged as a warning and the messages pass through
-    without intent or entities (``FallbackClassifier`` then answers), instead of crashing.
+    At inference a failure on a batch (or a missing trained model) is logged as a warning and
+    the messages get no intent (confidence 0) and no entities, so ``FallbackClassifier`` answers,
+    instead of crashing.
     """
 
     @staticmethod
@@ -220,13 +221,19 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
     # ------------------------------------------------------------------ inference
     def process(self, messages: list[Message]) -> list[Message]:
         """Set intent, intent_ranking and entities on each message (one batched pass)."""
-        if self._classifier is None or not messages:
+        if not messages:
             return messages
         texts = [(m.get(TEXT) or "") for m in messages]
         try:
+            if self._classifier is None:
+                raise RuntimeError("component has not been trained")
             predictions = self._classifier.predict(texts)
         except Exception as exc:  # keep the conversation alive; fallback will answer
             logger.warning("intent_classifier.predict_failed error=%s", type(exc).__name__)
+            for message in messages:
+                if message.get(INTENT) is None:  # FallbackClassifier needs an intent key
+                    message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
+                    message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
         threshold = self._config["entity_confidence_threshold"]
         for message, text, prediction in zip(messages, texts, predictions, strict=True):

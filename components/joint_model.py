@@ -340,7 +340,15 @@ class JointClassifier:
         encoder = AutoModel.from_pretrained(str(directory / "encoder"), config=config)
         model = JointIntentEntityModel(encoder, len(meta["intents"]), len(meta["tags"]), 0.0)
         heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(heads, strict=False)
+        result = model.load_state_dict(heads, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("encoder.")]
+        if missing or result.unexpected_keys:
+            raise ModelNotFoundError(
+                f"persisted heads do not fit the model: missing={missing} "
+                f"unexpected={result.unexpected_keys}",
+                hint="retrain the model",
+                path=str(directory),
+            )
         model.eval()
         return cls(
             tokenizer,

@@ -70,8 +70,17 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         self._client = None
         self._client_error: str | None = None
         self._client_lock = threading.Lock()
+        self._loading: threading.Thread | None = None
         if self.config["warm_up"]:
-            threading.Thread(target=self._get_client, name="kefu-nlg-warmup", daemon=True).start()
+            self._start_loading()
+
+    def _start_loading(self) -> None:
+        """Load the LLM in a background thread (once)."""
+        if self._loading is None:
+            self._loading = threading.Thread(
+                target=self._get_client, name="kefu-nlg-llm-load", daemon=True
+            )
+            self._loading.start()
 
     @staticmethod
     def _validate(config: dict[str, Any]) -> None:
@@ -121,7 +130,8 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             return response
         template = response["text"]
         started = time.monotonic()
-        text, reason = await self._rephrase(template, tracker)
+        protected = [str(v) for v in kwargs.values() if isinstance(v, (str, int, float))]
+        text, reason = await self._rephrase(template, tracker, protected)
         info = {
             "rephrased": text is not None,
             "template_used": text is None,
@@ -143,11 +153,12 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         return response
 
     async def _rephrase(
-        self, template: str, tracker: DialogueStateTracker
+        self, template: str, tracker: DialogueStateTracker, protected: list[str]
     ) -> tuple[str | None, str]:
-        client = self._client if self._client is not None else None
+        client = self._client
         if client is None:
             # still loading (or failed): never make the user wait for a cold model
+            self._start_loading()
             return None, "llm_unavailable" if self._client_error else "llm_loading"
         try:
             generation = await client.agenerate(
@@ -163,7 +174,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         slots = [
             str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))
         ]
-        reasons = check_rephrase(template, candidate, slots)
+        reasons = check_rephrase(template, candidate, slots + protected)
         if not reasons and default_engine().scan(candidate).hits:
             reasons = ["guard"]
         if reasons:

@@ -54,7 +54,9 @@ class SensitiveContentGuard(GraphComponent):
         for key in ("lexicons", "allow"):
             if not isinstance(self._config[key], list):
                 raise ConfigError(key, self._config[key], "a list", component=type(self).__name__)
-        self._engine = engine
+        self._engine = engine or GuardEngine.from_files(
+            self._config["lexicons"], self._config["allow"]
+        )
 
     @classmethod
     def create(
@@ -64,11 +66,8 @@ class SensitiveContentGuard(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SensitiveContentGuard:
-        """Build the component and its matcher (lexicons are read here, once)."""
-        merged = {**cls.get_default_config(), **config}
-        component = cls(merged)
-        component._engine = GuardEngine.from_files(merged["lexicons"], merged["allow"])
-        return component
+        """Build the component and its matcher (lexicons are read once, here)."""
+        return cls(config)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Annotate each message with a ``guard`` property (added to the parse output)."""

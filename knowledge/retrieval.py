@@ -1,4 +1,4 @@
-"""Query the knowledge index: BM25 + dense retrieval joined by reciprocal rank fusion.
+"""Query the knowledge index: BM25 + dense retrieval joined by weighted reciprocal rank fusion.
 
 :class:`KnowledgeBase` is what the action server uses. It loads the persisted store once
 (:meth:`KnowledgeBase.warm_up`), runs a Haystack ``Pipeline`` per question and returns the best
@@ -12,8 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from haystack import Pipeline
-from haystack.components.joiners import DocumentJoiner
+from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import (
     InMemoryBM25Retriever,
     InMemoryEmbeddingRetriever,
@@ -21,6 +20,7 @@ from haystack.components.retrievers.in_memory import (
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import KnowledgeBaseError
+from knowledge.fusion import WeightedRankFusion
 from knowledge.index import default_index_path
 
 logger = logging.getLogger(__name__)
@@ -102,41 +102,40 @@ class KnowledgeBase:
                 "dense", InMemoryEmbeddingRetriever(store, top_k=self.top_k, scale_score=False)
             )
             pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=self.top_k))
-            pipeline.add_component(
-                "joiner",
-                DocumentJoiner(
-                    join_mode="reciprocal_rank_fusion", weights=[0.7, 0.3], top_k=self.top_k
-                ),
-            )
+            pipeline.add_component("fusion", WeightedRankFusion(top_k=self.top_k))
             pipeline.connect("embedder.embedding", "dense.query_embedding")
-            pipeline.connect("dense.documents", "joiner.documents")
-            pipeline.connect("bm25.documents", "joiner.documents")
+            pipeline.connect("dense.documents", "fusion.dense_documents")
+            pipeline.connect("bm25.documents", "fusion.bm25_documents")
             pipeline.warm_up()
             self._pipeline = pipeline
             logger.info("knowledge.loaded documents=%d", store.count_documents())
 
-    def retrieve(self, question: str) -> tuple[list, dict[str, float]]:
-        """Fused ranking plus the dense similarity of each retrieved document id."""
+    def retrieve(self, question: str) -> list[Document]:
+        """Fused ranking, best first; each document has ``meta["dense_score"]``."""
         self.warm_up()
-        out = self._pipeline.run(
-            {"embedder": {"text": question}, "bm25": {"query": question}},
-            include_outputs_from={"dense"},
-        )
-        dense = {doc.id: float(doc.score or 0.0) for doc in out["dense"]["documents"]}
-        return out["joiner"]["documents"], dense
+        try:
+            out = self._pipeline.run({"embedder": {"text": question}, "bm25": {"query": question}})
+        except Exception as exc:
+            raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
+        return out["fusion"]["documents"]
 
     def answer(self, question: str) -> Answer:
-        """Best passage for ``question`` with its source, or ``found=False``."""
+        """Best passage for ``question`` with its source, or ``found=False``.
+
+        The fused top passage is used when its own dense similarity reaches
+        ``min_similarity``; otherwise the best dense passage that does; otherwise no answer.
+        """
         if not question or not question.strip():
             return Answer(found=False)
-        ranked, dense = self.retrieve(question)
-        best_similarity = max(dense.values(), default=0.0)
-        if not ranked or best_similarity < self.min_similarity:
+        ranked = self.retrieve(question)
+        relevant = [d for d in ranked if (d.meta.get("dense_score") or 0.0) >= self.min_similarity]
+        best_similarity = max((d.meta.get("dense_score") or 0.0 for d in ranked), default=0.0)
+        if not relevant:
             logger.info("knowledge.no_answer similarity=%.3f", best_similarity)
             return Answer(found=False, score=best_similarity)
-        top = ranked[0]
+        top = relevant[0]
         sources = []
-        for doc in ranked:
+        for doc in relevant:
             entry = {"source": doc.meta["source"], "title": doc.meta["title"]}
             if entry not in sources:
                 sources.append(entry)
@@ -146,6 +145,6 @@ class KnowledgeBase:
             source=top.meta["source"],
             title=top.meta["title"],
             section=top.meta.get("section", ""),
-            score=dense.get(top.id, best_similarity),
+            score=top.meta["dense_score"],
             sources=sources[:3],
         )

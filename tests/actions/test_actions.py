@@ -92,14 +92,25 @@ def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
         kefu_actions.ActionAnswerKnowledge(), make_tracker("who won the world cup", "ask_policy")
     )
     assert "don't want to guess" in messages[0]["text"]
-    assert messages[1]["response"] == "utter_offer_human"
-    assert {e["name"]: e["value"] for e in events}["kb_found"] is False
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
+    assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
 
 def test_knowledge_unavailable_uses_the_error_catalogue(monkeypatch, tmp_path):
     monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
     messages, _ = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?", "ask_policy"))
     assert messages[0]["text"].startswith("I can't reach the knowledge base")
+
+
+def test_unexpected_retrieval_errors_are_caught(monkeypatch):
+    class Corrupt:
+        def answer(self, question):
+            raise ValueError("index is not JSON")
+
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", Corrupt())
+    messages, events = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?"))
+    assert messages[0]["text"].startswith("I can't reach the knowledge base")
+    assert {e["name"]: e["value"] for e in events}["kb_found"] is False
 
 
 def test_knowledge_output_is_guarded():
@@ -112,6 +123,14 @@ def test_handoff_writes_a_ticket():
         make_tracker("human please", "request_human", slots={"order_id": "KF100234"}),
     )
     ticket_id = events[0]["value"]
+    assert messages == [{**messages[0], "response": "utter_handoff", "ticket_id": ticket_id}]
     tickets = TicketStore().for_sender("test-user")
     assert [t.ticket_id for t in tickets] == [ticket_id]
     assert tickets[0].reason == "request" and tickets[0].last_intent == "request_human"
+
+
+def test_handoff_failure_is_told_not_hidden(monkeypatch, tmp_path):
+    monkeypatch.setattr(kefu_actions, "TICKETS", TicketStore(tmp_path / "no" / "such" / "t.db"))
+    messages, events = run(kefu_actions.ActionHandoff(), make_tracker("human", "request_human"))
+    assert events == []
+    assert messages[0]["text"].startswith("I couldn't create a ticket")

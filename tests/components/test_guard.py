@@ -38,6 +38,9 @@ def test_evasions_are_caught(engine, text):
         "hello, where is my order KF100234?",
         "I take a class, hit me with the details",  # 'shit' across a word boundary
         "skill yourself up with our tutorials",
+        "Let's hit it",
+        "what's hit rate of he's hit list",
+        "a sh it b",
         "the price is 1,299 CNY",
         "我想查一下订单",
         "",
@@ -76,9 +79,11 @@ def test_flag_only_hits_are_not_masked(engine):
     assert engine.mask(text) == text
 
 
-def test_allow_list_suppresses_a_term():
-    engine = GuardEngine([LexiconEntry("ass", "insult", 1, "mask")], allow=["assistant"])
-    assert engine.scan("my assistant").hits == []
+def test_allow_list_suppresses_only_inside_allowed_words():
+    engine = GuardEngine([LexiconEntry("cunt", "insult", 3, "mask")], allow=["Scunthorpe"])
+    assert engine.scan("I live in Scunthorpe").hits == []
+    hits = engine.scan("I live in Scunthorpe, you cunt").hits
+    assert [(h.start, h.end) for h in hits] == [(26, 30)]
 
 
 def test_normalize_maps_every_char_back():

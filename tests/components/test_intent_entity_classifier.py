@@ -78,7 +78,14 @@ def test_untrained_component_passes_messages_through(model_storage, resource, ex
     )
     message = Message.build("hello")
     component.process([message])
-    assert message.get("intent") is None
+    assert message.get("intent") == {"name": None, "confidence": 0.0}
+    # FallbackClassifier must be able to run after it (it reads message.data["intent"])
+    from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+
+    FallbackClassifier.create(
+        FallbackClassifier.get_default_config(), model_storage, resource, execution_context
+    ).process([message])
+    assert message.get("intent")["name"] == "nlu_fallback"
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,27 @@ def test_unmarked_responses_are_not_sent_to_the_llm():
     assert generate(nlg_all, "utter_plain")["text"].endswith("!")
 
 
+def test_action_variables_are_protected_too():
+    nlg = make_nlg("Order KF100234 (a phone) ships by 2026-11-30.")
+    nlg.responses["utter_items"] = [
+        {"text": "Order {order_id} ({items}) ships by 2026-11-30.", "metadata": {"rephrase": True}}
+    ]
+    response = asyncio.run(nlg.generate("utter_items", tracker(), "rest", items="wireless earbuds"))
+    assert response["text"] == "Order KF100234 (wireless earbuds) ships by 2026-11-30."
+    assert "missing_fact" in response["metadata"]["kefu_nlg"]["reason"]
+
+
+def test_llm_is_loaded_on_first_use_when_warm_up_is_off(monkeypatch):
+    endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False)
+    nlg = RephrasingNLG(endpoint, DOMAIN)
+    loaded = []
+    monkeypatch.setattr(nlg, "_get_client", lambda: loaded.append(True))
+    first = generate(nlg, "utter_greet")
+    nlg._loading.join(5)
+    assert first["metadata"]["kefu_nlg"]["reason"] == "llm_loading"
+    assert loaded == [True]
+
+
 def test_unknown_response_returns_none():
     assert generate(make_nlg("x"), "utter_missing") is None
 

@@ -57,6 +57,7 @@ def test_rebuild_is_skipped_when_nothing_changed(tmp_path):
         ("when will I get my money back", "refunds.md"),
         ("do you ship to Canada", "shipping.md"),
         ("can I pay with Alipay", "payment.md"),
+        ("what payment methods do you accept?", "payment.md"),
         ("is water damage covered", "warranty.md"),
         ("can I return underwear", "returns.md"),
     ],
