@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 DOCS_DIR = Path(__file__).resolve().parent / "docs"
 INDEX_FILE = "knowledge_index.json"
 BM25_ALGORITHM = "BM25Plus"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def default_index_path() -> Path:
@@ -74,9 +74,18 @@ def load_documents(docs_dir: Path) -> list[Document]:
             continue
         headers = doc.meta.get("parent_headers") or []
         section = doc.meta.get("header") or (headers[-1] if headers else doc.meta["title"])
-        meta = {"source": doc.meta["source"], "title": doc.meta["title"], "section": section}
-        doc_id = hashlib.sha1(f"{meta['source']}|{section}|{content}".encode()).hexdigest()
-        result.append(Document(id=doc_id, content=content, meta=meta))
+        meta = {
+            "source": doc.meta["source"],
+            "title": doc.meta["title"],
+            "section": section,
+            "body": content,  # what the assistant quotes
+        }
+        # the heading is part of what is searched (BM25 reads content only): a question about
+        # "payment methods" must find the section under "# Payment methods"
+        heading = section if section == meta["title"] else f"{meta['title']}: {section}"
+        indexed = f"{heading}\n{content}"
+        doc_id = hashlib.sha1(f"{meta['source']}|{indexed}".encode()).hexdigest()
+        result.append(Document(id=doc_id, content=indexed, meta=meta))
     return result
 
 
@@ -120,7 +129,6 @@ def build_index(
         model=encoder,
         local_files_only=True,
         normalize_embeddings=True,
-        meta_fields_to_embed=["title", "section"],
         progress_bar=True,
     )
     embedder.warm_up()

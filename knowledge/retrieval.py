@@ -141,7 +141,7 @@ class KnowledgeBase:
                 sources.append(entry)
         return Answer(
             found=True,
-            text=top.content,
+            text=top.meta.get("body", top.content),
             source=top.meta["source"],
             title=top.meta["title"],
             section=top.meta.get("section", ""),
