@@ -104,8 +104,8 @@ test-fast: setup
 	@$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check components actions knowledge tests
-	@$(VENV)/bin/ruff format --check components actions knowledge tests
+	@$(VENV)/bin/ruff check components actions knowledge tests benchmarks
+	@$(VENV)/bin/ruff format --check components actions knowledge tests benchmarks
 
 clean:
 	rm -rf models .kefu .pytest_cache

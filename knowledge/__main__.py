@@ -1,12 +1,17 @@
 """Knowledge-base command line.
 
-python -m knowledge build [--docs DIR] [--index FILE] [--force]
-python -m knowledge ask "how long do refunds take?"
+python -m knowledge build                      sync the shipped docs folder (add/update/prune)
+python -m knowledge ingest PATH [PATH ...]     add or update files/folders (md, html, pdf,
+                                               txt, FAQ csv/jsonl); unchanged files are skipped
+python -m knowledge remove SOURCE              delete a source (file name or path)
+python -m knowledge list | stats               what is indexed
+python -m knowledge ask "QUESTION"             answer one question from the index
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,33 +20,62 @@ from components.errors import KefuError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code (1 when some files failed, 2 on errors)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-    parser = argparse.ArgumentParser(prog="python -m knowledge", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m knowledge",
+        description="Manage and query Kefu's knowledge index.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--index", type=Path, default=None, help="index file (default: KEFU_HOME)")
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="embed the documents and save the index (if changed)")
-    build.add_argument("--docs", type=Path, default=None, help="folder of Markdown documents")
-    build.add_argument("--index", type=Path, default=None, help="index file to write")
-    build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
-    ask = sub.add_parser("ask", help="answer one question from the index")
+    build = sub.add_parser("build", help="sync the shipped documents folder")
+    build.add_argument("--docs", type=Path, default=None, help="folder of documents")
+    ingest = sub.add_parser("ingest", help="add or update files and folders")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest.add_argument("--prune", action="store_true", help="drop sources deleted from folders")
+    remove = sub.add_parser("remove", help="delete a source")
+    remove.add_argument("source")
+    sub.add_parser("list", help="indexed sources")
+    sub.add_parser("stats", help="index totals")
+    ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
-    ask.add_argument("--index", type=Path, default=None)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            from knowledge.index import DOCS_DIR, build_index
 
-            stats = build_index(args.docs or DOCS_DIR, args.index, force=args.force)
-            print(f"{stats['sections']} sections from {stats['documents']} documents")
+    from knowledge.index import DOCS_DIR, KnowledgeIndex
+
+    index = KnowledgeIndex(args.index)
+    try:
+        if args.command in ("build", "ingest"):
+            if args.command == "build":
+                report = index.ingest([args.docs or DOCS_DIR], prune=True)
+            else:
+                missing = [str(p) for p in args.paths if not p.exists()]
+                if missing:
+                    print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+                    return 2
+                report = index.ingest(args.paths, prune=args.prune)
+            for name, error in report.failed.items():
+                print(f"skipped {name}: {error}", file=sys.stderr)
+            print(report.summary())
+            return 1 if report.failed else 0
+        if args.command == "remove":
+            print(f"removed {', '.join(index.remove(args.source))}")
+        elif args.command == "list":
+            for item in index.sources():
+                print(f"{item['name']}\t{item['sections']} sections\tupdated {item['updated_at']}")
+        elif args.command == "stats":
+            print(json.dumps(index.stats(), indent=1))
         else:
             from knowledge.retrieval import KnowledgeBase
 
             answer = KnowledgeBase(args.index).answer(args.question)
             if answer.found:
                 print(
-                    f"{answer.text}\n\nSource: {answer.title} ({answer.source}) "
-                    f"score={answer.score:.2f}"
+                    f"{answer.text}\n\nSource: {answer.title} — {answer.section} ({answer.source}) "
+                    f"similarity={answer.score:.2f}"
                 )
             else:
                 print(f"No relevant passage (best similarity {answer.score:.2f}).")

@@ -1,8 +1,9 @@
-"""Build the knowledge index: Markdown documents -> sections -> MiniLM embeddings -> disk.
+"""The knowledge index: ingest files incrementally into a persisted Haystack document store.
 
-The index is a Haystack ``InMemoryDocumentStore`` saved as JSON under ``KEFU_HOME``. A
-fingerprint of the documents and settings is stored beside it, so :func:`build_index` only
-re-embeds when a document or a setting changed.
+The store is an ``InMemoryDocumentStore`` saved as JSON under ``KEFU_HOME`` (BM25 tokenises
+Chinese per character, words elsewhere). A manifest beside it records, per source file, its
+content hash and document ids, so re-ingesting only re-embeds files that changed, ``remove``
+deletes one source, and a changed encoder rebuilds everything.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from haystack import Document
-from haystack.components.preprocessors import MarkdownHeaderSplitter
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-from components.errors import KnowledgeBaseError
+from components.errors import KefuError, KnowledgeBaseError
 from components.paths import kefu_home
+from knowledge.converters import SUPPORTED, convert_file
 
 logger = logging.getLogger(__name__)
 
 DOCS_DIR = Path(__file__).resolve().parent / "docs"
 INDEX_FILE = "knowledge_index.json"
 BM25_ALGORITHM = "BM25Plus"
-INDEX_VERSION = 2
+# one token per CJK character, words of 2+ characters elsewhere
+BM25_TOKENS = r"(?u)[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]{2,}"
+INDEX_VERSION = 3
 
 
 def default_index_path() -> Path:
@@ -34,120 +39,229 @@ def default_index_path() -> Path:
     return kefu_home() / INDEX_FILE
 
 
-def _fingerprint(files: list[Path], encoder: str) -> str:
-    digest = hashlib.sha256(f"v{INDEX_VERSION}|{encoder}|{BM25_ALGORITHM}".encode())
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _title_of(text: str, fallback: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return fallback
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to ingest: the given files, and supported files found under given folders."""
+    files: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in SUPPORTED)
+        else:
+            files.append(item)
+    return files
 
 
-def load_documents(docs_dir: Path) -> list[Document]:
-    """Read every Markdown file and split it into one document per section.
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
 
-    Raises:
-        KnowledgeBaseError: when the folder holds no Markdown file.
-    """
-    files = sorted(docs_dir.glob("*.md"))
-    if not files:
-        raise KnowledgeBaseError(
-            f"no Markdown documents in {docs_dir}", hint="add .md files", path=str(docs_dir)
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    sections: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """Whether the index was written."""
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        """One line for people."""
+        text = (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} "
+            f"unchanged, {len(self.removed)} removed, {len(self.failed)} failed; "
+            f"{self.sections} sections indexed ({self.seconds:.1f} s)"
         )
-    documents = []
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        title = _title_of(text, path.stem)
-        documents.append(Document(content=text, meta={"source": path.name, "title": title}))
-    splitter = MarkdownHeaderSplitter(keep_headers=False, header_split_levels=[1, 2])
-    sections = splitter.run(documents=documents)["documents"]
-    result = []
-    for doc in sections:
-        content = (doc.content or "").strip()
-        if not content:
-            continue
-        headers = doc.meta.get("parent_headers") or []
-        section = doc.meta.get("header") or (headers[-1] if headers else doc.meta["title"])
-        meta = {
-            "source": doc.meta["source"],
-            "title": doc.meta["title"],
-            "section": section,
-            "body": content,  # what the assistant quotes
-        }
-        # the heading is part of what is searched (BM25 reads content only): a question about
-        # "payment methods" must find the section under "# Payment methods"
-        heading = section if section == meta["title"] else f"{meta['title']}: {section}"
-        indexed = f"{heading}\n{content}"
-        doc_id = hashlib.sha1(f"{meta['source']}|{indexed}".encode()).hexdigest()
-        result.append(Document(id=doc_id, content=indexed, meta=meta))
-    return result
+        return text
 
 
-def build_index(
-    docs_dir: Path = DOCS_DIR,
-    index_path: Path | None = None,
-    encoder: str | None = None,
-    force: bool = False,
-) -> dict:
-    """Embed the documents and persist the store; skipped when nothing changed.
+class KnowledgeIndex:
+    """Incremental ingestion into the persisted store.
 
-    Returns:
-        Stats: ``documents``, ``sections``, ``rebuilt`` and ``seconds``.
+    Args:
+        index_path: The store's JSON file (the manifest is ``<name>.manifest.json``).
+        encoder: Sentence-transformers model folder (default: the bundled MiniLM).
     """
-    from haystack_integrations.components.embedders.sentence_transformers import (
-        SentenceTransformersDocumentEmbedder,
-    )
 
-    from components.model_prep import minilm_path
+    def __init__(self, index_path: str | Path | None = None, encoder: str | None = None) -> None:
+        self.index_path = Path(index_path or default_index_path())
+        self.manifest_path = self.index_path.with_suffix(".manifest.json")
+        self._encoder = encoder
+        self._embedder = None
 
-    index_path = Path(index_path or default_index_path())
-    encoder = encoder or str(minilm_path())
-    files = sorted(Path(docs_dir).glob("*.md"))
-    fingerprint = _fingerprint(files, Path(encoder).name)
-    meta_path = index_path.with_suffix(".meta.json")
-    if not force and index_path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            print(
-                f"[kefu] knowledge index up to date ({meta['sections']} sections)", file=sys.stderr
+    @property
+    def encoder(self) -> str:
+        """The encoder folder in use."""
+        if self._encoder is None:
+            from components.model_prep import minilm_path
+
+            self._encoder = str(minilm_path())
+        return self._encoder
+
+    # ------------------------------------------------------------------ state
+    def _fingerprint(self) -> str:
+        return f"v{INDEX_VERSION}|{Path(self.encoder).name}|{BM25_ALGORITHM}|{BM25_TOKENS}"
+
+    def _load(self) -> tuple[InMemoryDocumentStore, dict]:
+        manifest = {"fingerprint": self._fingerprint(), "sources": {}}
+        if self.index_path.is_file() and self.manifest_path.is_file():
+            try:
+                stored = json.loads(self.manifest_path.read_text())
+                if stored.get("fingerprint") == manifest["fingerprint"]:
+                    return InMemoryDocumentStore.load_from_disk(str(self.index_path)), stored
+                logger.info("knowledge.rebuild reason=settings_changed")
+            except (ValueError, KeyError, OSError) as exc:
+                logger.warning("knowledge.rebuild reason=unreadable error=%s", type(exc).__name__)
+        return self.new_store(), manifest
+
+    @staticmethod
+    def new_store() -> InMemoryDocumentStore:
+        """An empty store with Kefu's BM25 settings."""
+        return InMemoryDocumentStore(
+            bm25_algorithm=BM25_ALGORITHM,
+            bm25_tokenization_regex=BM25_TOKENS,
+            embedding_similarity_function="cosine",
+        )
+
+    def _save(self, store: InMemoryDocumentStore, manifest: dict) -> None:
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_path.with_suffix(".partial")
+        store.save_to_disk(str(tmp))
+        tmp.replace(self.index_path)
+        self.manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+
+    def _embed(self, documents: list[Document], progress: bool) -> list[Document]:
+        if self._embedder is None:
+            from haystack_integrations.components.embedders.sentence_transformers import (
+                SentenceTransformersDocumentEmbedder,
             )
-            return {**meta, "rebuilt": False}
-    started = time.monotonic()
-    documents = load_documents(Path(docs_dir))
-    print(
-        f"[kefu] indexing {len(files)} documents ({len(documents)} sections) ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    embedder = SentenceTransformersDocumentEmbedder(
-        model=encoder,
-        local_files_only=True,
-        normalize_embeddings=True,
-        progress_bar=True,
-    )
-    embedder.warm_up()
-    embedded = embedder.run(documents=documents)["documents"]
-    store = InMemoryDocumentStore(
-        bm25_algorithm=BM25_ALGORITHM, embedding_similarity_function="cosine"
-    )
-    store.write_documents(embedded)
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_suffix(".partial")
-    store.save_to_disk(str(tmp))
-    tmp.replace(index_path)
-    stats = {
-        "fingerprint": fingerprint,
-        "documents": len(files),
-        "sections": len(embedded),
-        "encoder": Path(encoder).name,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    meta_path.write_text(json.dumps(stats, indent=1))
-    print(f"[kefu] knowledge index written: {index_path}", file=sys.stderr)
-    return {**stats, "rebuilt": True}
+
+            self._embedder = SentenceTransformersDocumentEmbedder(
+                model=self.encoder,
+                local_files_only=True,
+                normalize_embeddings=True,
+                progress_bar=progress,
+            )
+            self._embedder.warm_up()
+        # FAQ entries are found by their question: embed the question alone (the answer would
+        # dilute it), but keep question + answer as the BM25 text and the answer as the body
+        probes = [
+            Document(id=d.id, content=d.meta.get("faq_question") or d.content) for d in documents
+        ]
+        embedded = self._embedder.run(documents=probes)["documents"]
+        return [replace(d, embedding=e.embedding) for d, e in zip(documents, embedded, strict=True)]
+
+    # ------------------------------------------------------------------ operations
+    def ingest(
+        self, paths: Iterable[str | Path], prune: bool = False, progress: bool = True
+    ) -> IngestReport:
+        """Add new files, re-index changed ones, skip unchanged ones.
+
+        Args:
+            paths: Files and/or folders.
+            prune: Also remove indexed sources from the given folders that no longer exist.
+            progress: Print per-file progress and an embedding progress bar.
+
+        Bad files are reported in ``IngestReport.failed`` and never stop the run.
+        """
+        started = time.monotonic()
+        paths = list(paths)
+        store, manifest = self._load()
+        sources = manifest["sources"]
+        report = IngestReport()
+        files = expand(paths)
+        for number, path in enumerate(files, start=1):
+            key = str(path.resolve())
+            if progress:
+                print(f"[kefu] [{number}/{len(files)}] {path.name}", file=sys.stderr, flush=True)
+            try:
+                digest = _sha256(path)
+                if key in sources and sources[key]["sha256"] == digest:
+                    report.unchanged.append(path.name)
+                    continue
+                documents = self._embed(convert_file(path), progress)
+            except (KefuError, OSError) as exc:
+                report.failed[path.name] = str(exc)
+                logger.warning(
+                    "knowledge.ingest_failed file=%s error=%s", path.name, type(exc).__name__
+                )
+                continue
+            (report.updated if key in sources else report.added).append(path.name)
+            if key in sources:
+                store.delete_documents(sources[key]["doc_ids"])
+            store.write_documents(documents)
+            sources[key] = {
+                "name": path.name,
+                "sha256": digest,
+                "doc_ids": [d.id for d in documents],
+                "updated_at": documents[0].meta["updated_at"] if documents else None,
+            }
+        if prune:
+            folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+            for key in list(sources):
+                gone = not Path(key).exists()
+                if gone and any(Path(key).is_relative_to(folder) for folder in folders):
+                    store.delete_documents(sources.pop(key)["doc_ids"])
+                    report.removed.append(Path(key).name)
+        if report.changed or not self.index_path.is_file():
+            self._save(store, manifest)
+        report.sections = store.count_documents()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def remove(self, source: str) -> list[str]:
+        """Delete every indexed source whose path or file name is ``source``.
+
+        Raises:
+            KnowledgeBaseError: when nothing matches.
+        """
+        store, manifest = self._load()
+        sources = manifest["sources"]
+        wanted = str(Path(source).resolve())
+        keys = [k for k in sources if k == wanted or sources[k]["name"] == source]
+        if not keys:
+            raise KnowledgeBaseError(
+                f"'{source}' is not in the knowledge index",
+                hint="`python -m knowledge list` shows what is indexed",
+            )
+        for key in keys:
+            store.delete_documents(sources.pop(key)["doc_ids"])
+        self._save(store, manifest)
+        return [Path(k).name for k in keys]
+
+    def sources(self) -> list[dict]:
+        """Indexed sources: name, path, sections, updated_at."""
+        if not self.manifest_path.is_file():
+            return []
+        manifest = json.loads(self.manifest_path.read_text())
+        return [
+            {
+                "name": entry["name"],
+                "path": key,
+                "sections": len(entry["doc_ids"]),
+                "updated_at": entry["updated_at"],
+            }
+            for key, entry in sorted(manifest["sources"].items(), key=lambda kv: kv[1]["name"])
+        ]
+
+    def stats(self) -> dict:
+        """Totals for ``python -m knowledge stats``."""
+        items = self.sources()
+        return {
+            "index": str(self.index_path),
+            "sources": len(items),
+            "sections": sum(i["sections"] for i in items),
+            "encoder": self.encoder,
+            "size_bytes": self.index_path.stat().st_size if self.index_path.is_file() else 0,
+        }
+
+
+def build_index(docs_dir: Path = DOCS_DIR, index_path: Path | None = None) -> IngestReport:
+    """Sync the index with a folder (what ``make index`` runs): add, update and prune."""
+    return KnowledgeIndex(index_path).ingest([docs_dir], prune=True)

@@ -1,13 +1,14 @@
-"""Query the knowledge index: BM25 + dense retrieval joined by weighted reciprocal rank fusion.
+"""Query the knowledge index: BM25 + dense retrieval fused by :class:`HybridRanker`.
 
 :class:`KnowledgeBase` is what the action server uses. It loads the persisted store once
 (:meth:`KnowledgeBase.warm_up`), runs a Haystack ``Pipeline`` per question and returns the best
-passage with its source document, or ``found=False`` when nothing is relevant enough.
+passage with its sources, or ``found=False`` when nothing is relevant enough.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,15 @@ from haystack.components.retrievers.in_memory import (
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import KnowledgeBaseError
-from knowledge.fusion import WeightedRankFusion
+from components.fact_check import language_of
+from knowledge.fusion import HybridRanker
 from knowledge.index import default_index_path
 
 logger = logging.getLogger(__name__)
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# frequent function characters that say nothing about the topic of a Chinese question
+_ZH_STOP = set("的了吗呢吧啊我你您他她它们是在有和与及或怎么么什哪那这个一不也就都要会能可以请问")
 
 
 @dataclass
@@ -39,28 +45,42 @@ class Answer:
     sources: list[dict] = field(default_factory=list)
 
 
+def zh_overlap(question: str, passage: str) -> float:
+    """Share of the question's content characters (CJK, minus function words) in the passage."""
+    chars = {c for c in _CJK.findall(question) if c not in _ZH_STOP}
+    if not chars:
+        return 0.0
+    return sum(1 for c in chars if c in passage) / len(chars)
+
+
 class KnowledgeBase:
-    """Hybrid retrieval over the persisted shop documents.
+    """Hybrid retrieval over the persisted knowledge index.
 
     Args:
         index_path: The saved document store (default: ``KEFU_HOME/knowledge_index.json``).
         encoder: Sentence-transformers model folder (default: bundled MiniLM).
         top_k: Candidates taken from each retriever.
-        min_similarity: Cosine similarity of the best dense hit below which the question is
-            treated as unanswerable.
+        min_similarity: Cosine similarity the chosen passage needs (English questions).
+        min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
+            the English MiniLM encoder says little).
+        fusion: Keyword arguments for :class:`HybridRanker`.
     """
 
     def __init__(
         self,
         index_path: str | Path | None = None,
         encoder: str | None = None,
-        top_k: int = 5,
+        top_k: int = 10,
         min_similarity: float = 0.35,
+        min_zh_overlap: float = 0.6,
+        fusion: dict | None = None,
     ) -> None:
         self.index_path = Path(index_path or default_index_path())
         self.encoder = encoder
         self.top_k = top_k
         self.min_similarity = min_similarity
+        self.min_zh_overlap = min_zh_overlap
+        self.fusion = fusion or {}
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
 
@@ -68,7 +88,7 @@ class KnowledgeBase:
         """Load the store and the encoder (idempotent, thread-safe).
 
         Raises:
-            KnowledgeBaseError: when the index has not been built.
+            KnowledgeBaseError: when the index has not been built or cannot be read.
         """
         if self._pipeline is not None:
             return
@@ -87,7 +107,14 @@ class KnowledgeBase:
                     hint="run `python -m knowledge build`",
                     path=str(self.index_path),
                 )
-            store = InMemoryDocumentStore.load_from_disk(str(self.index_path))
+            try:
+                store = InMemoryDocumentStore.load_from_disk(str(self.index_path))
+            except Exception as exc:
+                raise KnowledgeBaseError(
+                    f"knowledge index unreadable: {type(exc).__name__}",
+                    hint="rebuild it with `python -m knowledge build`",
+                    path=str(self.index_path),
+                ) from exc
             pipeline = Pipeline()
             pipeline.add_component(
                 "embedder",
@@ -102,37 +129,46 @@ class KnowledgeBase:
                 "dense", InMemoryEmbeddingRetriever(store, top_k=self.top_k, scale_score=False)
             )
             pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=self.top_k))
-            pipeline.add_component("fusion", WeightedRankFusion(top_k=self.top_k))
+            pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
             pipeline.connect("embedder.embedding", "dense.query_embedding")
-            pipeline.connect("dense.documents", "fusion.dense_documents")
-            pipeline.connect("bm25.documents", "fusion.bm25_documents")
+            pipeline.connect("embedder.embedding", "ranker.query_embedding")
+            pipeline.connect("dense.documents", "ranker.dense_documents")
+            pipeline.connect("bm25.documents", "ranker.bm25_documents")
             pipeline.warm_up()
             self._pipeline = pipeline
             logger.info("knowledge.loaded documents=%d", store.count_documents())
 
     def retrieve(self, question: str) -> list[Document]:
-        """Fused ranking, best first; each document has ``meta["dense_score"]``."""
+        """Fused ranking, best first (see :class:`HybridRanker` for the scores in ``meta``)."""
         self.warm_up()
         try:
-            out = self._pipeline.run({"embedder": {"text": question}, "bm25": {"query": question}})
+            out = self._pipeline.run(
+                {
+                    "embedder": {"text": question},
+                    "bm25": {"query": question},
+                    "ranker": {"query": question},
+                }
+            )
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
-        return out["fusion"]["documents"]
+        return out["ranker"]["documents"]
+
+    def is_relevant(self, question: str, doc: Document) -> bool:
+        """Whether ``doc`` answers ``question`` well enough to be quoted."""
+        if language_of(question) == "zh":
+            return zh_overlap(question, doc.content or "") >= self.min_zh_overlap
+        return (doc.meta.get("dense_score") or 0.0) >= self.min_similarity
 
     def answer(self, question: str) -> Answer:
-        """Best passage for ``question`` with its source, or ``found=False``.
-
-        The fused top passage is used when its own dense similarity reaches
-        ``min_similarity``; otherwise the best dense passage that does; otherwise no answer.
-        """
+        """Best relevant passage for ``question`` with its sources, or ``found=False``."""
         if not question or not question.strip():
             return Answer(found=False)
         ranked = self.retrieve(question)
-        relevant = [d for d in ranked if (d.meta.get("dense_score") or 0.0) >= self.min_similarity]
-        best_similarity = max((d.meta.get("dense_score") or 0.0 for d in ranked), default=0.0)
+        relevant = [d for d in ranked if self.is_relevant(question, d)]
         if not relevant:
-            logger.info("knowledge.no_answer similarity=%.3f", best_similarity)
-            return Answer(found=False, score=best_similarity)
+            best = max((d.meta.get("dense_score") or 0.0 for d in ranked), default=0.0)
+            logger.info("knowledge.no_answer similarity=%.3f", best)
+            return Answer(found=False, score=best)
         top = relevant[0]
         sources = []
         for doc in relevant:
@@ -145,6 +181,6 @@ class KnowledgeBase:
             source=top.meta["source"],
             title=top.meta["title"],
             section=top.meta.get("section", ""),
-            score=top.meta["dense_score"],
+            score=float(top.meta.get("dense_score") or 0.0),
             sources=sources[:3],
         )

@@ -1,30 +1,48 @@
 import pytest
 from haystack import Document
 
-from knowledge.fusion import WeightedRankFusion
+from knowledge.fusion import HybridRanker, normalize_question
 
 
-def docs(*ids, score=None):
-    return [Document(id=i, content=i, score=score) for i in ids]
+def docs(*pairs, embedding=None):
+    return [Document(id=i, content=i, score=s, embedding=embedding) for i, s in pairs]
 
 
-def test_weights_follow_the_named_inputs():
-    dense, bm25 = docs("a", "b", score=0.9), docs("b", "c", score=7.0)
-    dense_first = WeightedRankFusion(dense_weight=1.0, bm25_weight=0.0).run(dense, bm25)
-    assert [d.id for d in dense_first["documents"]][:2] == ["a", "b"]
-    bm25_first = WeightedRankFusion(dense_weight=0.0, bm25_weight=1.0).run(dense, bm25)
-    assert [d.id for d in bm25_first["documents"]][:2] == ["b", "c"]
+def test_convex_mode_weighs_the_named_inputs():
+    dense, bm25 = docs(("a", 0.9), ("b", 0.5)), docs(("b", 8.0), ("c", 4.0))
+    dense_only = HybridRanker(dense_weight=1.0, bm25_weight=0.0).run(dense, bm25)["documents"]
+    assert [d.id for d in dense_only][:2] == ["a", "b"]
+    bm25_only = HybridRanker(dense_weight=0.0, bm25_weight=1.0).run(dense, bm25)["documents"]
+    assert [d.id for d in bm25_only][:2] == ["b", "c"]
 
 
-def test_documents_in_both_rankings_win_and_keep_their_dense_score():
-    out = WeightedRankFusion().run(docs("a", "b", score=0.8), docs("b", "c", score=3.0))[
-        "documents"
-    ]
+def test_scores_are_kept_in_meta_and_missing_cosines_computed():
+    dense = docs(("a", 0.8))
+    bm25 = [Document(id="c", content="c", score=3.0, embedding=[1.0, 0.0])]
+    out = HybridRanker().run(dense, bm25, query_embedding=[1.0, 0.0])["documents"]
+    by_id = {d.id: d for d in out}
+    assert by_id["a"].meta["dense_score"] == 0.8
+    assert by_id["c"].meta["dense_score"] == pytest.approx(1.0)  # computed from its embedding
+    assert by_id["c"].meta["bm25_score"] == 1.0
+
+
+def test_rrf_mode_ranks_by_position():
+    dense, bm25 = docs(("a", 0.9), ("b", 0.1)), docs(("b", 1.0), ("a", 0.1))
+    out = HybridRanker(mode="rrf", dense_weight=1, bm25_weight=2).run(dense, bm25)["documents"]
     assert out[0].id == "b"
-    assert out[0].meta["dense_score"] == 0.8
-    assert next(d for d in out if d.id == "c").meta["dense_score"] is None
 
 
-def test_bad_weights():
+def test_exact_faq_question_is_boosted():
+    faq = Document(id="f", content="x", score=0.5, meta={"faq_question": "How do I pay?"})
+    other = Document(id="o", content="y", score=0.6)
+    out = HybridRanker().run([other, faq], [], query="how do i pay")["documents"]
+    assert out[0].id == "f"
+    assert normalize_question("How do I pay？") == normalize_question("how do i pay")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "max"}, {"dense_weight": 0, "bm25_weight": 0}, {"dense_weight": -1}]
+)
+def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
-        WeightedRankFusion(dense_weight=0, bm25_weight=0)
+        HybridRanker(**kwargs)

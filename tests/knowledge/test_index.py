@@ -1,53 +1,162 @@
+"""Ingestion: formats, incremental updates, removal, bad files, zh and en retrieval."""
+
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from components.errors import KnowledgeBaseError
 from knowledge.__main__ import main as cli
-from knowledge.index import DOCS_DIR, build_index, load_documents
+from knowledge.converters import UnsupportedFileError, convert_file, split_sentences
+from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
 from knowledge.retrieval import KnowledgeBase
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    path = tmp_path_factory.mktemp("kb") / "index.json"
-    build_index(DOCS_DIR, path)
-    return path
+def tiny_pdf(text: str) -> bytes:
+    """A valid one-page PDF showing ``text`` (Helvetica), offsets computed for the xref."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
 
 
-@pytest.fixture(scope="module")
-def kb(index) -> KnowledgeBase:
-    kb = KnowledgeBase(index)
-    kb.warm_up()
-    return kb
+@pytest.fixture
+def library(tmp_path) -> Path:
+    """A folder with one file of each supported kind, plus broken ones."""
+    lib = tmp_path / "library"
+    lib.mkdir()
+    (lib / "gift-cards.md").write_text(
+        "# Gift cards\n\n## Expiry\nDemo Shop gift cards never expire.\n", encoding="utf-8"
+    )
+    (lib / "stores.html").write_text(
+        "<html><head><title>Our stores</title><script>var x=1;</script></head><body>"
+        "<h2>Opening hours</h2><p>The Shanghai store opens 10:00 to 22:00 every day.</p>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    (lib / "notes.txt").write_text("Loyalty points are credited 14 days after delivery.\n")
+    (lib / "membership.pdf").write_bytes(tiny_pdf("Gold members get free express delivery."))
+    (lib / "faq.csv").write_text(
+        "question,answer\nCan I change my delivery address?,Yes, until the order ships.\n"
+    )
+    (lib / "faq_zh.jsonl").write_text(
+        json.dumps(
+            {"question": "发票怎么开", "answer": "电子发票在收货后两个工作日内发送到邮箱。"},
+            ensure_ascii=False,
+        )
+        + "\n"
+        + json.dumps(
+            {"question": "可以货到付款吗", "answer": "中国大陆订单低于2000元支持货到付款。"},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    (lib / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (lib / "bad.jsonl").write_text('{"question": "no answer field"}\n')
+    (lib / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    return lib
 
 
-def test_sections_keep_source_title_and_section():
-    docs = load_documents(DOCS_DIR)
-    assert {d.meta["source"] for d in docs} == {
+def test_every_format_is_ingested_and_bad_files_are_skipped(tmp_path, library):
+    index = KnowledgeIndex(tmp_path / "index.json")
+    report = index.ingest([library], progress=False)
+    assert sorted(report.added) == sorted(
+        ["gift-cards.md", "stores.html", "notes.txt", "membership.pdf", "faq.csv", "faq_zh.jsonl"]
+    )
+    assert sorted(report.failed) == ["bad.jsonl", "broken.pdf", "latin1.txt"]
+    assert "question" in report.failed["bad.jsonl"]
+    names = {s["name"] for s in index.sources()}
+    assert "stores.html" in names and "broken.pdf" not in names
+    assert index.stats()["sections"] == report.sections == 7
+
+    kb = KnowledgeBase(tmp_path / "index.json")
+    for question, source in [
+        ("do gift cards expire", "gift-cards.md"),
+        ("when does the Shanghai store open", "stores.html"),
+        ("do gold members pay for express delivery", "membership.pdf"),
+        ("can I change the delivery address", "faq.csv"),
+        ("发票怎么开？", "faq_zh.jsonl"),
+        ("能货到付款吗", "faq_zh.jsonl"),
+    ]:
+        answer = kb.answer(question)
+        assert answer.found and answer.source == source, question
+    assert kb.answer("可以货到付款吗").text.startswith("中国大陆订单")
+    assert not kb.answer("明天杭州天气怎么样").found
+
+
+def test_incremental_update_and_remove(tmp_path, library):
+    index = KnowledgeIndex(tmp_path / "index.json")
+    index.ingest([library], progress=False)
+    again = index.ingest([library], progress=False)
+    assert not again.changed and "gift-cards.md" in again.unchanged
+
+    (library / "gift-cards.md").write_text("# Gift cards\n\nGift cards expire after 3 years.\n")
+    (library / "notes.txt").unlink()
+    report = index.ingest([library], prune=True, progress=False)
+    assert report.updated == ["gift-cards.md"] and report.removed == ["notes.txt"]
+    kb = KnowledgeBase(tmp_path / "index.json")
+    assert "3 years" in kb.answer("do gift cards expire").text
+
+    assert index.remove("stores.html") == ["stores.html"]
+    assert "stores.html" not in {s["name"] for s in index.sources()}
+    with pytest.raises(KnowledgeBaseError, match="not in the knowledge index"):
+        index.remove("stores.html")
+
+
+def test_shop_docs_sync(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS_DIR, docs)
+    assert set(build_index(docs, tmp_path / "i.json").added) == {
         "shipping.md",
         "returns.md",
         "refunds.md",
         "warranty.md",
         "payment.md",
     }
-    refunds = [d for d in docs if d.meta["source"] == "refunds.md"]
-    assert all(d.meta["title"] == "Refunds policy" for d in refunds)
-    assert "When you get your money back" in {d.meta["section"] for d in refunds}
+    assert build_index(docs, tmp_path / "i.json").changed is False
 
 
-def test_rebuild_is_skipped_when_nothing_changed(tmp_path):
-    docs = tmp_path / "docs"
-    shutil.copytree(DOCS_DIR, docs)
-    path = tmp_path / "index.json"
-    assert build_index(docs, path)["rebuilt"] is True
-    assert build_index(docs, path)["rebuilt"] is False
-    (docs / "gift-cards.md").write_text("# Gift cards\n\nGift cards never expire.\n")
-    stats = build_index(docs, path)
-    assert stats["rebuilt"] is True and stats["documents"] == 6
-    stored = json.loads(path.read_text())
-    assert any(d["meta"]["source"] == "gift-cards.md" for d in stored["documents"])
+def test_sections_keep_metadata():
+    docs = convert_file(DOCS_DIR / "refunds.md")
+    assert {d.meta["title"] for d in docs} == {"Refunds policy"}
+    section = next(d for d in docs if d.meta["section"] == "When you get your money back")
+    assert section.meta["source"] == "refunds.md" and section.meta["lang"] == "en"
+    assert section.meta["updated_at"].endswith("+00:00")
+    assert section.content.startswith("Refunds policy: When you get your money back\n")
+    assert not section.meta["body"].startswith("Refunds policy")
+
+
+def test_sentence_splitting_zh_and_en():
+    zh = split_sentences("退款会在三个工作日内处理。" * 30, max_chars=60)
+    assert all(len(c) <= 60 and c.endswith("。") for c in zh)
+    en = split_sentences("Refunds take three days. " * 30, max_chars=80)
+    assert all(len(c) <= 80 and c.endswith(".") for c in en)
+
+
+def test_unsupported_type_is_an_error(tmp_path):
+    path = tmp_path / "slides.pptx"
+    path.write_bytes(b"x")
+    with pytest.raises(UnsupportedFileError, match="unsupported"):
+        convert_file(path)
 
 
 @pytest.mark.parametrize(
@@ -62,32 +171,42 @@ def test_rebuild_is_skipped_when_nothing_changed(tmp_path):
         ("can I return underwear", "returns.md"),
     ],
 )
-def test_answers_name_the_right_document(kb, question, source):
-    answer = kb.answer(question)
-    assert answer.found
-    assert answer.source == source
-    assert answer.text
+def test_shop_answers_name_the_right_document(shop_kb, question, source):
+    answer = shop_kb.answer(question)
+    assert answer.found and answer.source == source
     assert answer.sources[0]["source"] == source
 
 
 @pytest.mark.parametrize("question", ["what is the capital of France", "asdkjh qwe zzz", "", "   "])
-def test_unrelated_questions_are_refused(kb, question):
-    assert not kb.answer(question).found
+def test_unrelated_questions_are_refused(shop_kb, question):
+    assert not shop_kb.answer(question).found
 
 
-def test_missing_index_says_how_to_build_it(tmp_path):
+@pytest.fixture(scope="module")
+def shop_kb(tmp_path_factory) -> KnowledgeBase:
+    path = tmp_path_factory.mktemp("kb") / "index.json"
+    build_index(DOCS_DIR, path)
+    return KnowledgeBase(path)
+
+
+def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="knowledge build"):
         KnowledgeBase(tmp_path / "nope.json").warm_up()
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json")
+    with pytest.raises(KnowledgeBaseError, match="unreadable"):
+        KnowledgeBase(corrupt).warm_up()
 
 
-def test_cli_build_and_ask(tmp_path, capsys):
-    path = tmp_path / "cli.json"
-    assert cli(["build", "--index", str(path)]) == 0
-    assert cli(["ask", "how much does express delivery cost", "--index", str(path)]) == 0
-    assert "shipping.md" in capsys.readouterr().out
-    assert cli(["ask", "hi", "--index", str(tmp_path / "missing.json")]) == 2
-
-
-def test_empty_docs_folder_is_an_error(tmp_path):
-    with pytest.raises(KnowledgeBaseError, match="no Markdown"):
-        build_index(tmp_path, tmp_path / "i.json")
+def test_cli(tmp_path, library, capsys):
+    index = ["--index", str(tmp_path / "cli.json")]
+    assert cli([*index, "ingest", str(library)]) == 1  # some files failed
+    assert "skipped broken.pdf" in capsys.readouterr().err
+    assert cli([*index, "ask", "do gift cards expire"]) == 0
+    assert "gift-cards.md" in capsys.readouterr().out
+    assert cli([*index, "list"]) == 0 and "faq.csv" in capsys.readouterr().out
+    assert cli([*index, "remove", "faq.csv"]) == 0
+    assert cli([*index, "stats"]) == 0 and '"sources": 5' in capsys.readouterr().out
+    assert cli([*index, "ingest", str(tmp_path / "missing")]) == 2
+    assert cli([*index, "remove", "nothing.md"]) == 2
+    assert cli(["--index", str(tmp_path / "b.json"), "build"]) == 0

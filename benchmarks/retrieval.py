@@ -1,0 +1,269 @@
+"""Retrieval benchmark: BM25 vs dense vs hybrid on StackFAQ, AFQMC pair matching, shop QA.
+
+    .venv/bin/python benchmarks/retrieval.py                      # all three parts
+    .venv/bin/python benchmarks/retrieval.py --faq F.jsonl --queries Q.jsonl --json out.json
+
+StackFAQ: every FAQ thread is ingested through Kefu's own ingestion (question embedded, question
++ accepted answer searched by BM25); each query must rank its own thread first.
+AFQMC (zh): each pair is scored by the same BM25 tokenisation and encoder; AUC and accuracy at a
+threshold chosen on even-numbered pairs and measured on odd-numbered ones.
+Shop QA: hand-written questions about the demo shop's documents (some unanswerable) through
+``KnowledgeBase.answer`` — answer rate, correct source, correct refusals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from knowledge.fusion import HybridRanker  # noqa: E402
+from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
+from knowledge.retrieval import KnowledgeBase  # noqa: E402
+
+DATASETS = Path(
+    os.environ.get("KEFU_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
+SHOP_QA = Path(__file__).resolve().parent / "data" / "shop_qa.jsonl"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def ranking_metrics(ranks: list[int | None]) -> dict:
+    """P@1, MRR, Recall@5 from the 1-based rank of the gold item (None = not retrieved)."""
+    n = len(ranks) or 1
+    return {
+        "p@1": sum(1 for r in ranks if r == 1) / n,
+        "mrr": sum(1 / r for r in ranks if r) / n,
+        "recall@5": sum(1 for r in ranks if r and r <= 5) / n,
+    }
+
+
+def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
+    """Rank FAQ threads for each query with every retriever variant."""
+    queries = read_jsonl(queries_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        report = KnowledgeIndex(Path(tmp) / "index.json").ingest([faq], progress=False)
+        build_s = time.monotonic() - started
+        if report.failed:
+            raise SystemExit(f"could not ingest {faq}: {report.failed}")
+        kb = KnowledgeBase(Path(tmp) / "index.json", top_k=top_k)
+        kb.warm_up()
+        pipeline = kb._pipeline
+        variants = {
+            "bm25": None,
+            "dense": None,
+            "hybrid-rrf (naive, equal weights)": HybridRanker(
+                mode="rrf", dense_weight=1, bm25_weight=1, top_k=top_k
+            ),
+            "hybrid (default, calibrated)": HybridRanker(top_k=top_k),
+        }
+        ranks: dict[str, list] = {name: [] for name in variants}
+        latency: list[float] = []
+        for q in queries:
+            t0 = time.perf_counter()
+            out = pipeline.run(
+                {
+                    "embedder": {"text": q["query"]},
+                    "bm25": {"query": q["query"]},
+                    "ranker": {"query": q["query"]},
+                },
+                include_outputs_from={"dense", "bm25", "embedder"},
+            )
+            latency.append((time.perf_counter() - t0) * 1000)
+            lists = {"bm25": out["bm25"]["documents"], "dense": out["dense"]["documents"]}
+            for name, ranker in variants.items():
+                if ranker is None:
+                    docs = lists[name]
+                else:
+                    docs = ranker.run(
+                        lists["dense"], lists["bm25"], q["query"], out["embedder"]["embedding"]
+                    )["documents"]
+                ids = [d.meta.get("faq_id") for d in docs]
+                ranks[name].append(ids.index(q["faq_id"]) + 1 if q["faq_id"] in ids else None)
+    rows = {name: ranking_metrics(r) for name, r in ranks.items()}
+    return {
+        "queries": len(queries),
+        "faq_threads": report.sections,
+        "index_build_s": round(build_s, 2),
+        "query_ms_p50": round(percentile(latency, 50), 1),
+        "query_ms_p95": round(percentile(latency, 95), 1),
+        "retrievers": rows,
+    }
+
+
+def afqmc(pairs_path: Path) -> dict:
+    """Score zh question pairs with BM25-style char overlap and with the encoder's cosine."""
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersTextEmbedder,
+    )
+
+    from components.model_prep import minilm_path
+    from knowledge.retrieval import zh_overlap
+
+    pairs = read_jsonl(pairs_path)
+    embedder = SentenceTransformersTextEmbedder(
+        model=str(minilm_path()),
+        local_files_only=True,
+        normalize_embeddings=True,
+        progress_bar=False,
+    )
+    embedder.warm_up()
+    sentences = sorted({p["sentence1"] for p in pairs} | {p["sentence2"] for p in pairs})
+    vectors = dict(
+        zip(
+            sentences,
+            embedder.embedding_backend.embed(sentences, batch_size=64, normalize_embeddings=True),
+            strict=True,
+        )
+    )
+    labels = np.array([p["label"] for p in pairs])
+    scores = {
+        "char overlap (BM25 tokens)": np.array(
+            [
+                (
+                    zh_overlap(p["sentence1"], p["sentence2"])
+                    + zh_overlap(p["sentence2"], p["sentence1"])
+                )
+                / 2
+                for p in pairs
+            ]
+        ),
+        "dense MiniLM cosine": np.array(
+            [float(np.dot(vectors[p["sentence1"]], vectors[p["sentence2"]])) for p in pairs]
+        ),
+    }
+    rows = {}
+    for name, s in scores.items():
+        even, odd = np.arange(len(pairs)) % 2 == 0, np.arange(len(pairs)) % 2 == 1
+        thresholds = np.unique(s[even])
+        best = max(thresholds, key=lambda t: ((s[even] >= t) == labels[even]).mean())
+        pred = s[odd] >= best
+        tp = int((pred & (labels[odd] == 1)).sum())
+        f1 = 2 * tp / max(1, pred.sum() + (labels[odd] == 1).sum())
+        rows[name] = {
+            "auc": round(auc(s, labels), 4),
+            "acc": round(float((pred == labels[odd]).mean()), 4),
+            "pos_f1": round(f1, 4),
+        }
+    return {"pairs": len(pairs), "scorers": rows}
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (rank statistic, ties averaged)."""
+    order = scores.argsort()
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):
+        tie = scores == value
+        ranks[tie] = ranks[tie].mean()
+    pos = labels == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def shop_qa(qa_path: Path) -> dict:
+    """Answer rate, citation accuracy and refusals on the demo shop's documents."""
+    cases = read_jsonl(qa_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
+        kb = KnowledgeBase(Path(tmp) / "index.json")
+        answerable = [c for c in cases if c["source"]]
+        unanswerable = [c for c in cases if not c["source"]]
+        cited, answered, refused, wrong = 0, 0, 0, []
+        for case in cases:
+            answer = kb.answer(case["question"])
+            if case["source"]:
+                answered += answer.found
+                if answer.found and answer.source == case["source"]:
+                    cited += 1
+                else:
+                    wrong.append({"question": case["question"], "got": answer.source or None})
+            else:
+                refused += not answer.found
+                if answer.found:
+                    wrong.append({"question": case["question"], "got": answer.source})
+    return {
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "answer_rate": round(answered / len(answerable), 4),
+        "correct_source": round(cited / len(answerable), 4),
+        "correct_refusals": round(refused / len(unanswerable), 4),
+        "errors": wrong,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faq", type=Path, default=DATASETS / "stackfaq" / "faq.jsonl")
+    parser.add_argument("--queries", type=Path, default=DATASETS / "stackfaq" / "queries.jsonl")
+    parser.add_argument("--afqmc", type=Path, default=DATASETS / "afqmc" / "dev_visible.jsonl")
+    parser.add_argument("--shop-qa", type=Path, default=SHOP_QA)
+    parser.add_argument("--parts", default="stackfaq,afqmc,shop", help="comma-separated parts")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    needed = {"stackfaq": [args.faq, args.queries], "afqmc": [args.afqmc], "shop": [args.shop_qa]}
+    for path in (p for part in parts for p in needed.get(part, [])):
+        if not path.is_file():
+            print(f"error: {path} not found (set KEFU_DATASETS or pass the path)", file=sys.stderr)
+            return 2
+    results: dict = {}
+    if "stackfaq" in parts:
+        print("[bench] StackFAQ ...", file=sys.stderr, flush=True)
+        results["stackfaq"] = r = stackfaq(args.faq, args.queries)
+        print(
+            f"\nStackFAQ ({r['queries']} queries, {r['faq_threads']} threads; "
+            f"index {r['index_build_s']} s; query p50 {r['query_ms_p50']} ms, "
+            f"p95 {r['query_ms_p95']} ms)"
+        )
+        print("| retriever | P@1 | MRR | Recall@5 |\n|---|---|---|---|")
+        for name, m in r["retrievers"].items():
+            print(f"| {name} | {m['p@1']:.3f} | {m['mrr']:.3f} | {m['recall@5']:.3f} |")
+    if "afqmc" in parts:
+        print("[bench] AFQMC ...", file=sys.stderr, flush=True)
+        results["afqmc"] = r = afqmc(args.afqmc)
+        print(
+            f"\nAFQMC pair matching ({r['pairs']} pairs; "
+            "threshold fit on even pairs, measured on odd)"
+        )
+        print("| scorer | AUC | accuracy | positive F1 |\n|---|---|---|---|")
+        for name, m in r["scorers"].items():
+            print(f"| {name} | {m['auc']:.3f} | {m['acc']:.3f} | {m['pos_f1']:.3f} |")
+    if "shop" in parts:
+        print("[bench] shop QA ...", file=sys.stderr, flush=True)
+        results["shop_qa"] = r = shop_qa(args.shop_qa)
+        print(f"\nShop QA ({r['answerable']} answerable, {r['unanswerable']} unanswerable)")
+        print("| answer rate | correct source | correct refusals |\n|---|---|---|")
+        print(
+            f"| {r['answer_rate']:.3f} | {r['correct_source']:.3f} | {r['correct_refusals']:.3f} |"
+        )
+        for error in r["errors"]:
+            print(f"  miss: {error['question']!r} -> {error['got']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
