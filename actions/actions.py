@@ -21,6 +21,7 @@ from actions.orders import STATUS_TEXT, OrderRepository, normalize_order_id
 from actions.tickets import TicketStore
 from components.errors import KefuError, KnowledgeBaseError
 from components.guard import default_engine
+from knowledge.answering import AnswerComposer, rewrite_follow_up
 from knowledge.retrieval import KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,18 @@ logger = logging.getLogger(__name__)
 ORDERS = OrderRepository()
 TICKETS = TicketStore()
 KNOWLEDGE = KnowledgeBase()
+
+
+def _composer_from_env() -> AnswerComposer:
+    """KEFU_KB_LLM=transformers turns on grounded LLM answers (default: extractive only)."""
+    backend = os.environ.get("KEFU_KB_LLM", "off").strip().lower()
+    if backend in ("", "off", "none", "0"):
+        return AnswerComposer(llm=None)
+    timeout = float(os.environ.get("KEFU_KB_LLM_TIMEOUT", "3.0"))
+    return AnswerComposer(llm={"backend": backend, "timeout": timeout})
+
+
+COMPOSER = _composer_from_env()
 
 
 def _warm_up_knowledge() -> None:
@@ -110,7 +123,11 @@ class ActionLookupOrder(Action):
 
 
 class ActionAnswerKnowledge(Action):
-    """Answers a policy question with the best passage and names its source document."""
+    """Answers a policy question from the knowledge base and names the documents it used.
+
+    A follow-up ("and for watches?") is retrieved together with the previous policy question;
+    the reply is a checked, grounded LLM answer or the best extractive sentences.
+    """
 
     def name(self) -> str:
         return "action_answer_knowledge"
@@ -118,11 +135,16 @@ class ActionAnswerKnowledge(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        question = tracker.latest_message.get("text") or ""
+        question = rewrite_follow_up(
+            tracker.latest_message.get("text") or "", _previous_policy_question(tracker)
+        )
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
-            # retrieval is blocking (torch, BM25): keep the server's event loop free
+            # retrieval and generation are blocking (torch): keep the event loop free
             answer = await asyncio.to_thread(KNOWLEDGE.answer, question)
+            composed = await asyncio.to_thread(
+                COMPOSER.compose, question, [p["text"] for p in answer.passages]
+            )
         except Exception as exc:
             error = exc if isinstance(exc, KefuError) else KnowledgeBaseError("retrieval failed")
             logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
@@ -134,17 +156,36 @@ class ActionAnswerKnowledge(Action):
             )
             # as an action (not a dispatcher message) so rules can react to the yes/no after it
             return [*not_found, FollowupAction("utter_offer_human")]
-        heading = (
-            f"{answer.title} — {answer.section}" if answer.section != answer.title else answer.title
+        cited = [answer.passages[n - 1] for n in composed.citations]
+        lines = [
+            f"{p['title']} — {p['section']} ({p['source']})"
+            if p["section"] != p["title"]
+            else f"{p['title']} ({p['source']})"
+            for p in cited
+        ]
+        label = "Source" if len(lines) == 1 else "Sources"
+        dispatcher.utter_message(text=guarded(f"{composed.text}\n\n{label}: " + "; ".join(lines)))
+        logger.info(
+            "knowledge.answer source=%s score=%.3f mode=%s fallback_reason=%s",
+            answer.source,
+            answer.score,
+            composed.mode,
+            composed.reason or "-",
         )
-        dispatcher.utter_message(
-            text=guarded(f"{answer.text}\n\nSource: {heading} ({answer.source})")
-        )
-        logger.info("knowledge.answer source=%s score=%.3f", answer.source, answer.score)
         return [
             SlotSet("kb_found", True),
-            SlotSet("kb_sources", [s["source"] for s in answer.sources]),
+            SlotSet("kb_sources", list(dict.fromkeys(p["source"] for p in cited))),
         ]
+
+
+def _previous_policy_question(tracker: Tracker) -> str | None:
+    """The customer's previous knowledge question, for follow-ups like 'and for watches?'."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    for event in reversed(users[:-1]):
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent == "ask_policy":
+            return event.get("text")
+    return None
 
 
 class ActionHandoff(Action):

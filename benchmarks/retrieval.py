@@ -68,7 +68,6 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
             raise SystemExit(f"could not ingest {faq}: {report.failed}")
         kb = KnowledgeBase(Path(tmp) / "index.json", top_k=top_k)
         kb.warm_up()
-        pipeline = kb._pipeline
         variants = {
             "bm25": None,
             "dense": None,
@@ -81,22 +80,15 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
         latency: list[float] = []
         for q in queries:
             t0 = time.perf_counter()
-            out = pipeline.run(
-                {
-                    "embedder": {"text": q["query"]},
-                    "bm25": {"query": q["query"]},
-                    "ranker": {"query": q["query"]},
-                },
-                include_outputs_from={"dense", "bm25", "embedder"},
-            )
+            kb.retrieve(q["query"])  # what the assistant runs per question
             latency.append((time.perf_counter() - t0) * 1000)
-            lists = {"bm25": out["bm25"]["documents"], "dense": out["dense"]["documents"]}
+            found = kb.candidates(q["query"])
             for name, ranker in variants.items():
                 if ranker is None:
-                    docs = lists[name]
+                    docs = found[name]
                 else:
                     docs = ranker.run(
-                        lists["dense"], lists["bm25"], q["query"], out["embedder"]["embedding"]
+                        found["dense"], found["bm25"], q["query"], found["embedding"]
                     )["documents"]
                 ids = [d.meta.get("faq_id") for d in docs]
                 ranks[name].append(ids.index(q["faq_id"]) + 1 if q["faq_id"] in ids else None)
@@ -181,17 +173,36 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def shop_qa(qa_path: Path) -> dict:
-    """Answer rate, citation accuracy and refusals on the demo shop's documents."""
+def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
+    """Answer rate, citation accuracy and refusals on the demo shop's documents.
+
+    With ``kb_llm`` set, answered questions also go through the grounded LLM composer: share of
+    LLM answers that pass the checks, fallback reasons and composition latency.
+    """
+    from knowledge.answering import AnswerComposer
+
     cases = read_jsonl(qa_path)
+    composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0}) if kb_llm else None
+    llm_modes: dict[str, int] = {}
+    llm_latency: list[float] = []
+    latency: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
         kb = KnowledgeBase(Path(tmp) / "index.json")
+        kb.warm_up()
         answerable = [c for c in cases if c["source"]]
         unanswerable = [c for c in cases if not c["source"]]
         cited, answered, refused, wrong = 0, 0, 0, []
         for case in cases:
+            t0 = time.perf_counter()
             answer = kb.answer(case["question"])
+            latency.append((time.perf_counter() - t0) * 1000)
+            if answer.found and composer:
+                t0 = time.perf_counter()
+                composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
+                llm_latency.append((time.perf_counter() - t0) * 1000)
+                key = "accepted" if composed.mode == "llm" else composed.reason
+                llm_modes[key] = llm_modes.get(key, 0) + 1
             if case["source"]:
                 answered += answer.found
                 if answer.found and answer.source == case["source"]:
@@ -202,14 +213,23 @@ def shop_qa(qa_path: Path) -> dict:
                 refused += not answer.found
                 if answer.found:
                     wrong.append({"question": case["question"], "got": answer.source})
-    return {
+    result = {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "answer_rate": round(answered / len(answerable), 4),
         "correct_source": round(cited / len(answerable), 4),
         "correct_refusals": round(refused / len(unanswerable), 4),
+        "retrieval_ms_p50": round(percentile(latency, 50), 1),
         "errors": wrong,
     }
+    if composer:
+        result["llm"] = {
+            "backend": kb_llm,
+            "outcomes": llm_modes,
+            "compose_ms_p50": round(percentile(llm_latency, 50), 1),
+            "compose_ms_p95": round(percentile(llm_latency, 95), 1),
+        }
+    return result
 
 
 def main() -> int:
@@ -219,6 +239,9 @@ def main() -> int:
     parser.add_argument("--afqmc", type=Path, default=DATASETS / "afqmc" / "dev_visible.jsonl")
     parser.add_argument("--shop-qa", type=Path, default=SHOP_QA)
     parser.add_argument("--parts", default="stackfaq,afqmc,shop", help="comma-separated parts")
+    parser.add_argument(
+        "--kb-llm", default=None, help="also measure grounded LLM answers (e.g. transformers)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -251,12 +274,18 @@ def main() -> int:
             print(f"| {name} | {m['auc']:.3f} | {m['acc']:.3f} | {m['pos_f1']:.3f} |")
     if "shop" in parts:
         print("[bench] shop QA ...", file=sys.stderr, flush=True)
-        results["shop_qa"] = r = shop_qa(args.shop_qa)
+        results["shop_qa"] = r = shop_qa(args.shop_qa, args.kb_llm)
         print(f"\nShop QA ({r['answerable']} answerable, {r['unanswerable']} unanswerable)")
         print("| answer rate | correct source | correct refusals |\n|---|---|---|")
         print(
             f"| {r['answer_rate']:.3f} | {r['correct_source']:.3f} | {r['correct_refusals']:.3f} |"
         )
+        if "llm" in r:
+            llm = r["llm"]
+            print(
+                f"\nGrounded LLM answers ({llm['backend']}): {llm['outcomes']}; "
+                f"compose p50 {llm['compose_ms_p50']} ms, p95 {llm['compose_ms_p95']} ms"
+            )
         for error in r["errors"]:
             print(f"  miss: {error['question']!r} -> {error['got']}")
     if args.json:

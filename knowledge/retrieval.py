@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haystack import Document, Pipeline
-from haystack.components.retrievers.in_memory import (
-    InMemoryBM25Retriever,
-    InMemoryEmbeddingRetriever,
-)
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import default_index_path
+from knowledge.retrievers import MatrixEmbeddingRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +41,8 @@ class Answer:
     section: str = ""
     score: float = 0.0
     sources: list[dict] = field(default_factory=list)
+    # the relevant passages, best first: {"text", "source", "title", "section"}
+    passages: list[dict] = field(default_factory=list)
 
 
 def zh_overlap(question: str, passage: str) -> float:
@@ -125,9 +125,7 @@ class KnowledgeBase:
                     progress_bar=False,
                 ),
             )
-            pipeline.add_component(
-                "dense", InMemoryEmbeddingRetriever(store, top_k=self.top_k, scale_score=False)
-            )
+            pipeline.add_component("dense", MatrixEmbeddingRetriever(store, top_k=self.top_k))
             pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=self.top_k))
             pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
             pipeline.connect("embedder.embedding", "dense.query_embedding")
@@ -138,20 +136,30 @@ class KnowledgeBase:
             self._pipeline = pipeline
             logger.info("knowledge.loaded documents=%d", store.count_documents())
 
-    def retrieve(self, question: str) -> list[Document]:
-        """Fused ranking, best first (see :class:`HybridRanker` for the scores in ``meta``)."""
+    def candidates(self, question: str) -> dict:
+        """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).
+
+        Runs the pipeline's components in its order. ``Pipeline.run`` would deep-copy every
+        document (embedding included) between components, which cost ~20 ms per query here;
+        the components and their wiring are the same.
+        """
         self.warm_up()
+        get = self._pipeline.get_component
         try:
-            out = self._pipeline.run(
-                {
-                    "embedder": {"text": question},
-                    "bm25": {"query": question},
-                    "ranker": {"query": question},
-                }
-            )
+            embedding = get("embedder").run(text=question)["embedding"]
+            return {
+                "embedding": embedding,
+                "dense": get("dense").run(query_embedding=embedding)["documents"],
+                "bm25": get("bm25").run(query=question)["documents"],
+            }
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
-        return out["ranker"]["documents"]
+
+    def retrieve(self, question: str) -> list[Document]:
+        """Fused ranking, best first (see :class:`HybridRanker` for the scores in ``meta``)."""
+        found = self.candidates(question)
+        ranker = self._pipeline.get_component("ranker")
+        return ranker.run(found["dense"], found["bm25"], question, found["embedding"])["documents"]
 
     def is_relevant(self, question: str, doc: Document) -> bool:
         """Whether ``doc`` answers ``question`` well enough to be quoted."""
@@ -183,4 +191,13 @@ class KnowledgeBase:
             section=top.meta.get("section", ""),
             score=float(top.meta.get("dense_score") or 0.0),
             sources=sources[:3],
+            passages=[
+                {
+                    "text": d.meta.get("body", d.content),
+                    "source": d.meta["source"],
+                    "title": d.meta["title"],
+                    "section": d.meta.get("section", ""),
+                }
+                for d in relevant[:3]
+            ],
         )

@@ -86,6 +86,21 @@ def test_knowledge_answer_cites_its_source(monkeypatch, knowledge):
     assert slots["kb_found"] is True and slots["kb_sources"][0] == "refunds.md"
 
 
+def test_follow_up_questions_use_the_previous_question(monkeypatch, knowledge):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    first = {"text": "how long is the warranty on electronics?", "intent": {"name": "ask_policy"}}
+    follow = {"text": "and for watches?", "intent": {"name": "ask_policy"}}
+    events = [
+        {"event": "user", "text": first["text"], "parse_data": first},
+        {"event": "user", "text": follow["text"], "parse_data": follow},
+    ]
+    tracker = make_tracker(follow["text"], "ask_policy", events=events)
+    assert kefu_actions._previous_policy_question(tracker) == first["text"]
+    messages, _ = run(kefu_actions.ActionAnswerKnowledge(), tracker)
+    assert "24-month warranty on the movement" in messages[0]["text"]
+    assert "(warranty.md)" in messages[0]["text"]
+
+
 def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
     monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
     messages, events = run(

@@ -1,0 +1,172 @@
+"""Compose the reply from retrieved passages: grounded LLM answer, or extractive fallback.
+
+:class:`AnswerComposer` numbers the passages, asks the LLM to answer from them only and to cite
+them as ``[1]``, then checks the result before it may be used:
+
+* at least one citation, and every cited number names a passage;
+* every sentence is supported: most of its content words occur in the cited passages;
+* every number in the answer occurs in the cited passages; the guard finds nothing.
+
+When the LLM is off, slow, failing or ungrounded, the reply is extractive: the passage sentences
+that share the most content words with the question, in their original order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from components.errors import KefuError
+from components.guard import default_engine
+
+logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
+_CITATION = re.compile(r"\[(\d+)\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_STOP = set(
+    "a an the and or but if of to in on at for with from by is are was were be been do does did "
+    "i you we they it my your our their me us this that these those can could will would should "
+    "how what when where which who why there here not no yes have has had get got any some as so "
+    "than then also just about into over under up down out more most very all each".split()
+)
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|also|what about|how about|same for|what if|and if|but)\b|^\s*(那|还有|那么|如果是?)",
+    re.IGNORECASE,
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words (single characters for Chinese) minus function words."""
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
+
+
+def sentences(text: str) -> list[str]:
+    """Split a passage into sentences (English and Chinese end marks)."""
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def is_follow_up(question: str) -> bool:
+    """'and for electronics?', 'what about Canada?', '那退货呢' — needs the previous question."""
+    return bool(_FOLLOW_UP.search(question)) and len(question.split()) <= 8
+
+
+def rewrite_follow_up(question: str, previous: str | None) -> str:
+    """Make a follow-up self-contained by prefixing the previous question (retrieval only)."""
+    if previous and is_follow_up(question):
+        return f"{previous.strip()} {question.strip()}"
+    return question
+
+
+@dataclass
+class ComposedAnswer:
+    """What the assistant says, and how it was made."""
+
+    text: str
+    citations: list[int] = field(default_factory=list)  # 1-based passage numbers
+    mode: str = "extractive"  # extractive | llm
+    reason: str = ""  # why the LLM answer was not used (empty when it was)
+
+
+class AnswerComposer:
+    """Turns passages into a reply.
+
+    Args:
+        llm: LLM client configuration (see ``components.llm.create_client``); None = extractive
+            only.
+        max_passages: Passages shown to the LLM.
+        max_sentences: Sentences in an extractive reply.
+        min_support: Share of a sentence's content words that must occur in its cited passages.
+    """
+
+    def __init__(
+        self,
+        llm: dict | None = None,
+        max_passages: int = 3,
+        max_sentences: int = 2,
+        min_support: float = 0.7,
+    ) -> None:
+        self.llm = llm
+        self.max_passages = max_passages
+        self.max_sentences = max_sentences
+        self.min_support = min_support
+        self._client = None
+
+    def extractive(self, question: str, passages: list[str]) -> ComposedAnswer:
+        """The sentences of the best passage that best match the question, in order."""
+        if not passages:
+            return ComposedAnswer(text="")
+        wanted = content_words(question)
+        candidates = sentences(passages[0]) or [passages[0]]
+        ranked = sorted(
+            range(len(candidates)),
+            key=lambda i: (-len(wanted & content_words(candidates[i])), i),
+        )
+        keep = sorted(ranked[: self.max_sentences])
+        return ComposedAnswer(text=" ".join(candidates[i] for i in keep), citations=[1])
+
+    def check(self, answer: str, passages: list[str]) -> tuple[list[int], str]:
+        """Citations of a grounded answer, or a reason it is not grounded."""
+        cited = sorted({int(n) for n in _CITATION.findall(answer)})
+        if not cited:
+            return [], "no_citation"
+        if any(n < 1 or n > len(passages) for n in cited):
+            return [], "bad_citation"
+        evidence = " ".join(passages[n - 1] for n in cited)
+        evidence_words = content_words(evidence)
+        for sentence in sentences(_CITATION.sub("", answer)):
+            words = content_words(sentence)
+            if words and len(words & evidence_words) / len(words) < self.min_support:
+                return [], "unsupported_sentence"
+        if set(_NUMBER.findall(_CITATION.sub("", answer))) - set(_NUMBER.findall(evidence)):
+            return [], "new_number"
+        if default_engine().scan(answer).hits:
+            return [], "guard"
+        return cited, ""
+
+    def _llm_client(self):
+        if self._client is None:
+            from components.llm import create_client
+
+            self._client = create_client(self.llm)
+        return self._client
+
+    def grounded(self, question: str, passages: list[str]) -> ComposedAnswer:
+        """Ask the LLM; returns the checked answer or the extractive one with the reason."""
+        shown = passages[: self.max_passages]
+        numbered = "\n".join(f"[{i}] {p}" for i, p in enumerate(shown, start=1))
+        messages = [
+            {
+                "role": "system",
+                "content": "Answer the customer's question using only the numbered passages. "
+                "Cite the passages you used like [1]. "
+                "If they do not answer it, say you don't know.",
+            },
+            {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
+        ]
+        try:
+            generation = self._llm_client().generate(messages, max_new_tokens=80)
+        except KefuError as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "llm_error"
+            return self._fallback(question, shown, reason)
+        text = generation.text.strip()
+        cited, reason = self.check(text, shown)
+        if reason:
+            return self._fallback(question, shown, reason)
+        return ComposedAnswer(text=text, citations=cited, mode="llm")
+
+    def _fallback(self, question: str, passages: list[str], reason: str) -> ComposedAnswer:
+        logger.info("knowledge.extractive_fallback reason=%s", reason)
+        answer = self.extractive(question, passages)
+        answer.reason = reason
+        return answer
+
+    def compose(self, question: str, passages: list[str]) -> ComposedAnswer:
+        """Grounded LLM answer when an LLM is configured, else extractive."""
+        if not passages:
+            return ComposedAnswer(text="", reason="no_passages")
+        if self.llm is None:
+            return self.extractive(question, passages)
+        return self.grounded(question, passages)
