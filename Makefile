@@ -28,7 +28,7 @@ export KEFU_HOME ?= $(abspath .kefu)
 RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
 TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
 
-.PHONY: help setup models train index actions run serve test test-fast lint clean
+.PHONY: help setup models train index check-endpoints run serve test test-fast lint clean
 
 help:
 	@echo "make run    - set up, train, index, start the action server and open rasa shell"
@@ -87,11 +87,15 @@ define start_actions
 	done;
 endef
 
-run: train index
+# Rasa silently keeps conversations in memory when a custom tracker store cannot be imported
+check-endpoints: setup
+	@$(PY) -m components.masking_tracker_store --check endpoints.yml
+
+run: train index check-endpoints
 	@set -e; $(start_actions) \
 	$(RASA) shell -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml
 
-serve: train index
+serve: train index check-endpoints
 	@set -e; $(start_actions) \
 	$(RASA) run --enable-api -m models --endpoints endpoints.yml \
 	  --credentials rasa_project/credentials.yml --port $(RASA_PORT) --cors "*"

@@ -54,6 +54,9 @@ def _warm_up_knowledge() -> None:
 
 if os.environ.get("KEFU_WARMUP", "1") != "0":
     # load the index and encoder while the server starts, not on the first question
+    from components.llm.transformers_backend import preload_transformers
+
+    preload_transformers()  # a request thread may import it too; see preload_transformers
     threading.Thread(target=_warm_up_knowledge, name="kefu-kb-warmup", daemon=True).start()
 
 

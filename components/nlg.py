@@ -77,6 +77,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
     def _start_loading(self) -> None:
         """Load the LLM in a background thread (once)."""
         if self._loading is None:
+            from components.llm.transformers_backend import preload_transformers
+
+            preload_transformers()  # never race the main thread's imports (see its docstring)
             self._loading = threading.Thread(
                 target=self._get_client, name="kefu-nlg-llm-load", daemon=True
             )

@@ -13,6 +13,31 @@ from components.llm.base import Generation, LLMBackend, Message
 logger = logging.getLogger(__name__)
 
 
+_TRANSFORMERS_NAMES = (
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoTokenizer",
+    "PreTrainedTokenizerFast",
+    "StoppingCriteria",
+    "StoppingCriteriaList",
+)
+
+
+def preload_transformers() -> None:
+    """Import transformers' lazy attributes on the calling thread.
+
+    transformers resolves ``from transformers import X`` lazily; when a background thread (the
+    LLM warm-up) and the main thread (Rasa loading the intent model) do that at the same time,
+    Python's import deadlock avoidance can hand one of them a half-initialised module and the
+    import fails ("cannot import name 'AutoConfig'"). Call this before starting such a thread.
+    """
+    import transformers
+
+    for name in _TRANSFORMERS_NAMES:
+        getattr(transformers, name)
+
+
 class TransformersBackend(LLMBackend):
     """Greedy or sampled generation with ``AutoModelForCausalLM`` on the CPU.
 

@@ -82,7 +82,13 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers(trained_model, tmp_path_factory) -> Iterator[Servers]:
     home = tmp_path_factory.mktemp("e2e_home")
-    env = {**os.environ, "KEFU_HOME": str(home), "KEFU_WARMUP": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "KEFU_HOME": str(home),
+        "KEFU_WARMUP": "1",
+        "PYTHONUNBUFFERED": "1",
+        "KEFU_VAULT_KEY": "e2e-test-vault-key-0123456789",
+    }
     subprocess.run(
         [sys.executable, "-m", "knowledge", "build"],
         cwd=ROOT,
@@ -93,7 +99,7 @@ def servers(trained_model, tmp_path_factory) -> Iterator[Servers]:
     action_port, rasa_port = free_port(), free_port()
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
     endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{action_port}/webhook"
-    endpoints["tracker_store"]["db"] = str(home / "tracker.db")
+    endpoints["tracker_store"]["inner"]["db"] = str(home / "tracker.db")
     endpoints_file = home / "endpoints.yml"
     endpoints_file.write_text(yaml.safe_dump(endpoints))
     logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
@@ -190,6 +196,41 @@ def test_tracker_store_holds_the_conversation(servers):
             "SELECT COUNT(*) FROM events WHERE sender_id = ?", ("e2e-store",)
         ).fetchone()[0]
     assert count > 0
+
+
+PII = {
+    "phone": "13812345678",
+    "email": "wang.fang@example.cn",
+    "id_card": "11010519491231002X",
+    "card": "4111 1111 1111 1111",
+}
+
+
+def test_no_raw_personal_data_at_rest(servers):
+    """Leak audit (reduced): 10 conversations seeded with personal data through real servers."""
+    messages = [
+        f"my phone is {PII['phone']}, where is my order?",
+        f"you can email me at {PII['email']}",
+        f"身份证号 {PII['id_card']}，我要投诉",
+        f"I paid with card {PII['card']}, how long do refunds take?",
+        "human please",
+    ]
+    for n in range(10):
+        for text in messages[n % 2 :: 1 + n % 2]:
+            servers.say(f"leak-audit-{n}", text)
+    raw_db = (servers.home / "tracker.db").read_bytes().decode("utf-8", "ignore")
+    logs = "".join(log.read_text() for log in servers.logs.values())
+    for kind, value in PII.items():
+        assert value not in raw_db, f"{kind} stored raw in the tracker store"
+        assert value not in logs, f"{kind} written to a log"
+    with sqlite3.connect(servers.home / "tracker.db") as conn:
+        texts = [
+            row[0]
+            for row in conn.execute(
+                "SELECT data FROM events WHERE sender_id = 'leak-audit-0' AND type_name = 'user'"
+            )
+        ]
+    assert any("[PHONE_" in t for t in texts)
 
 
 def test_servers_logged_no_tracebacks(servers):
