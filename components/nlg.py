@@ -31,6 +31,7 @@ from rasa.utils.endpoints import EndpointConfig
 from components.errors import ConfigError, KefuError
 from components.fact_check import check_rephrase
 from components.guard import default_engine
+from components.injection import neutralize
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         turns = []
         for event in tracker.events:
             if event.type_name == "user" and getattr(event, "text", None):
-                turns.append(f"Customer: {guard.mask(event.text)[:300]}")
+                turns.append(f"Customer: {neutralize(guard.mask(event.text))[:300]}")
             elif event.type_name == "bot" and getattr(event, "text", None):
                 turns.append(f"Assistant: {event.text[:300]}")
         history = "\n".join(turns[-self.config["history"] :]) if self.config["history"] else ""

@@ -3,8 +3,8 @@
 It is the first component of the pipeline. It never changes the text (Rasa keeps the original
 user text no matter what a component does); it adds a ``guard`` property to the parse data:
 the strongest action (``block``/``mask``/``flag``), the categories and the offsets of each
-hit, so policies, actions and the masking tracker store can act on it. The matched words
-themselves are not copied into the parse data.
+hit, and the prompt-injection rules that fired (``injection``), so policies and actions can
+act on it. The matched words themselves are not copied into the parse data.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from components.errors import ConfigError
 from components.guard import GuardEngine
+from components.injection import screen
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,11 @@ class SensitiveContentGuard(GraphComponent):
             except Exception as exc:  # never take the conversation down
                 logger.warning("guard.error error=%s", type(exc).__name__)
                 continue
-            message.set(GUARD, result.as_dict(), add_to_output=True)
+            summary = result.as_dict()
+            summary["injection"] = screen(text).rules
+            message.set(GUARD, summary, add_to_output=True)
+            if summary["injection"]:
+                logger.info("guard.injection rules=%s", ",".join(summary["injection"]))
             if result.hits:
                 logger.info(
                     "guard.hit action=%s categories=%s", result.action, ",".join(result.categories)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from components.errors import KefuError
 from components.guard import default_engine
+from components.injection import screen
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class AnswerComposer:
     def grounded(self, question: str, passages: list[str]) -> ComposedAnswer:
         """Ask the LLM; returns the checked answer or the extractive one with the reason."""
         shown = passages[: self.max_passages]
+        if any(screen(text).flagged for text in [question, *shown]):
+            return self._fallback(question, shown, "injection")  # never sent to the LLM
         numbered = "\n".join(f"[{i}] {p}" for i, p in enumerate(shown, start=1))
         messages = [
             {
