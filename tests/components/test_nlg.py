@@ -11,8 +11,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
-from components.llm import Generation, LLMBackend, LLMClient
+from components.llm import LLMClient
 from components.nlg import RephrasingNLG
+from tests.scripted_llm import ScriptedBackend
 
 DOMAIN = Domain.from_yaml(
     """
@@ -39,28 +40,10 @@ responses:
 )
 
 
-class Scripted(LLMBackend):
-    """Returns a fixed reply (adversarial outputs for the checks), optionally slowly."""
-
-    name = "scripted"
-
-    def __init__(self, reply: str, delay: float = 0.0) -> None:
-        self.reply, self.delay, self.calls = reply, delay, 0
-
-    def generate(self, messages, *, deadline=None, **kw):
-        self.calls += 1
-        end = time.monotonic() + self.delay
-        while time.monotonic() < end:
-            if deadline and time.monotonic() > deadline:
-                return Generation("", self.name, self.delay, 0, "deadline")
-            time.sleep(0.01)
-        return Generation(self.reply, self.name, self.delay, 5)
-
-
 def make_nlg(reply: str, delay: float = 0.0, **config) -> RephrasingNLG:
     endpoint = EndpointConfig(type="components.nlg.RephrasingNLG", warm_up=False, **config)
     nlg = RephrasingNLG(endpoint, DOMAIN)
-    nlg._client = LLMClient(Scripted(reply, delay), timeout_s=config.get("timeout", 2.0))
+    nlg._client = LLMClient(ScriptedBackend(reply, delay), timeout_s=config.get("timeout", 2.0))
     return nlg
 
 

@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from components.llm import Generation, LLMBackend, LLMClient
+from components.llm import LLMClient
 from knowledge.answering import AnswerComposer, is_follow_up, rewrite_follow_up
+from tests.scripted_llm import ScriptedBackend
 
 PASSAGES = [
     "Approved refunds are issued within 3 working days after the inspection. Refunds go back to "
@@ -14,24 +15,9 @@ PASSAGES = [
 ]
 
 
-class Scripted(LLMBackend):
-    name = "scripted"
-
-    def __init__(self, reply: str, delay: float = 0.0) -> None:
-        self.reply, self.delay = reply, delay
-
-    def generate(self, messages, *, deadline=None, **kw):
-        end = time.monotonic() + self.delay
-        while time.monotonic() < end:
-            if deadline and time.monotonic() > deadline:
-                return Generation("", self.name, self.delay, 0, "deadline")
-            time.sleep(0.01)
-        return Generation(self.reply, self.name, self.delay, 10)
-
-
 def composer(reply: str, delay: float = 0.0, timeout: float = 2.0) -> AnswerComposer:
     c = AnswerComposer(llm={"backend": "transformers"})
-    c._client = LLMClient(Scripted(reply, delay), timeout_s=timeout)
+    c._client = LLMClient(ScriptedBackend(reply, delay), timeout_s=timeout)
     return c
 
 
