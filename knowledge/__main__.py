@@ -44,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("question")
     args = parser.parse_args(argv)
 
-    from knowledge.index import DOCS_DIR, KnowledgeIndex
+    from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
 
     index = KnowledgeIndex(args.index)
     try:
         if args.command in ("build", "ingest"):
             if args.command == "build":
-                report = index.ingest([args.docs or DOCS_DIR], prune=True)
+                report = build_index(args.docs or DOCS_DIR, args.index)
             else:
                 missing = [str(p) for p in args.paths if not p.exists()]
                 if missing:

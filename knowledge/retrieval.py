@@ -40,9 +40,18 @@ class Answer:
     title: str = ""
     section: str = ""
     score: float = 0.0
-    sources: list[dict] = field(default_factory=list)
     # the relevant passages, best first: {"text", "source", "title", "section"}
     passages: list[dict] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[dict]:
+        """Distinct ``{"source", "title"}`` of the passages, best first."""
+        seen: list[dict] = []
+        for passage in self.passages:
+            entry = {"source": passage["source"], "title": passage["title"]}
+            if entry not in seen:
+                seen.append(entry)
+        return seen
 
 
 def zh_overlap(question: str, passage: str) -> float:
@@ -178,11 +187,6 @@ class KnowledgeBase:
             logger.info("knowledge.no_answer similarity=%.3f", best)
             return Answer(found=False, score=best)
         top = relevant[0]
-        sources = []
-        for doc in relevant:
-            entry = {"source": doc.meta["source"], "title": doc.meta["title"]}
-            if entry not in sources:
-                sources.append(entry)
         return Answer(
             found=True,
             text=top.meta.get("body", top.content),
@@ -190,7 +194,6 @@ class KnowledgeBase:
             title=top.meta["title"],
             section=top.meta.get("section", ""),
             score=float(top.meta.get("dense_score") or 0.0),
-            sources=sources[:3],
             passages=[
                 {
                     "text": d.meta.get("body", d.content),
