@@ -41,10 +41,41 @@ def test_empty_and_huge_messages(model_storage, resource, execution_context):
     assert all(m.get(GUARD)["action"] is None for m in messages)
 
 
-@pytest.mark.parametrize("key", ["lexicons", "allow"])
-def test_config_must_be_lists(key):
-    with pytest.raises(ConfigError, match=key):
-        SensitiveContentGuard({key: "not-a-list"})
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"lexicons": "not-a-list"},
+        {"allow": "not-a-list"},
+        {"category_actions": ["political"]},
+        {"pinyin": "yes"},
+        {"block_intent": ""},
+    ],
+)
+def test_bad_config_names_the_key(config):
+    with pytest.raises(ConfigError, match=next(iter(config))):
+        SensitiveContentGuard(config)
+
+
+def test_block_hits_force_the_block_intent(model_storage, resource, execution_context):
+    guard = _guard(model_storage, resource, execution_context)
+    message = Message.build("I will kill you")
+    message.set("intent", {"name": "greet", "confidence": 0.9}, add_to_output=True)
+    message.set("intent_ranking", [{"name": "greet", "confidence": 0.9}], add_to_output=True)
+    guard.process([message])
+    assert message.get("intent") == {"name": "guard_blocked", "confidence": 1.0}
+    assert [i["name"] for i in message.get("intent_ranking")] == ["guard_blocked", "greet"]
+    masked = Message.build("you idiot")
+    masked.set("intent", {"name": "greet", "confidence": 0.9}, add_to_output=True)
+    guard.process([masked])
+    assert masked.get("intent")["name"] == "greet"  # flag/mask hits keep the intent
+
+
+def test_block_intent_can_be_switched_off(model_storage, resource, execution_context):
+    guard = _guard(model_storage, resource, execution_context, block_intent=None)
+    message = Message.build("I will kill you")
+    guard.process([message])
+    assert message.get("intent") is None
+    assert message.get(GUARD)["action"] == "block"
 
 
 def test_prompt_injection_is_reported(model_storage, resource, execution_context):
