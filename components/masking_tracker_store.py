@@ -20,7 +20,6 @@ this class path before starting (``python -m components.masking_tracker_store --
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 from collections.abc import Iterable
@@ -32,39 +31,11 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from components.event_masking import mask_event
 from components.paths import kefu_home
 from components.pii import PIIMasker
 
 logger = logging.getLogger(__name__)
-
-
-def _mask_value(masker: PIIMasker, value: Any) -> Any:
-    if isinstance(value, str):
-        return masker.mask(value)
-    if isinstance(value, list):
-        return [_mask_value(masker, v) for v in value]
-    if isinstance(value, dict):
-        return {k: _mask_value(masker, v) for k, v in value.items()}
-    return value
-
-
-def mask_event(masker: PIIMasker, event: dict) -> dict:
-    """A copy of one serialised event with personal data masked."""
-    event = copy.deepcopy(event)
-    kind = event.get("event")
-    if kind in ("user", "bot") and event.get("text"):
-        event["text"] = masker.mask(event["text"])
-    if kind == "user":
-        parse = event.get("parse_data") or {}
-        if parse.get("text"):
-            parse["text"] = masker.mask(parse["text"])
-        for entity in parse.get("entities") or []:
-            entity["value"] = _mask_value(masker, entity.get("value"))
-    if kind == "bot" and event.get("data"):
-        event["data"] = _mask_value(masker, event["data"])
-    if kind == "slot":
-        event["value"] = _mask_value(masker, event.get("value"))
-    return event
 
 
 class MaskingTrackerStore(TrackerStore):
@@ -124,25 +95,36 @@ class MaskingTrackerStore(TrackerStore):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``--check ENDPOINTS``: fail loudly unless the configured tracker store class loads."""
+    """``--check ENDPOINTS``: fail loudly unless the configured custom classes load.
+
+    Rasa quietly falls back to an in-memory tracker store, or to no event broker at all, when a
+    custom class path in ``endpoints.yml`` does not import; this check stops ``make run`` first.
+    """
     import rasa.shared.utils.common
     from rasa.core.utils import read_endpoints_from_path
 
     args = argv if argv is not None else sys.argv[1:]
     path = args[1] if len(args) > 1 and args[0] == "--check" else "endpoints.yml"
-    store = read_endpoints_from_path(path).tracker_store
-    if store is None or store.type in (None, "SQL", "sql", "redis", "mongod", "dynamo"):
-        return 0
-    try:
-        rasa.shared.utils.common.class_from_module_path(store.type)
-    except (AttributeError, ImportError) as exc:
-        print(
-            f"error: tracker_store type '{store.type}' in {path} cannot be imported ({exc}); "
-            "Rasa would silently keep conversations in memory instead.",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    endpoints = read_endpoints_from_path(path)
+    builtin = {"sql", "redis", "mongod", "dynamo", "file", "pika", "kafka", "in_memory"}
+    failures = 0
+    for key, config in (
+        ("tracker_store", endpoints.tracker_store),
+        ("event_broker", endpoints.event_broker),
+    ):
+        if config is None or config.type is None or config.type.lower() in builtin:
+            continue
+        try:
+            rasa.shared.utils.common.class_from_module_path(config.type)
+        except (AttributeError, ImportError) as exc:
+            fallback = "keep conversations in memory" if key == "tracker_store" else "drop events"
+            print(
+                f"error: {key} type '{config.type}' in {path} cannot be imported ({exc}); "
+                f"Rasa would silently {fallback} instead.",
+                file=sys.stderr,
+            )
+            failures += 1
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
