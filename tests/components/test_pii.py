@@ -21,6 +21,21 @@ from components.pii import TOKEN, PIIMasker, Vault, find_pii
             "URL_SECRET",
             "https://shop.example/r?user=1&token=ab12cd",
         ),
+        ("my SSN is 460-89-9847", "US_SSN", "460-89-9847"),
+        ("call 541-714-1388 after 5", "PHONE", "541-714-1388"),
+        ("please call me on 07700 063 966", "PHONE", "07700 063 966"),
+        ("iban gb42nawi04454264788619", "IBAN", "gb42nawi04454264788619"),
+        ("My name is Šárka Ottová.", "NAME", "Šárka Ottová"),
+        ("Dear Mr. Brown,", "NAME", "Brown"),
+        ("我叫张三，订单有问题", "NAME", "张三"),
+        ("我是李娜的朋友", "NAME", "李娜"),
+        ("ship it to 221B Baker Street, Apt 4 please", "ADDRESS", "221B Baker Street, Apt 4"),
+        ("she lives at Puruntie 82", "ADDRESS", "Puruntie 82"),
+        (
+            "寄到上海市浦东新区世纪大道100号3栋1201室，谢谢",
+            "ADDRESS",
+            "上海市浦东新区世纪大道100号3栋1201室",
+        ),
     ],
 )
 def test_recognisers(text, kind, value):
@@ -38,6 +53,10 @@ def test_recognisers(text, kind, value):
         "4111 1111 1111 1112",  # fails Luhn
         "DE89 3704 0044 0532 0130 01",  # fails mod 97
         "version 1.2.3.4000 and 300.1.1.1",
+        "我是想问一下退货",  # 我是 + no surname: not a name
+        "the total is 07700 063 966 points",  # digit groups without a phone cue
+        "This is great, I am happy",
+        "SSN 000-12-3456",  # never issued
         "tracking number SF1402938475",
         "https://shop.example/help?page=2",
     ],
