@@ -19,12 +19,14 @@ from rasa_sdk.types import DomainDict
 
 from actions.orders import STATUS_TEXT, OrderRepository, normalize_order_id
 from actions.tickets import TicketStore
+from components import log_masking
 from components.errors import KefuError, KnowledgeBaseError
 from components.guard import default_engine
 from knowledge.answering import AnswerComposer, rewrite_follow_up
 from knowledge.retrieval import KnowledgeBase
 
 logger = logging.getLogger(__name__)
+log_masking.install()  # rasa-sdk logs whole trackers at debug level
 
 ORDERS = OrderRepository()
 TICKETS = TicketStore()

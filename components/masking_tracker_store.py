@@ -31,6 +31,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from components import log_masking
 from components.event_masking import mask_event
 from components.paths import kefu_home
 from components.pii import PIIMasker
@@ -53,6 +54,7 @@ class MaskingTrackerStore(TrackerStore):
         config = dict(inner or {"type": "SQL", "dialect": "sqlite", "db": "tracker.db"})
         self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, event_broker)
         self._masker = PIIMasker.from_env(kefu_home() / "vault.db")
+        log_masking.install(self._masker)  # Rasa's debug logs carry whole messages
         logger.info(
             "tracker_store.masking inner=%s reversible=%s",
             type(self._inner).__name__,

@@ -1,0 +1,48 @@
+"""Log hygiene: personal data is masked in every log line the process writes.
+
+Kefu's own log calls never include user text (they log events with structured fields), but
+Rasa and rasa-sdk log whole messages and trackers at debug level ("Received user message ...").
+:func:`install` adds a filter to every handler of the root logger that masks personal data in
+the formatted message (the same tokens as in storage), so ``rasa run --debug`` and the action
+server's debug logs stay clean too. Installed by the masking tracker store (Rasa process) and by
+the action package (action server).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from components.pii import PIIMasker, find_pii
+
+
+class PIILogFilter(logging.Filter):
+    """Masks personal data in a record's message (never drops a record)."""
+
+    def __init__(self, masker: PIIMasker | None = None) -> None:
+        super().__init__()
+        self._masker = masker or PIIMasker()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its masked form when it holds personal data."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the caller's bug, not ours to raise
+            return True
+        if find_pii(message):
+            record.msg, record.args = self._masker.mask(message), None
+        return True
+
+
+def install(masker: PIIMasker | None = None) -> PIILogFilter:
+    """Attach one shared filter to every root handler (idempotent); returns it."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        for existing in handler.filters:
+            if isinstance(existing, PIILogFilter):
+                return existing
+    log_filter = PIILogFilter(masker)
+    for handler in root.handlers:
+        handler.addFilter(log_filter)
+    if not root.handlers:  # nothing configured yet: guard records at the root logger
+        root.addFilter(log_filter)
+    return log_filter
