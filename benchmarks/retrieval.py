@@ -14,16 +14,14 @@ Shop QA: hand-written questions about the demo shop's documents (some unanswerab
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import DATASETS, offline_env, percentile, read_jsonl, require_files, write_json
+
+offline_env()
 
 import numpy as np  # noqa: E402
 
@@ -31,20 +29,7 @@ from knowledge.fusion import HybridRanker  # noqa: E402
 from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import KnowledgeBase  # noqa: E402
 
-DATASETS = Path(
-    os.environ.get("KEFU_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
-)
 SHOP_QA = Path(__file__).resolve().parent / "data" / "shop_qa.jsonl"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else 0.0
 
 
 def ranking_metrics(ranks: list[int | None]) -> dict:
@@ -246,10 +231,8 @@ def main() -> int:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     needed = {"stackfaq": [args.faq, args.queries], "afqmc": [args.afqmc], "shop": [args.shop_qa]}
-    for path in (p for part in parts for p in needed.get(part, [])):
-        if not path.is_file():
-            print(f"error: {path} not found (set KEFU_DATASETS or pass the path)", file=sys.stderr)
-            return 2
+    if not require_files([p for part in parts for p in needed.get(part, [])]):
+        return 2
     results: dict = {}
     if "stackfaq" in parts:
         print("[bench] StackFAQ ...", file=sys.stderr, flush=True)
@@ -288,9 +271,7 @@ def main() -> int:
             )
         for error in r["errors"]:
             print(f"  miss: {error['question']!r} -> {error['got']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    write_json(args.json, results)
     return 0
 
 

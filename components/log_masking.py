@@ -11,8 +11,17 @@ the action package (action server).
 from __future__ import annotations
 
 import logging
+import re
 
 from components.pii import PIIMasker, find_pii
+
+# Rasa 3.6 logs structlog events as JSON with non-ASCII characters escaped ("\\u738b")
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape(match: re.Match) -> str:
+    code = int(match.group(1), 16)
+    return match.group(0) if 0xD800 <= code < 0xE000 else chr(code)  # leave surrogates escaped
 
 
 class PIILogFilter(logging.Filter):
@@ -23,11 +32,17 @@ class PIILogFilter(logging.Filter):
         self._masker = masker or PIIMasker()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the record's message by its masked form when it holds personal data."""
+        """Replace the record's message by its masked form when it holds personal data.
+
+        JSON-escaped text (Rasa's structured debug events) is unescaped first, so "\\u738b..."
+        is checked as the Chinese it stands for; a masked message is written unescaped.
+        """
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is the caller's bug, not ours to raise
             return True
+        if "\\u" in message:
+            message = _ESCAPED.sub(_unescape, message)
         if find_pii(message):
             record.msg, record.args = self._masker.mask(message), None
         return True

@@ -133,14 +133,39 @@ _EN_ADDRESS = re.compile(
     r"väg|vägen|gatan|veien|utca|ulice)\s+\d{1,5}[a-z]?\b"
     r"|\b" + _UNIT + r"\b"
 )
+_PROVINCES = (
+    "北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|"
+    "广东|海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门"
+)
 _ZH_ADDRESS = re.compile(
-    r"(?:[\u4e00-\u9fff]{2,3}(?:省|自治区))?(?:[\u4e00-\u9fff]{2,3}市)?"
+    r"(?:(?:" + _PROVINCES + r")(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)?)?"
+    r"(?:[\u4e00-\u9fff]{2,3}市)?"
     r"[\u4e00-\u9fff]{1,4}(?:区|县|市|旗)"
     r"[\u4e00-\u9fff\d]{1,12}?(?:路|街|大道|大街|巷|弄|胡同|道)"
     r"[\d一二三四五六七八九十百零〇-]+号"
     r"(?:[\u4e00-\u9fffA-Za-z]{0,8}?[\dA-Za-z一二三四五六七八九十-]+(?:号楼|栋|幢|单元|层|楼|室|号))*"
 )
-_ADDRESS_LEAD = "我住在家地址是为：:寄到送往收货于"
+# words that lead into an address, stripped from a match's start (longest first)
+_ADDRESS_LEADS = sorted(
+    "我住在 住在 家住 收货地址 地址是 地址为 地址改成 地址 改成 改为 寄到 寄往 送到 送往 发到 "
+    "是 在 到 于 ： :".split(),
+    key=len,
+    reverse=True,
+)
+_PROVINCE = re.compile(_PROVINCES)
+
+
+def _trim_address(value: str) -> str:
+    """Drop the words before an address: "地址改成北京市…" → "北京市…"."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for lead in _ADDRESS_LEADS:
+            if value.startswith(lead) and len(value) > len(lead):
+                value, stripped = value[len(lead) :], True
+                break
+    province = _PROVINCE.search(value, 0, 6)
+    return value[province.start() :] if province else value
 
 
 def _phone_with_cue(text: str, start: int) -> bool:
@@ -162,7 +187,9 @@ _RECOGNISERS = [
     ),
     (
         "EMAIL",
-        re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        re.compile(
+            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+        ),
         None,
     ),
     ("CN_ID", re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), _cn_id_valid),
@@ -176,7 +203,7 @@ _RECOGNISERS = [
     ),
     (
         "BANK_CARD",
-        re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
+        re.compile(r"(?<![\dA-Za-z-])(?:\d[ -]?){12,18}\d(?![\dA-Za-z-])"),
         lambda v: _luhn_valid(re.sub(r"\D", "", v)),
     ),
     (
@@ -239,7 +266,7 @@ def find_pii(text: str) -> list[PIISpan]:
         for match in pattern.finditer(text):
             value, start = match.group(0), match.start()
             if kind == "ADDRESS":
-                trimmed = value.lstrip(_ADDRESS_LEAD)
+                trimmed = _trim_address(value)
                 start += len(value) - len(trimmed)
                 value = trimmed
             if TOKEN.fullmatch(value) or TOKEN.search(value):

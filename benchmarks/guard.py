@@ -1,0 +1,697 @@
+"""Guard benchmark: throughput, false positives, offensive recall, evasions, PII spans, vault.
+
+    .venv/bin/python benchmarks/guard.py --json benchmarks/results/guard.json
+    .venv/bin/python benchmarks/guard.py --pii P.jsonl --offensive O.csv --clean C.jsonl ...
+
+Parts (``--parts``, default all):
+
+* ``throughput``: ~1M characters of COLD + AFQMC text through the engine built from the *full*
+  raw zh lexicon (all 51k entries) and from Kefu's curated default, normalisation included, per
+  message and batched (``scan_many``), next to plain pyahocorasick on the raw text with the raw
+  lexicon (no normalisation); p50/p95 per 500-character message.
+* ``false_positives``: share of clean sentences (``--clean``: AFQMC sentence pairs, CAIS dev by
+  default; CSV ``text`` column or JSONL ``text``/``sentence1``/``sentence2``) with any hit, and
+  with a hit that changes the text (mask/block), for the curated default and the raw lexicon.
+* ``offensive``: recall on offensive rows and hit rate on safe rows of ``--offensive`` (COLD dev,
+  CSV ``label,text``); reported, no target (COLD is mostly implicit bias, not vocabulary).
+* ``evasion``: words sampled from the shipped lexicons (seeded), each rewritten by 16 evasion
+  techniques and embedded in a sentence; caught = a hit overlapping the rewritten word.
+* ``pii``: span P/R/F2 at IoU 0.7 and 0.9 on ``--pii`` (Presidio synthetic, types mapped to
+  Kefu's), next to Presidio's pattern recognisers when presidio-analyzer is installed; and on a
+  generated Chinese set (IDs with valid check digits, mobiles, bank cards, e-mails, names,
+  addresses, plus look-alike negatives: order numbers, amounts, invalid IDs and cards).
+* ``vault``: every text of both PII sets masked with a vault and revealed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import DATASETS, offline_env, percentile, read_jsonl, require_files, table, write_json
+
+offline_env()
+
+from components.guard import DEFAULT_LEXICONS, GuardEngine, LexiconEntry, load_lexicon  # noqa: E402
+from components.pii import TOKEN, PIIMasker, Vault, find_pii  # noqa: E402
+
+# Presidio type → Kefu type (types Kefu does not mask, e.g. DATE_TIME or GPE, are not scored).
+PRESIDIO_TYPES = {
+    "EMAIL_ADDRESS": "EMAIL",
+    "PHONE_NUMBER": "PHONE",
+    "CREDIT_CARD": "BANK_CARD",
+    "IBAN_CODE": "IBAN",
+    "IP_ADDRESS": "IP",
+    "US_SSN": "US_SSN",
+    "PERSON": "NAME",
+    "STREET_ADDRESS": "ADDRESS",
+}
+STRUCTURED = {"EMAIL", "PHONE", "BANK_CARD", "IBAN", "IP", "US_SSN", "CN_ID"}
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts of a CSV (``text`` column) or JSONL (``text`` or ``sentence1``/``sentence2``)."""
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8") as handle:
+            return [row["text"] for row in csv.DictReader(handle)]
+    texts = []
+    for row in read_jsonl(path):
+        texts += [row[k] for k in ("text", "sentence1", "sentence2") if row.get(k)]
+    return list(dict.fromkeys(texts))
+
+
+def raw_zh_lexicon() -> list[LexiconEntry]:
+    path = DATASETS / "sensitive_lexicon_zh" / "lexicon.csv"
+    with path.open(encoding="utf-8") as handle:
+        words = {row["word"].strip() for row in csv.DictReader(handle)}
+    return [LexiconEntry(w, "raw", 2, "mask") for w in sorted(words) if w and "+" not in w]
+
+
+# ------------------------------------------------------------------ throughput
+def throughput(engines: dict[str, GuardEngine], offensive: Path, clean: list[Path]) -> dict:
+    texts = read_texts(offensive) + [t for p in clean for t in read_texts(p)]
+    rng = random.Random(7)
+    rng.shuffle(texts)
+    corpus, size = [], 0
+    while size < 1_000_000:
+        for text in texts:
+            corpus.append(text)
+            size += len(text)
+            if size >= 1_000_000:
+                break
+    joined = "".join(corpus)
+    long_messages = [joined[i : i + 500] for i in range(0, 500 * 2000, 500)]
+    out: dict = {"chars": size, "messages": len(corpus), "engines": {}}
+    for name, engine in engines.items():
+        engine.scan_many(corpus[:100])  # warm up
+        runs = []
+        for _ in range(3):  # best of three: a shared 2-core machine is noisy
+            start = time.perf_counter()
+            engine.scan_many(corpus)
+            runs.append(time.perf_counter() - start)
+        batched = size / min(runs)
+        start = time.perf_counter()
+        for text in corpus:
+            engine.scan(text)
+        single = size / (time.perf_counter() - start)
+        latencies = []
+        for text in long_messages:
+            start = time.perf_counter()
+            engine.scan(text)
+            latencies.append((time.perf_counter() - start) * 1000)
+        out["engines"][name] = {
+            "terms": len(engine),
+            "batched_chars_per_s": round(batched),
+            "per_message_chars_per_s": round(single),
+            "ms_p50_500_chars": round(percentile(latencies, 50), 3),
+            "ms_p95_500_chars": round(percentile(latencies, 95), 3),
+        }
+    try:
+        import ahocorasick
+    except ImportError:
+        out["pyahocorasick"] = None
+    else:
+        automaton = ahocorasick.Automaton()
+        for entry in raw_zh_lexicon():
+            automaton.add_word(entry.term, entry.term)
+        automaton.make_automaton()
+        start = time.perf_counter()
+        for text in corpus:
+            list(automaton.iter(text))
+        single = size / (time.perf_counter() - start)
+        start = time.perf_counter()
+        list(automaton.iter("\n".join(corpus)))
+        batched = size / (time.perf_counter() - start)
+        out["pyahocorasick"] = {
+            "per_message_chars_per_s": round(single),
+            "batched_chars_per_s": round(batched),
+        }
+    return out
+
+
+# ------------------------------------------------------------------ false positives
+def false_positives(engines: dict[str, GuardEngine], clean: list[Path]) -> dict:
+    out = {}
+    for path in clean:
+        texts = read_texts(path)
+        out[path.parent.name + "/" + path.name] = row = {"texts": len(texts)}
+        for name, engine in engines.items():
+            results = engine.scan_many(texts)
+            row[name] = {
+                "any_hit": sum(bool(r.hits) for r in results) / len(texts),
+                "mask_or_block": sum(r.action in ("mask", "block") for r in results) / len(texts),
+            }
+    return out
+
+
+# ------------------------------------------------------------------ offensive recall
+def offensive(engines: dict[str, GuardEngine], path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    out = {"rows": len(rows)}
+    for name, engine in engines.items():
+        results = engine.scan_many([r["text"] for r in rows])
+        pos = [bool(res.hits) for res, r in zip(results, rows, strict=True) if r["label"] == "1"]
+        neg = [bool(res.hits) for res, r in zip(results, rows, strict=True) if r["label"] == "0"]
+        out[name] = {"recall_offensive": sum(pos) / len(pos), "hit_rate_safe": sum(neg) / len(neg)}
+    return out
+
+
+# ------------------------------------------------------------------ evasion suite
+_BOLD = {c: chr(0x1D41A + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+_CIRCLED = {c: chr(0x24D0 + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+_NEG_SQUARED = {c: chr(0x1F170 + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+_CYRILLIC = {"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "i": "і"}
+_LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "$", "t": "7"}
+
+
+def _fullwidth(word: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in word)
+
+
+def _evasions_en(word: str, rng: random.Random) -> dict[str, str]:
+    pos = rng.randrange(len(word))
+    return {
+        "case": "".join(c.upper() if i % 2 else c for i, c in enumerate(word)),
+        "full_width": _fullwidth(word),
+        "stylized_bold": "".join(_BOLD.get(c, c) for c in word),
+        "stylized_circled": "".join(_CIRCLED.get(c, c) for c in word),
+        "stylized_squared": "".join(_NEG_SQUARED.get(c, c) for c in word),
+        "separators": "*".join(word),
+        "spaces": " ".join(word),
+        "repeats": word[: pos + 1] + word[pos] * 3 + word[pos + 1 :],
+        "zero_width": "\u200b".join(word),
+        "leetspeak": "".join(_LEET.get(c, c) for c in word),
+        "accents": "".join(c + "\u0301" if c in "aeiou" else c for c in word),
+        "homoglyphs": "".join(_CYRILLIC.get(c, c) for c in word),
+    }
+
+
+def _evasions_zh(word: str, rng: random.Random, s2t, pinyin) -> dict[str, str]:
+    pos = rng.randrange(len(word))
+    syllables = pinyin(word)
+    return {
+        "traditional": s2t(word),
+        "separators": "*".join(word),
+        "spaces": " ".join(word),
+        "repeats": word[: pos + 1] + word[pos] * 2 + word[pos + 1 :],
+        "zero_width": "\u200b".join(word),
+        "full_width_mixed": _fullwidth(word),
+        "pinyin_full": "".join(syllables),
+        "pinyin_spaced": " ".join(syllables),
+    }
+
+
+def evasion(engine: GuardEngine, per_language: int = 25, seed: int = 13) -> dict:
+    import opencc
+    from pypinyin import lazy_pinyin
+
+    s2t = opencc.OpenCC("s2t").convert
+    entries = [e for p in DEFAULT_LEXICONS if p.is_file() for e in load_lexicon(p)]
+    en = sorted(
+        {
+            e.term
+            for e in entries
+            if e.action != "flag" and e.term.isascii() and e.term.isalpha() and len(e.term) >= 4
+        }
+    )
+    zh = sorted(
+        {
+            e.term
+            for e in entries
+            if e.action != "flag"
+            and e.category != "illegal_site"
+            and 2 <= len(e.term) <= 4
+            and all("\u4e00" <= c <= "\u9fff" for c in e.term)
+        }
+    )
+    rng = random.Random(seed)
+    en_words, zh_words = rng.sample(en, per_language), rng.sample(zh, per_language)
+    cases: dict[str, list[tuple[str, str, str, str]]] = {}  # word, lead, variant, tail
+    for word in en_words:
+        for kind, variant in _evasions_en(word, rng).items():
+            lead = "you are such a "
+            cases.setdefault(f"en:{kind}", []).append((word, lead, variant, "!"))
+    for word in zh_words:
+        for kind, variant in _evasions_zh(word, rng, s2t, lazy_pinyin).items():
+            if kind == "traditional" and variant == word:
+                continue  # no traditional form differs
+            lead = "ni zhen shi " if kind.startswith("pinyin") else "你真是"
+            tail = " a" if kind.startswith("pinyin") else "啊"
+            cases.setdefault(f"zh:{kind}", []).append((word, lead, variant, tail))
+    out: dict = {"words_per_language": per_language, "categories": {}}
+    for kind, items in cases.items():
+        misses = []
+        for word, lead, variant, tail in items:
+            start, end = len(lead), len(lead) + len(variant)
+            hits = engine.scan(lead + variant + tail).hits
+            if not any(h.start < end and h.end > start for h in hits):
+                misses.append(word)
+        out["categories"][kind] = {
+            "cases": len(items),
+            "caught": (len(items) - len(misses)) / len(items),
+            "missed": misses[:5],
+        }
+    return out
+
+
+# ------------------------------------------------------------------ PII spans
+def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union else 0.0
+
+
+def span_scores(gold: list[list[tuple]], pred: list[list[tuple]], iou: float) -> dict:
+    """Per-type and micro P/R/F2 for typed spans ``(type, start, end)`` matched at ``iou``."""
+    counts: dict[str, list[int]] = {}  # type → [tp, fp, fn]
+    for gold_spans, pred_spans in zip(gold, pred, strict=True):
+        used = set()
+        for kind, start, end in pred_spans:
+            match = next(
+                (
+                    i
+                    for i, (g_kind, g_start, g_end) in enumerate(gold_spans)
+                    if i not in used
+                    and g_kind == kind
+                    and _iou((start, end), (g_start, g_end)) >= iou
+                ),
+                None,
+            )
+            counts.setdefault(kind, [0, 0, 0])
+            if match is None:
+                counts[kind][1] += 1
+            else:
+                used.add(match)
+                counts[kind][0] += 1
+        for i, (kind, _, _) in enumerate(gold_spans):
+            if i not in used:
+                counts.setdefault(kind, [0, 0, 0])[2] += 1
+
+    def prf(tp: int, fp: int, fn: int) -> dict:
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
+        return {"precision": p, "recall": r, "f2": f2, "support": tp + fn}
+
+    def micro(kinds) -> dict:
+        tp, fp, fn = (sum(counts[k][i] for k in kinds if k in counts) for i in range(3))
+        return prf(tp, fp, fn)
+
+    return {
+        "per_type": {k: prf(*v) for k, v in sorted(counts.items())},
+        "structured": micro(STRUCTURED),
+        "all": micro(counts),
+    }
+
+
+_PRESIDIO_SCRIPT = """
+import json, sys
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer,
+    UsSsnRecognizer)
+recognisers = [CreditCardRecognizer(), EmailRecognizer(), IbanRecognizer(), IpRecognizer(),
+               PhoneRecognizer(), UsSsnRecognizer()]
+for line in sys.stdin:
+    text = json.loads(line)
+    spans = [(r.entity_type, r.start, r.end, r.score)
+             for rec in recognisers for r in rec.analyze(text, rec.supported_entities, None)]
+    print(json.dumps(spans))
+"""
+
+
+def presidio_pattern_predictions(texts: list[str], python: str | None) -> list[list[tuple]] | None:
+    """Spans from Presidio's pattern recognisers (no NLP model), or None when unavailable.
+
+    presidio-analyzer needs pydantic 2, which Rasa 3.6's resolution forbids, so it runs in its
+    own interpreter (``--presidio-python``, e.g. a venv with ``pip install presidio-analyzer``).
+    """
+    if not python:
+        return None
+    import json
+    import subprocess
+
+    done = subprocess.run(
+        [python, "-c", _PRESIDIO_SCRIPT],
+        input="\n".join(json.dumps(t) for t in texts),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        print(f"warning: presidio baseline failed: {done.stderr[-500:]}", file=sys.stderr)
+        return None
+    out = []
+    for line in done.stdout.splitlines():
+        spans = []
+        for entity, start, end, score in json.loads(line):
+            kind = PRESIDIO_TYPES.get(entity)
+            if kind and score >= 0.4:  # Presidio's own default decision threshold is lower
+                spans.append((kind, start, end))
+        out.append(spans)
+    return out
+
+
+def pii_presidio(path: Path, presidio_python: str | None = None) -> dict:
+    rows = read_jsonl(path)
+    gold = [
+        [
+            (PRESIDIO_TYPES[s["type"]], s["start"], s["end"])
+            for s in r["spans"]
+            if s["type"] in PRESIDIO_TYPES
+        ]
+        for r in rows
+    ]
+    start = time.perf_counter()
+    pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"])] for r in rows]
+    elapsed = time.perf_counter() - start
+    pred = [[s for s in spans if s[0] in set(PRESIDIO_TYPES.values())] for spans in pred]
+    out = {
+        "samples": len(rows),
+        "ms_per_sample": round(elapsed / len(rows) * 1000, 3),
+        "kefu": {str(iou): span_scores(gold, pred, iou) for iou in (0.7, 0.9)},
+    }
+    presidio = presidio_pattern_predictions([r["text"] for r in rows], presidio_python)
+    out["presidio_patterns"] = (
+        {str(iou): span_scores(gold, presidio, iou) for iou in (0.7, 0.9)} if presidio else None
+    )
+    return out
+
+
+def _cn_id(rng: random.Random) -> str:
+    area = rng.choice(["110105", "310104", "440305", "510107", "330106", "420111"])
+    born = f"{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    body = area + born + f"{rng.randint(0, 999):03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
+    body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        n = int(ch)
+        if i % 2 == 0:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return body + str((10 - total % 10) % 10)
+
+
+def _not_luhn(rng: random.Random) -> str:
+    """A 16-digit card-like number whose check digit is wrong (a typo, not a card)."""
+    valid = _luhn_complete("6222", 16, rng)
+    return valid[:-1] + str((int(valid[-1]) + rng.randint(1, 9)) % 10)
+
+
+def _mobile(rng: random.Random) -> str:
+    return (
+        rng.choice(["138", "139", "150", "186", "177", "199"]) + f"{rng.randint(0, 99999999):08d}"
+    )
+
+
+_ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_ZH_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+_ZH_PLACES = [
+    ("北京市", "朝阳区", "建国路"),
+    ("上海市", "浦东新区", "世纪大道"),
+    ("广东省深圳市", "南山区", "科技园路"),
+    ("浙江省杭州市", "西湖区", "文三路"),
+    ("四川省成都市", "武侯区", "人民南路"),
+]
+
+
+def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
+    """Generated Chinese customer-service messages with labelled personal data and decoys."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        kind = rng.choice(["CN_ID", "PHONE", "BANK_CARD", "EMAIL", "NAME", "ADDRESS", "NONE"])
+        if kind == "CN_ID":
+            value = _cn_id(rng)
+            template = rng.choice(
+                ["我的身份证号是{v}，帮我查一下", "身份证：{v}", "实名认证用的{v}不对吗"]
+            )
+        elif kind == "PHONE":
+            value = _mobile(rng)
+            template = rng.choice(["手机号{v}，快递到了打我电话", "联系电话：{v}", "请回拨{v}谢谢"])
+        elif kind == "BANK_CARD":
+            value = _luhn_complete(
+                rng.choice(["622202", "621700", "6228"]), rng.choice([16, 19]), rng
+            )
+            template = rng.choice(["退款请打到银行卡{v}", "我的卡号是{v}", "尾号不对，完整卡号{v}"])
+        elif kind == "EMAIL":
+            value = rng.choice(["wang", "li.na", "zhang_wei"]) + str(rng.randint(1, 999))
+            value += "@" + rng.choice(["qq.com", "163.com", "example.cn"])
+            template = rng.choice(["发票发到{v}", "邮箱{v}收不到验证码"])
+        elif kind == "NAME":
+            value = rng.choice(_ZH_SURNAMES) + "".join(rng.sample(_ZH_GIVEN, rng.choice([1, 2])))
+            template = rng.choice(["我叫{v}，订单有问题", "收货人：{v}", "联系人{v}，尽快处理"])
+        elif kind == "ADDRESS":
+            city, district, road = rng.choice(_ZH_PLACES)
+            value = f"{city}{district}{road}{rng.randint(1, 999)}号"
+            if rng.random() < 0.5:
+                value += f"{rng.randint(1, 30)}栋{rng.randint(101, 2505)}室"
+            template = rng.choice(["地址改成{v}", "寄到{v}，谢谢", "收货地址：{v}"])
+        else:
+            value = None
+            template = rng.choice(
+                [
+                    f"订单KF{rng.randint(100000, 999999)}什么时候到",
+                    f"一共{rng.randint(100, 99999)}.{rng.randint(0, 99):02d}元，能便宜点吗",
+                    f"运单号SF{rng.randint(10**9, 10**10 - 1)}",
+                    f"身份证号{_cn_id(rng)[:-1]}{'Y'}输错了",  # invalid check character
+                    f"卡号{_not_luhn(rng)}输错了",
+                    f"{rng.randint(2020, 2026)}年{rng.randint(1, 12)}月{rng.randint(1, 28)}日下单",
+                    f"客服工号{rng.randint(10000000, 99999999)}",
+                ]
+            )
+        text = template.replace("{v}", value) if value else template
+        spans = []
+        if value:
+            start = text.index(value)
+            spans.append({"type": kind, "start": start, "end": start + len(value), "value": value})
+        rows.append({"text": text, "spans": spans})
+    return rows
+
+
+def pii_zh(rows: list[dict]) -> dict:
+    gold = [[(s["type"], s["start"], s["end"]) for s in r["spans"]] for r in rows]
+    pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"])] for r in rows]
+    return {
+        "samples": len(rows),
+        **{str(iou): span_scores(gold, pred, iou) for iou in (0.7, 0.9)},
+    }
+
+
+# ------------------------------------------------------------------ vault
+def vault_round_trip(texts: list[str]) -> dict:
+    """Mask each text with a vault, then reveal it: the original must come back exactly."""
+    with tempfile.TemporaryDirectory() as folder:
+        masker = PIIMasker(vault=Vault("benchmark-vault-key-0123456789", Path(folder) / "v.db"))
+        masked_texts = tokens = exact = 0
+        for text in texts:
+            masked = masker.mask(text)
+            if masked == text:
+                continue
+            masked_texts += 1
+            tokens += len(TOKEN.findall(masked))
+            exact += masker.vault.reveal_all(masked) == text
+    return {
+        "texts_with_pii": masked_texts,
+        "tokens": tokens,
+        "round_trip": exact / masked_texts if masked_texts else 0.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--pii", type=Path, default=DATASETS / "pii_presidio_synth" / "visible.jsonl"
+    )
+    parser.add_argument("--offensive", type=Path, default=DATASETS / "cold" / "dev.csv")
+    parser.add_argument(
+        "--clean",
+        type=Path,
+        action="append",
+        help="clean text file (repeatable); default AFQMC dev and CAIS valid",
+    )
+    parser.add_argument("--parts", default="throughput,false_positives,offensive,evasion,pii,vault")
+    parser.add_argument(
+        "--presidio-python",
+        default=None,
+        help="interpreter with presidio-analyzer installed, for the Presidio pattern baseline",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args()
+    clean = args.clean or [
+        DATASETS / "afqmc" / "dev_visible.jsonl",
+        DATASETS / "cais" / "valid.jsonl",
+    ]
+    parts = set(args.parts.split(","))
+    needed = (
+        [*clean, args.offensive] if parts & {"throughput", "false_positives", "offensive"} else []
+    )
+    if "pii" in parts:
+        needed.append(args.pii)
+    if not require_files(needed):
+        return 2
+    print("[bench] building engines ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    curated = GuardEngine.from_files()
+    build_s = time.perf_counter() - start
+    engines = {"kefu_curated": curated}
+    if parts & {"throughput", "false_positives", "offensive"}:
+        start = time.perf_counter()
+        engines["kefu_full_raw_zh"] = GuardEngine(raw_zh_lexicon(), pinyin=False)
+        print(
+            f"[bench] full raw lexicon engine: {time.perf_counter() - start:.1f} s", file=sys.stderr
+        )
+    results: dict = {"build_s_curated": round(build_s, 2)}
+
+    if "throughput" in parts:
+        print("[bench] throughput ...", file=sys.stderr, flush=True)
+        results["throughput"] = r = throughput(engines, args.offensive, clean)
+        print(
+            f"\nThroughput ({r['chars']:,} chars in {r['messages']:,} messages, "
+            "normalisation included)"
+        )
+        rows = [
+            [
+                name,
+                m["terms"],
+                f"{m['batched_chars_per_s'] / 1e6:.2f} M",
+                f"{m['per_message_chars_per_s'] / 1e6:.2f} M",
+                m["ms_p50_500_chars"],
+                m["ms_p95_500_chars"],
+            ]
+            for name, m in r["engines"].items()
+        ]
+        if r["pyahocorasick"]:
+            p = r["pyahocorasick"]
+            rows.append(
+                [
+                    "plain pyahocorasick, raw zh lexicon, no normalisation",
+                    "-",
+                    f"{p['batched_chars_per_s'] / 1e6:.2f} M",
+                    f"{p['per_message_chars_per_s'] / 1e6:.2f} M",
+                    "-",
+                    "-",
+                ]
+            )
+        print(
+            table(
+                [
+                    "engine",
+                    "keys",
+                    "chars/s batched",
+                    "chars/s per message",
+                    "p50 ms / 500 chars",
+                    "p95 ms / 500 chars",
+                ],
+                rows,
+            )
+        )
+    if "false_positives" in parts:
+        print("[bench] false positives ...", file=sys.stderr, flush=True)
+        results["false_positives"] = r = false_positives(engines, clean)
+        print("\nFalse positives on clean text (share of texts)")
+        rows = []
+        for name, row in r.items():
+            for engine in engines:
+                rows.append(
+                    [
+                        name,
+                        row["texts"],
+                        engine,
+                        row[engine]["any_hit"],
+                        row[engine]["mask_or_block"],
+                    ]
+                )
+        print(table(["clean set", "texts", "engine", "any hit", "mask/block"], rows))
+    if "offensive" in parts:
+        print("[bench] offensive ...", file=sys.stderr, flush=True)
+        results["offensive"] = r = offensive(engines, args.offensive)
+        print(
+            f"\nOffensive text ({args.offensive.parent.name}/{args.offensive.name}, "
+            f"{r['rows']} rows; report only)"
+        )
+        print(
+            table(
+                ["engine", "recall on offensive", "hit rate on safe"],
+                [[e, r[e]["recall_offensive"], r[e]["hit_rate_safe"]] for e in engines],
+            )
+        )
+    if "evasion" in parts:
+        print("[bench] evasion ...", file=sys.stderr, flush=True)
+        results["evasion"] = r = evasion(curated)
+        print(
+            f"\nEvasion suite ({r['words_per_language']} words per language, "
+            "seeded sample of the shipped lexicons)"
+        )
+        print(
+            table(
+                ["technique", "cases", "caught", "missed (first 5)"],
+                [
+                    [k, v["cases"], v["caught"], ", ".join(v["missed"])]
+                    for k, v in r["categories"].items()
+                ],
+            )
+        )
+    if "pii" in parts:
+        print("[bench] PII ...", file=sys.stderr, flush=True)
+        results["pii_presidio"] = r = pii_presidio(args.pii, args.presidio_python)
+        print(
+            f"\nPII spans, {args.pii.parent.name}/{args.pii.name} "
+            f"({r['samples']} samples, {r['ms_per_sample']} ms each)"
+        )
+        rows = []
+        for iou in ("0.7", "0.9"):
+            for system in ("kefu", "presidio_patterns"):
+                scores = r[system][iou] if r.get(system) else None
+                if not scores:
+                    rows.append([iou, system, "not run (--presidio-python)", "", "", ""])
+                    continue
+                for group in ("structured", "all"):
+                    m = scores[group]
+                    rows.append([iou, system, group, m["precision"], m["recall"], m["f2"]])
+        print(table(["IoU", "system", "types", "precision", "recall", "F2"], rows))
+        print(
+            table(
+                ["type (IoU 0.7)", "support", "precision", "recall", "F2"],
+                [
+                    [k, m["support"], m["precision"], m["recall"], m["f2"]]
+                    for k, m in r["kefu"]["0.7"]["per_type"].items()
+                ],
+            )
+        )
+        results["pii_zh_generated"] = r = pii_zh(zh_pii_set())
+        print(
+            f"\nPII spans, generated Chinese set ({r['samples']} messages, "
+            "incl. look-alike decoys), IoU 0.7"
+        )
+        print(
+            table(
+                ["type", "support", "precision", "recall", "F2"],
+                [
+                    [k, m["support"], m["precision"], m["recall"], m["f2"]]
+                    for k, m in r["0.7"]["per_type"].items()
+                ],
+            )
+        )
+    if "vault" in parts:
+        rows = zh_pii_set() + (read_jsonl(args.pii) if args.pii.is_file() else [])
+        results["vault"] = v = vault_round_trip([r["text"] for r in rows])
+        print(
+            f"\nVault round trip: {v['texts_with_pii']} texts with personal data, "
+            f"{v['tokens']} tokens, {v['round_trip']:.1%} restored exactly"
+        )
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Real servers for end-to-end tests and the leak audit: an action server and `rasa run`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.conftest import ROOT, rasa_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{url} exited early:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} did not come up:\n{log.read_text()[-4000:]}")
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Servers:
+    """Talks to the running Rasa server over its REST channel; knows where everything is."""
+
+    def __init__(self, rasa_url: str, home: Path, logs: dict[str, Path]) -> None:
+        self.rasa_url, self.home, self.logs = rasa_url, home, logs
+        self.tracker_db = home / "tracker.db"
+        self.events = home / "events.jsonl"
+
+    def say(self, sender: str, text: str) -> list[dict]:
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def texts(self, sender: str, text: str) -> str:
+        return "\n".join(m.get("text", "") for m in self.say(sender, text))
+
+
+VAULT_KEY = "e2e-test-vault-key-0123456789"
+
+
+@contextlib.contextmanager
+def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Servers]:
+    """Build the knowledge index, start both servers on free ports, stop them afterwards.
+
+    Conversations go to a masking SQLite tracker store and a masking file event broker under
+    ``home``; ``KEFU_VAULT_KEY`` is set so masked values can be revealed from the vault.
+    """
+    env = {
+        **os.environ,
+        "KEFU_HOME": str(home),
+        "KEFU_WARMUP": "1",
+        "PYTHONUNBUFFERED": "1",
+        "KEFU_VAULT_KEY": VAULT_KEY,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "knowledge", "build"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    action_port, rasa_port = free_port(), free_port()
+    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+    endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{action_port}/webhook"
+    endpoints["tracker_store"]["inner"]["db"] = str(home / "tracker.db")
+    endpoints["event_broker"] = {
+        "type": "components.masking_event_broker.MaskingEventBroker",
+        "inner": {"type": "file", "path": str(home / "events.jsonl")},
+    }
+    endpoints_file = home / "endpoints.yml"
+    endpoints_file.write_text(yaml.safe_dump(endpoints))
+    logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
+    flags = ["--debug"] if debug else []
+    procs = []
+    try:
+        procs.append(
+            start(
+                [rasa_cli(), "run", "actions", "--actions", "actions", "--port", str(action_port)]
+                + flags,
+                env,
+                logs["actions"],
+            )
+        )
+        procs.append(
+            start(
+                [
+                    rasa_cli(),
+                    "run",
+                    "--enable-api",
+                    "-m",
+                    str(model),
+                    "--endpoints",
+                    str(endpoints_file),
+                    "--credentials",
+                    "rasa_project/credentials.yml",
+                    "--port",
+                    str(rasa_port),
+                    "-i",
+                    "127.0.0.1",
+                    *flags,
+                ],
+                env,
+                logs["rasa"],
+            )
+        )
+        wait_until_up(f"http://127.0.0.1:{action_port}/health", procs[0], logs["actions"])
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", procs[1], logs["rasa"])
+        yield Servers(f"http://127.0.0.1:{rasa_port}", home, logs)
+    finally:
+        for proc in procs:
+            stop(proc)
