@@ -3,10 +3,10 @@
 It is the last component of the pipeline. It never changes the text (Rasa keeps the original
 user text no matter what a component does); it adds a ``guard`` property to the parse data:
 the strongest action (``block``/``mask``/``flag``), the categories and the offsets of each
-hit, and the prompt-injection rules that fired (``injection``), so policies and actions can
-act on it. The matched words themselves are not copied into the parse data. When a ``block``
-entry matches, the intent becomes ``block_intent`` (default ``guard_blocked``), which a rule
-answers with a fixed safe reply.
+hit, the prompt-injection rules that fired (``injection``) and the types and offsets of personal
+data (``pii``), so policies and actions can act on it. The matched words and values themselves
+are not copied into the parse data. When a ``block`` entry matches, the intent becomes
+``block_intent`` (default ``guard_blocked``), which a rule answers with a fixed safe reply.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rasa.shared.nlu.training_data.message import Message
 from components.errors import ConfigError
 from components.guard import GuardEngine, default_engine
 from components.injection import screen
+from components.pii import find_pii
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,11 @@ class SensitiveContentGuard(GraphComponent):
         for message, text, result in zip(messages, texts, results, strict=True):
             summary = result.as_dict()
             summary["injection"] = screen(text).rules
+            # where personal data is (types and offsets, never values): actions can ask for it
+            # from the vault instead of reading it from the stored, masked text
+            summary["pii"] = [
+                {"type": p.type, "start": p.start, "end": p.end} for p in find_pii(text)
+            ]
             message.set(GUARD, summary, add_to_output=True)
             if summary["injection"]:
                 logger.info("guard.injection rules=%s", ",".join(summary["injection"]))
