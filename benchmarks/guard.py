@@ -39,6 +39,7 @@ offline_env()
 
 from components.guard import DEFAULT_LEXICONS, GuardEngine, LexiconEntry, load_lexicon  # noqa: E402
 from components.pii import TOKEN, PIIMasker, Vault, find_pii  # noqa: E402
+from tests import pii_samples as samples  # noqa: E402
 
 # Presidio type → Kefu type (types Kefu does not mask, e.g. DATE_TIME or GPE, are not scored).
 PRESIDIO_TYPES = {
@@ -382,48 +383,6 @@ def pii_presidio(path: Path, presidio_python: str | None = None) -> dict:
     return out
 
 
-def _cn_id(rng: random.Random) -> str:
-    area = rng.choice(["110105", "310104", "440305", "510107", "330106", "420111"])
-    born = f"{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
-    body = area + born + f"{rng.randint(0, 999):03d}"
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
-
-
-def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        n = int(ch)
-        if i % 2 == 0:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return body + str((10 - total % 10) % 10)
-
-
-def _not_luhn(rng: random.Random) -> str:
-    """A 16-digit card-like number whose check digit is wrong (a typo, not a card)."""
-    valid = _luhn_complete("6222", 16, rng)
-    return valid[:-1] + str((int(valid[-1]) + rng.randint(1, 9)) % 10)
-
-
-def _mobile(rng: random.Random) -> str:
-    return (
-        rng.choice(["138", "139", "150", "186", "177", "199"]) + f"{rng.randint(0, 99999999):08d}"
-    )
-
-
-_ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-_ZH_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
-_ZH_PLACES = [
-    ("北京市", "朝阳区", "建国路"),
-    ("上海市", "浦东新区", "世纪大道"),
-    ("广东省深圳市", "南山区", "科技园路"),
-    ("浙江省杭州市", "西湖区", "文三路"),
-    ("四川省成都市", "武侯区", "人民南路"),
-]
-
-
 def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
     """Generated Chinese customer-service messages with labelled personal data and decoys."""
     rng = random.Random(seed)
@@ -431,15 +390,15 @@ def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
     for _ in range(n):
         kind = rng.choice(["CN_ID", "PHONE", "BANK_CARD", "EMAIL", "NAME", "ADDRESS", "NONE"])
         if kind == "CN_ID":
-            value = _cn_id(rng)
+            value = samples.cn_id(rng)
             template = rng.choice(
                 ["我的身份证号是{v}，帮我查一下", "身份证：{v}", "实名认证用的{v}不对吗"]
             )
         elif kind == "PHONE":
-            value = _mobile(rng)
+            value = samples.cn_mobile(rng)
             template = rng.choice(["手机号{v}，快递到了打我电话", "联系电话：{v}", "请回拨{v}谢谢"])
         elif kind == "BANK_CARD":
-            value = _luhn_complete(
+            value = samples.luhn_card(
                 rng.choice(["622202", "621700", "6228"]), rng.choice([16, 19]), rng
             )
             template = rng.choice(["退款请打到银行卡{v}", "我的卡号是{v}", "尾号不对，完整卡号{v}"])
@@ -448,13 +407,10 @@ def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
             value += "@" + rng.choice(["qq.com", "163.com", "example.cn"])
             template = rng.choice(["发票发到{v}", "邮箱{v}收不到验证码"])
         elif kind == "NAME":
-            value = rng.choice(_ZH_SURNAMES) + "".join(rng.sample(_ZH_GIVEN, rng.choice([1, 2])))
+            value = samples.zh_name(rng)
             template = rng.choice(["我叫{v}，订单有问题", "收货人：{v}", "联系人{v}，尽快处理"])
         elif kind == "ADDRESS":
-            city, district, road = rng.choice(_ZH_PLACES)
-            value = f"{city}{district}{road}{rng.randint(1, 999)}号"
-            if rng.random() < 0.5:
-                value += f"{rng.randint(1, 30)}栋{rng.randint(101, 2505)}室"
+            value = samples.zh_address(rng, with_unit=rng.random() < 0.5)
             template = rng.choice(["地址改成{v}", "寄到{v}，谢谢", "收货地址：{v}"])
         else:
             value = None
@@ -463,8 +419,8 @@ def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
                     f"订单KF{rng.randint(100000, 999999)}什么时候到",
                     f"一共{rng.randint(100, 99999)}.{rng.randint(0, 99):02d}元，能便宜点吗",
                     f"运单号SF{rng.randint(10**9, 10**10 - 1)}",
-                    f"身份证号{_cn_id(rng)[:-1]}{'Y'}输错了",  # invalid check character
-                    f"卡号{_not_luhn(rng)}输错了",
+                    f"身份证号{samples.cn_id(rng)[:-1]}{'Y'}输错了",  # invalid check character
+                    f"卡号{samples.not_luhn_card(rng)}输错了",
                     f"{rng.randint(2020, 2026)}年{rng.randint(1, 12)}月{rng.randint(1, 28)}日下单",
                     f"客服工号{rng.randint(10000000, 99999999)}",
                 ]

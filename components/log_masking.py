@@ -49,15 +49,15 @@ class PIILogFilter(logging.Filter):
 
 
 def install(masker: PIIMasker | None = None) -> PIILogFilter:
-    """Attach one shared filter to every root handler (idempotent); returns it."""
+    """Attach one shared filter to every root handler that lacks it (idempotent); returns it."""
     root = logging.getLogger()
+    present = [
+        f for owner in (*root.handlers, root) for f in owner.filters if isinstance(f, PIILogFilter)
+    ]
+    log_filter = present[0] if present else PIILogFilter(masker)
     for handler in root.handlers:
-        for existing in handler.filters:
-            if isinstance(existing, PIILogFilter):
-                return existing
-    log_filter = PIILogFilter(masker)
-    for handler in root.handlers:
-        handler.addFilter(log_filter)
-    if not root.handlers:  # nothing configured yet: guard records at the root logger
-        root.addFilter(log_filter)
+        if not any(isinstance(f, PIILogFilter) for f in handler.filters):
+            handler.addFilter(log_filter)
+    if not root.handlers and log_filter not in root.filters:
+        root.addFilter(log_filter)  # nothing configured yet: guard records at the root logger
     return log_filter

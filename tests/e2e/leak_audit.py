@@ -14,41 +14,8 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from components.pii import TOKEN, Vault
+from tests import pii_samples as samples
 from tests.e2e.harness import VAULT_KEY, Servers
-
-EN_FIRST = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Mateo", "Sofia", "Lucas", "Mia", "Ethan"]
-EN_LAST = ["Hartley", "Okafor", "Lindqvist", "Moreau", "Castillo", "Brennan", "Novak", "Iyer"]
-ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-ZH_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
-ZH_PLACES = [
-    ("北京市", "朝阳区", "建国路"),
-    ("上海市", "浦东新区", "世纪大道"),
-    ("广东省深圳市", "南山区", "科技园路"),
-    ("浙江省杭州市", "西湖区", "文三路"),
-]
-
-
-def _cn_id(rng: random.Random) -> str:
-    body = rng.choice(["110105", "310104", "440305"]) + f"{rng.randint(1950, 2004)}"
-    body += f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
-
-
-def _luhn(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
-    total = sum(
-        (n * 2 - 9 if n > 4 else n * 2) if i % 2 == 0 else n
-        for i, n in enumerate(int(c) for c in reversed(body))
-    )
-    return body + str((10 - total % 10) % 10)
-
-
-def _iban(rng: random.Random) -> str:
-    bban = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
-    bban += "".join(str(rng.randint(0, 9)) for _ in range(14))
-    number = int("".join(str(int(c, 36)) for c in bban + "GB00"))
-    return f"GB{98 - number % 97:02d}{bban}"
 
 
 @dataclass
@@ -63,17 +30,16 @@ def conversations(count: int, seed: int = 0) -> list[Conversation]:
     rng = random.Random(seed)
     out = []
     for n in range(count):
-        card = _luhn(rng.choice(["4", "5", "6222"]), 16, rng)
-        city, district, road = rng.choice(ZH_PLACES)
+        card = samples.luhn_card(rng.choice(["4", "5", "6222"]), 16, rng)
         values = {
-            "en_name": f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}",
-            "zh_name": rng.choice(ZH_SURNAMES) + "".join(rng.sample(ZH_GIVEN, 2)),
-            "phone": rng.choice(["138", "159", "186"]) + f"{rng.randint(0, 99999999):08d}",
+            "en_name": samples.en_name(rng),
+            "zh_name": samples.zh_name(rng),
+            "phone": samples.cn_mobile(rng),
             "email": f"customer{n}.{rng.randint(100, 999)}@example.cn",
-            "cn_id": _cn_id(rng),
+            "cn_id": samples.cn_id(rng),
             "card": " ".join(card[i : i + 4] for i in range(0, 16, 4)),
-            "iban": _iban(rng),
-            "address": f"{city}{district}{road}{rng.randint(1, 999)}号",
+            "iban": samples.gb_iban(rng),
+            "address": samples.zh_address(rng),
         }
         turns = [
             f"hi, my name is {values['en_name']}",
