@@ -80,6 +80,10 @@ class LLMTimeoutError(LLMError, TimeoutError):
     """An LLM call did not finish within its deadline."""
 
 
+class LLMUnavailableError(LLMError):
+    """The LLM server is known to be down (circuit open): the call was not even tried."""
+
+
 class KnowledgeBaseError(KefuError):
     """The knowledge index is missing, corrupt or cannot be queried."""
 

@@ -28,12 +28,15 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from components.errors import ConfigError, KefuError
+from components.errors import ConfigError, KefuError, LLMUnavailableError
 from components.fact_check import check_rephrase
 from components.guard import default_engine
 from components.injection import neutralize
+from components.pii import PIIMasker
 
 logger = logging.getLogger(__name__)
+# personal data never goes into a prompt (the LLM may be a remote server); one-way tokens
+_PROMPT_MASKER = PIIMasker()
 
 SYSTEM_PROMPT = (
     "You rewrite replies of a shop's customer-service assistant so they sound natural and "
@@ -170,7 +173,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 max_new_tokens=self.config["max_new_tokens"],
             )
         except KefuError as exc:
-            return None, "timeout" if isinstance(exc, TimeoutError) else "llm_error"
+            if isinstance(exc, TimeoutError):
+                return None, "timeout"
+            return None, "llm_down" if isinstance(exc, LLMUnavailableError) else "llm_error"
         except Exception as exc:  # pragma: no cover - defensive
             logger.warning("nlg.error error=%s", type(exc).__name__)
             return None, "llm_error"
@@ -190,9 +195,10 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         turns = []
         for event in tracker.events:
             if event.type_name == "user" and getattr(event, "text", None):
-                turns.append(f"Customer: {neutralize(guard.mask(event.text))[:300]}")
+                text = neutralize(guard.mask(_PROMPT_MASKER.mask(event.text)))
+                turns.append(f"Customer: {text[:300]}")
             elif event.type_name == "bot" and getattr(event, "text", None):
-                turns.append(f"Assistant: {event.text[:300]}")
+                turns.append(f"Assistant: {_PROMPT_MASKER.mask(event.text)[:300]}")
         history = "\n".join(turns[-self.config["history"] :]) if self.config["history"] else ""
         user = (f"Conversation so far:\n{history}\n\n" if history else "") + (
             f"Reply to rewrite:\n{template}"

@@ -20,7 +20,7 @@ from components.llm.base import Generation, LLMBackend, Message
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("transformers",)
+BACKENDS = ("transformers", "openai")
 
 
 class LLMClient:
@@ -95,10 +95,16 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
     """Return the process-wide client for ``config`` (built once per distinct config).
 
     Config keys:
-        backend: ``transformers`` (default).
-        model_path: Local model folder; default is the bundled SmolLM2 (prepared on demand).
+        backend: ``transformers`` (default, in-process) or ``openai`` (any OpenAI-compatible
+            server, including ``python -m components.llm.serve``).
+        model_path: transformers: local model folder; default the bundled SmolLM2.
+        threads: transformers: torch CPU threads (default: torch's choice).
+        base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
+        model: openai: model name the server expects (default ``kefu-local``).
+        api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).
+        retries, breaker_failures, breaker_reset_s: openai: see
+            :class:`~components.llm.openai_backend.OpenAICompatibleBackend`.
         timeout: Seconds per call (default 2.0).
-        threads: torch CPU threads for the in-process backend (default: torch's choice).
 
     Raises:
         ConfigError: for an unknown backend or bad value.
@@ -110,10 +116,24 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
     key = tuple(sorted((k, str(v)) for k, v in config.items()))
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
-            from components.llm.transformers_backend import TransformersBackend
+            timeout = float(config.get("timeout", 2.0))
+            if backend_name == "openai":
+                from components.llm.openai_backend import OpenAICompatibleBackend
 
-            backend = TransformersBackend(
-                model_path=config.get("model_path"), threads=config.get("threads")
-            )
-            _CLIENTS[key] = LLMClient(backend, float(config.get("timeout", 2.0)))
+                backend: LLMBackend = OpenAICompatibleBackend(
+                    base_url=config.get("base_url", ""),
+                    model=config.get("model", "kefu-local"),
+                    api_key_env=config.get("api_key_env", "OPENAI_API_KEY"),
+                    timeout_s=max(timeout, 0.1),
+                    retries=int(config.get("retries", 2)),
+                    breaker_failures=int(config.get("breaker_failures", 1)),
+                    breaker_reset_s=float(config.get("breaker_reset_s", 30.0)),
+                )
+            else:
+                from components.llm.transformers_backend import TransformersBackend
+
+                backend = TransformersBackend(
+                    model_path=config.get("model_path"), threads=config.get("threads")
+                )
+            _CLIENTS[key] = LLMClient(backend, timeout)
         return _CLIENTS[key]

@@ -147,4 +147,5 @@ class TransformersBackend(LLMBackend):
             latency_s=time.monotonic() - started,
             new_tokens=int(len(new_tokens)),
             stopped_by=reason["value"],
+            extra={"prompt_tokens": int(prompt_len)},
         )

@@ -1,4 +1,8 @@
-"""LLM client contract: every backend available here must pass these."""
+"""LLM client contract: every backend available here must pass these.
+
+``transformers`` runs the bundled SmolLM2 in-process; ``openai`` talks over real HTTP on loopback
+to ``python -m components.llm.serve`` serving the same model (started once per module).
+"""
 
 import asyncio
 import time
@@ -7,18 +11,26 @@ import pytest
 
 from components.errors import ConfigError, LLMError, LLMTimeoutError
 from components.llm import Generation, LLMBackend, LLMClient, create_client
+from components.llm.openai_backend import OpenAICompatibleBackend
+from tests.llm_server import LLMServer
 
 CHAT = [{"role": "user", "content": "Say hello to the customer."}]
+BACKENDS = ["transformers", "openai"]
 
 
-def available_backends() -> list[LLMBackend]:
-    """Real backends that run on this machine (more join as they are implemented)."""
-    return [create_client({"timeout": 30}).backend]
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory):
+    with LLMServer(tmp_path_factory.mktemp("llm_server")) as server:
+        yield server
 
 
-@pytest.fixture(scope="module", params=[b.name for b in available_backends()])
+@pytest.fixture(params=BACKENDS)
 def backend(request) -> LLMBackend:
-    chosen = next(b for b in available_backends() if b.name == request.param)
+    if request.param == "transformers":
+        chosen = create_client({"timeout": 30}).backend
+    else:  # a fresh client per test: one test's open circuit must not leak into the next
+        server = request.getfixturevalue("llm_server")
+        chosen = OpenAICompatibleBackend(server.base_url, model="kefu-local", timeout_s=30)
     chosen.warm_up()
     return chosen
 

@@ -12,6 +12,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
 from components.llm import LLMClient
+from components.llm.openai_backend import OpenAICompatibleBackend
 from components.nlg import RephrasingNLG
 from tests.scripted_llm import ScriptedBackend
 
@@ -178,3 +179,27 @@ def test_real_smollm2_rephrasing_keeps_the_facts():
             assert "Demo Shop" in response["text"] or "Demo Shop" not in template
         else:
             assert response["text"] == template
+
+
+def test_a_dead_llm_server_costs_one_failure_then_the_template_at_once():
+    nlg = make_nlg("unused")
+    backend = OpenAICompatibleBackend("http://127.0.0.1:9/v1", retries=0)  # nothing listens
+    nlg._client = LLMClient(backend, timeout_s=2.0)
+    nlg._client.warm_up()  # what loading the NLG does; the dead server is only logged
+    first = generate(nlg, "utter_greet")
+    assert first["text"] == "Hello! Welcome to Demo Shop."
+    assert first["metadata"]["kefu_nlg"]["reason"] == "llm_error"
+    started = time.monotonic()
+    second = generate(nlg, "utter_greet")
+    assert second["text"] == "Hello! Welcome to Demo Shop."
+    assert second["metadata"]["kefu_nlg"]["reason"] == "llm_down"
+    assert time.monotonic() - started < 0.5
+
+
+def test_personal_data_never_reaches_the_prompt():
+    nlg = make_nlg("unused")
+    history = DialogueStateTracker.from_events(
+        "u2", [UserUttered("my phone is 13812345678, call me")], slots=DOMAIN.slots
+    )
+    prompt = "\n".join(m["content"] for m in nlg._prompt("Hello!", history))
+    assert "13812345678" not in prompt and "[PHONE_" in prompt
