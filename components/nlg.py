@@ -43,6 +43,11 @@ SYSTEM_PROMPT = (
     "friendly in the conversation. Keep every number, name, order number and link exactly "
     "as written. Do not add any information. Answer with the rewritten reply only."
 )
+EMPATHY = (
+    " The customer is upset: begin with one short sentence that acknowledges their frustration "
+    "and apologises, then give the reply."
+)
+UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
 
 
 class RephrasingNLG(TemplatedNaturalLanguageGenerator):
@@ -64,6 +69,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             "llm": {},
             # Load the LLM in the background at start-up so the first reply is not slow.
             "warm_up": True,
+            # Intents after which replies take an empathetic tone (also: a negative
+            # parse_data["sentiment"] from any NLU component, or an insult the guard flagged).
+            "empathetic_intents": ["complain", "complaint", "request_human", "nlu_fallback"],
         }
 
     def __init__(self, endpoint_config: EndpointConfig | None = None, domain: Domain | None = None):
@@ -100,6 +108,11 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 raise ConfigError(key, config[key], "an integer >= 0", component="RephrasingNLG")
         if not isinstance(config["llm"], dict):
             raise ConfigError("llm", config["llm"], "a mapping", component="RephrasingNLG")
+        intents = config["empathetic_intents"]
+        if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
+            raise ConfigError(
+                "empathetic_intents", intents, "a list of intent names", component="RephrasingNLG"
+            )
 
     def _get_client(self):
         """The shared LLM client, loaded once; None (and logged) when it cannot load."""
@@ -138,8 +151,10 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         template = response["text"]
         started = time.monotonic()
         protected = [str(v) for v in kwargs.values() if isinstance(v, (str, int, float))]
-        text, reason = await self._rephrase(template, tracker, protected)
+        tone = self.tone(tracker)
+        text, reason = await self._rephrase(template, tracker, protected, tone)
         info = {
+            "tone": tone,
             "rephrased": text is not None,
             "template_used": text is None,
             "reason": reason,
@@ -159,8 +174,34 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         response["metadata"] = {**(response.get("metadata") or {}), "kefu_nlg": info}
         return response
 
+    def tone(self, tracker: DialogueStateTracker) -> str:
+        """``empathetic`` when the customer seems upset, else ``neutral``.
+
+        Signals, from the latest user message: a negative ``sentiment`` in the parse data (any NLU
+        component may set ``{"label": "negative"}``), an intent in ``empathetic_intents`` (e.g.
+        a complaint), or an insult/profanity the guard flagged.
+        """
+        message = tracker.latest_message
+        if message is None:
+            return "neutral"
+        data = message.parse_data or {}
+        sentiment = data.get("sentiment")
+        label = sentiment.get("label") if isinstance(sentiment, dict) else sentiment
+        intent = (data.get("intent") or {}).get("name")
+        categories = set((data.get("guard") or {}).get("categories") or [])
+        upset = (
+            str(label).lower() in ("negative", "angry", "anger", "frustrated")
+            or intent in self.config["empathetic_intents"]
+            or bool(categories & UPSET_CATEGORIES)
+        )
+        return "empathetic" if upset else "neutral"
+
     async def _rephrase(
-        self, template: str, tracker: DialogueStateTracker, protected: list[str]
+        self,
+        template: str,
+        tracker: DialogueStateTracker,
+        protected: list[str],
+        tone: str = "neutral",
     ) -> tuple[str | None, str]:
         client = self._client
         if client is None:
@@ -169,7 +210,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             return None, "llm_unavailable" if self._client_error else "llm_loading"
         try:
             generation = await client.agenerate(
-                self._prompt(template, tracker),
+                self._prompt(template, tracker, tone),
                 max_new_tokens=self.config["max_new_tokens"],
             )
         except KefuError as exc:
@@ -190,7 +231,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             return None, "check_failed:" + ",".join(reasons)
         return candidate, "ok"
 
-    def _prompt(self, template: str, tracker: DialogueStateTracker) -> list[dict[str, str]]:
+    def _prompt(
+        self, template: str, tracker: DialogueStateTracker, tone: str = "neutral"
+    ) -> list[dict[str, str]]:
         guard = default_engine()
         turns = []
         for event in tracker.events:
@@ -203,4 +246,5 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         user = (f"Conversation so far:\n{history}\n\n" if history else "") + (
             f"Reply to rewrite:\n{template}"
         )
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+        system = SYSTEM_PROMPT + (EMPATHY if tone == "empathetic" else "")
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -203,3 +203,29 @@ def test_personal_data_never_reaches_the_prompt():
     )
     prompt = "\n".join(m["content"] for m in nlg._prompt("Hello!", history))
     assert "13812345678" not in prompt and "[PHONE_" in prompt
+
+
+@pytest.mark.parametrize(
+    ("parse_data", "tone"),
+    [
+        ({"intent": {"name": "order_status"}}, "neutral"),
+        ({"intent": {"name": "complaint"}}, "empathetic"),
+        ({"intent": {"name": "greet"}, "sentiment": {"label": "negative"}}, "empathetic"),
+        ({"intent": {"name": "greet"}, "guard": {"categories": ["insult"]}}, "empathetic"),
+    ],
+)
+def test_upset_customers_get_an_empathetic_tone(parse_data, tone):
+    nlg = make_nlg("Sorry about that! Hello! Welcome to Demo Shop.")
+    history = DialogueStateTracker.from_events(
+        "u3", [UserUttered("hmm", parse_data=parse_data)], slots=DOMAIN.slots
+    )
+    assert nlg.tone(history) == tone
+    system = nlg._prompt("Hello!", history, nlg.tone(history))[0]["content"]
+    assert ("upset" in system) == (tone == "empathetic")
+    reply = asyncio.run(nlg.generate("utter_greet", history, "rest"))
+    assert reply["metadata"]["kefu_nlg"]["tone"] == tone
+
+
+def test_empathetic_intents_must_be_a_list():
+    with pytest.raises(ConfigError, match="empathetic_intents"):
+        make_nlg("x", empathetic_intents="complaint")
