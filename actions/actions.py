@@ -34,12 +34,23 @@ KNOWLEDGE = KnowledgeBase()
 
 
 def _composer_from_env() -> AnswerComposer:
-    """KEFU_KB_LLM=transformers turns on grounded LLM answers (default: extractive only)."""
+    """Grounded LLM answers when ``KEFU_KB_LLM`` names a backend (default: extractive only).
+
+    ``KEFU_KB_LLM=transformers`` or ``llamacpp`` runs the model in this process;
+    ``KEFU_KB_LLM=openai`` with ``KEFU_KB_LLM_URL`` (and ``KEFU_KB_LLM_MODEL``) uses a server,
+    e.g. the one ``python -m components.llm.serve`` shares with the Rasa process.
+    """
     backend = os.environ.get("KEFU_KB_LLM", "off").strip().lower()
     if backend in ("", "off", "none", "0"):
         return AnswerComposer(llm=None)
-    timeout = float(os.environ.get("KEFU_KB_LLM_TIMEOUT", "3.0"))
-    return AnswerComposer(llm={"backend": backend, "timeout": timeout})
+    config: dict[str, Any] = {
+        "backend": backend,
+        "timeout": float(os.environ.get("KEFU_KB_LLM_TIMEOUT", "3.0")),
+    }
+    if backend == "openai":
+        config["base_url"] = os.environ.get("KEFU_KB_LLM_URL", "")
+        config["model"] = os.environ.get("KEFU_KB_LLM_MODEL", "kefu-local")
+    return AnswerComposer(llm=config)
 
 
 COMPOSER = _composer_from_env()

@@ -20,7 +20,7 @@ from components.llm.base import Generation, LLMBackend, Message
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("transformers", "openai")
+BACKENDS = ("transformers", "openai", "llamacpp")
 
 
 class LLMClient:
@@ -95,10 +95,13 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
     """Return the process-wide client for ``config`` (built once per distinct config).
 
     Config keys:
-        backend: ``transformers`` (default, in-process) or ``openai`` (any OpenAI-compatible
-            server, including ``python -m components.llm.serve``).
-        model_path: transformers: local model folder; default the bundled SmolLM2.
-        threads: transformers: torch CPU threads (default: torch's choice).
+        backend: ``transformers`` (default, in-process), ``llamacpp`` (in-process GGUF through
+            llama.cpp, optional extra) or ``openai`` (any OpenAI-compatible server, including
+            ``python -m components.llm.serve``).
+        model_path: transformers: local model folder; llamacpp: a ``.gguf`` file; default the
+            bundled SmolLM2.
+        threads: transformers/llamacpp: CPU threads (default: the library's choice).
+        quantize: transformers: ``int8`` (default, dynamic quantisation) or ``none`` (fp32).
         base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
         model: openai: model name the server expects (default ``kefu-local``).
         api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).
@@ -129,11 +132,19 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
                     breaker_failures=int(config.get("breaker_failures", 1)),
                     breaker_reset_s=float(config.get("breaker_reset_s", 30.0)),
                 )
+            elif backend_name == "llamacpp":
+                from components.llm.llamacpp_backend import LlamaCppBackend
+
+                backend = LlamaCppBackend(
+                    model_path=config.get("model_path"), threads=config.get("threads")
+                )
             else:
                 from components.llm.transformers_backend import TransformersBackend
 
                 backend = TransformersBackend(
-                    model_path=config.get("model_path"), threads=config.get("threads")
+                    model_path=config.get("model_path"),
+                    threads=config.get("threads"),
+                    quantize=config.get("quantize", "int8"),
                 )
             _CLIENTS[key] = LLMClient(backend, timeout)
         return _CLIENTS[key]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 
-from components.errors import ModelNotFoundError
+from components.errors import ConfigError, ModelNotFoundError
 from components.llm.base import Generation, LLMBackend, Message
 
 logger = logging.getLogger(__name__)
+
+QUANTIZE = ("int8", "none")
 
 
 _TRANSFORMERS_NAMES = (
@@ -41,16 +44,26 @@ def preload_transformers() -> None:
 class TransformersBackend(LLMBackend):
     """Greedy or sampled generation with ``AutoModelForCausalLM`` on the CPU.
 
+    By default the linear layers run as dynamically quantised int8 (weights int8, activations
+    quantised per call): on 2 CPU cores SmolLM2-135M decodes ~1.9x faster than fp32 (see
+    ``benchmarks/llm.py``), and the NLG's fact checks guard the output either way.
+
     Args:
         model_path: Local model folder; None = the bundled SmolLM2, converted on first use.
         threads: torch intra-op threads (None leaves torch's default).
+        quantize: ``int8`` (default) or ``none`` (plain fp32).
     """
 
     name = "transformers"
 
-    def __init__(self, model_path: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | None = None, threads: int | None = None, quantize: str = "int8"
+    ) -> None:
+        if quantize not in QUANTIZE:
+            raise ConfigError("quantize", quantize, f"one of {QUANTIZE}", component="llm")
         self.model_path = model_path
         self.threads = threads
+        self.quantize = quantize
         self._model = None
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -84,8 +97,18 @@ class TransformersBackend(LLMBackend):
             self._tokenizer = AutoTokenizer.from_pretrained(str(path))
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
             model.eval()
+            if self.quantize == "int8":
+                with warnings.catch_warnings():  # torch points to torchao; the API still works
+                    warnings.simplefilter("ignore")
+                    model = torch.ao.quantization.quantize_dynamic(
+                        model, {torch.nn.Linear}, dtype=torch.qint8
+                    )
             self._model = model
-            logger.info("llm.loaded backend=transformers seconds=%.1f", time.monotonic() - started)
+            logger.info(
+                "llm.loaded backend=transformers quantize=%s seconds=%.1f",
+                self.quantize,
+                time.monotonic() - started,
+            )
 
     def generate(
         self,
@@ -107,9 +130,11 @@ class TransformersBackend(LLMBackend):
         inputs = tokenizer(prompt, return_tensors="pt")
         prompt_len = inputs["input_ids"].shape[1]
         reason = {"value": "eos"}
+        first_token = {}
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
+                first_token.setdefault("s", time.monotonic() - started)
                 if deadline is not None and time.monotonic() > deadline:
                     reason["value"] = "deadline"
                     return True
@@ -147,5 +172,5 @@ class TransformersBackend(LLMBackend):
             latency_s=time.monotonic() - started,
             new_tokens=int(len(new_tokens)),
             stopped_by=reason["value"],
-            extra={"prompt_tokens": int(prompt_len)},
+            extra={"prompt_tokens": int(prompt_len), "first_token_s": first_token.get("s")},
         )

@@ -1,10 +1,12 @@
 """LLM client contract: every backend available here must pass these.
 
 ``transformers`` runs the bundled SmolLM2 in-process; ``openai`` talks over real HTTP on loopback
-to ``python -m components.llm.serve`` serving the same model (started once per module).
+to ``python -m components.llm.serve`` serving the same model (started once per module);
+``llamacpp`` runs the GGUF through llama.cpp when the optional extra is installed.
 """
 
 import asyncio
+import importlib.util
 import time
 
 import pytest
@@ -15,7 +17,7 @@ from components.llm.openai_backend import OpenAICompatibleBackend
 from tests.llm_server import LLMServer
 
 CHAT = [{"role": "user", "content": "Say hello to the customer."}]
-BACKENDS = ["transformers", "openai"]
+BACKENDS = ["transformers", "openai", "llamacpp"]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,10 @@ def llm_server(tmp_path_factory):
 def backend(request) -> LLMBackend:
     if request.param == "transformers":
         chosen = create_client({"timeout": 30}).backend
+    elif request.param == "llamacpp":
+        if importlib.util.find_spec("llama_cpp") is None:
+            pytest.skip("llama-cpp-python is not installed (optional: pip install '.[llamacpp]')")
+        chosen = create_client({"backend": "llamacpp", "timeout": 30}).backend
     else:  # a fresh client per test: one test's open circuit must not leak into the next
         server = request.getfixturevalue("llm_server")
         chosen = OpenAICompatibleBackend(server.base_url, model="kefu-local", timeout_s=30)
@@ -112,3 +118,5 @@ def test_bad_config_is_reported():
         create_client({"backend": "gpt-9000"})
     with pytest.raises(ConfigError, match="timeout"):
         LLMClient(_Broken(), timeout_s=0)
+    with pytest.raises(ConfigError, match="quantize"):
+        create_client({"quantize": "int3"})

@@ -1,0 +1,225 @@
+"""LLM benchmark: backend speed (tokens/s, time to first token) and the NLG over 200 rephrasings.
+
+    .venv/bin/python benchmarks/llm.py --json benchmarks/results/llm.json
+    .venv/bin/python benchmarks/llm.py --parts nlg --requests 50 --backend openai \
+        --base-url http://127.0.0.1:8008/v1
+
+``speed``: the same chat prompts through every backend available here (transformers in fp32 and
+as Kefu runs it by default, int8; llama.cpp when llama-cpp-python is installed), greedy, 64 new
+tokens. Time to first token is taken inside each call (streamed for llama.cpp, a per-step hook
+for transformers); decode rate = the other tokens over the rest of the call; tokens/s = new
+tokens over the whole call. llama.cpp reuses the KV cache of a shared prompt prefix between
+calls (part of what it is measured for).
+
+``nlg``: ``RephrasingNLG.generate`` exactly as Rasa calls it, over fact-heavy templates (order ids,
+dates, prices, URLs, ticket numbers, opening hours) with different slot values: share of replies
+rephrased, share falling back to the template per reason, p50/p95 latency, and a re-check that
+every fact of the template is in every reply that went out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import random
+import re
+import sys
+import time
+
+from common import offline_env, percentile, table, write_json
+
+offline_env()
+
+from components.llm import LLMClient, create_client  # noqa: E402
+from components.llm.base import LLMBackend  # noqa: E402
+
+PROMPTS = [
+    "Rewrite this reply in a friendly tone: Your order KF100234 ships by 2026-11-30.",
+    "Rewrite this reply in a friendly tone: Refunds are issued within 3 working days.",
+    "Say hello to a customer of an online shop in one sentence.",
+    "Rewrite this reply politely: Please send a photo of the damaged item.",
+    "Rewrite this reply in a warm tone: A human agent will contact you shortly.",
+]
+
+TEMPLATES = {
+    "utter_order_status": "Order {order_id} is on its way and should arrive by {date}.",
+    "utter_refund": "Your {amount} CNY refund for order {order_id} arrives within 3 working days.",
+    "utter_handoff": "I created ticket {ticket_id}; an agent will call you between 9:00 and 21:00.",
+    "utter_return": "Return order {order_id} until {date} at https://shop.example/returns.",
+    "utter_greet": "Hello! I'm the Demo Shop assistant. How can I help you today?",
+    "utter_price": "The {item} costs {amount} CNY and ships within 2 days.",
+    "utter_warranty": "Your {item} has a 12-month warranty: order {order_id} is covered to {date}.",
+    "utter_payment": "We accept Alipay, WeChat Pay and cards. We received your {amount} CNY.",
+    "utter_delay": "Sorry, order {order_id} is delayed. The new delivery date is {date}.",
+    "utter_goodbye": "Thank you for shopping with Demo Shop. Goodbye!",
+}
+ITEMS = ["smart watch", "phone case", "tea set", "backpack", "desk lamp", "headphones"]
+
+
+def available_backends() -> list[tuple[str, LLMBackend]]:
+    """Backends that run here, by benchmark name."""
+    out = [
+        ("transformers fp32", create_client({"timeout": 120, "quantize": "none"}).backend),
+        ("transformers int8 (Kefu default)", create_client({"timeout": 120}).backend),
+    ]
+    if importlib.util.find_spec("llama_cpp") is not None:
+        out.append(("llama.cpp", create_client({"backend": "llamacpp", "timeout": 120}).backend))
+    return out
+
+
+def speed(rounds: int = 2, new_tokens: int = 64) -> dict:
+    """TTFT, decode rate and tokens/s per backend on the same prompts."""
+    out = {}
+    for name, backend in available_backends():
+        print(f"[bench] speed: {name} ...", file=sys.stderr, flush=True)
+        client = LLMClient(backend, timeout_s=120)
+        client.warm_up()
+        ttft, decode, overall = [], [], []
+        for _ in range(rounds):
+            for prompt in PROMPTS:
+                gen = client.generate(
+                    [{"role": "user", "content": prompt}], max_new_tokens=new_tokens
+                )
+                first = gen.extra.get("first_token_s") or gen.latency_s
+                ttft.append(first)
+                overall.append(gen.new_tokens / gen.latency_s)
+                if gen.new_tokens > 1 and gen.latency_s > first:
+                    decode.append((gen.new_tokens - 1) / (gen.latency_s - first))
+        out[name] = {
+            "ttft_ms_p50": round(percentile(ttft, 50) * 1000, 1),
+            "decode_tokens_per_s": round(percentile(decode, 50), 1),
+            "tokens_per_s": round(percentile(overall, 50), 1),
+            "prompts": len(ttft),
+        }
+    return out
+
+
+def _fill(template: str, rng: random.Random) -> tuple[str, dict]:
+    slots = {
+        "order_id": f"KF{rng.randint(100000, 999999)}",
+        "date": f"2026-12-{rng.randint(1, 28):02d}",
+        "amount": f"{rng.randint(20, 3000)}.{rng.choice(['00', '50', '99'])}",
+        "ticket_id": f"T-{rng.randint(1000, 9999)}",
+        "item": rng.choice(ITEMS),
+    }
+    return template.format(**slots), slots
+
+
+def _facts(text: str) -> list[str]:
+    return re.findall(r"https?://\S+|KF\d{6}|T-\d{4}|\d+(?:[.:,-]\d+)*", text)
+
+
+def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
+    """Run ``requests`` rephrasings through the real RephrasingNLG."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
+
+    from components.nlg import RephrasingNLG
+
+    rng = random.Random(seed)
+    names = list(TEMPLATES)
+    cases = []
+    for i in range(requests):
+        action = names[i % len(names)]
+        text, slots = _fill(TEMPLATES[action], rng)
+        cases.append((action, text, slots))
+    endpoint = EndpointConfig(
+        type="components.nlg.RephrasingNLG", warm_up=False, llm=llm_config, timeout=2.0
+    )
+    client = create_client(llm_config)
+    client.warm_up()
+    reasons: dict[str, int] = {}
+    latencies, kept_facts, outputs = [], 0, 0
+    for n, (action, text, slots) in enumerate(cases, start=1):
+        domain = Domain.from_dict(
+            {
+                "slots": {k: {"type": "text", "mappings": [{"type": "custom"}]} for k in slots},
+                "responses": {action: [{"text": text, "metadata": {"rephrase": True}}]},
+            }
+        )
+        generator = RephrasingNLG(endpoint, domain)
+        generator._client = client  # loaded once, as in a running server
+        tracker = DialogueStateTracker.from_events(
+            f"bench-{n}",
+            [UserUttered("hi, can you help me?"), *(SlotSet(k, v) for k, v in slots.items())],
+            slots=domain.slots,
+        )
+        started = time.perf_counter()
+        reply = asyncio.run(generator.generate(action, tracker, "rest"))
+        latencies.append(time.perf_counter() - started)
+        reason = reply["metadata"]["kefu_nlg"]["reason"]
+        key = reason.split(":")[0] if reason.startswith("check_failed") else reason
+        if reason.startswith("check_failed"):
+            for part in reason.split(":", 1)[1].split(","):
+                reasons[f"check_failed:{part}"] = reasons.get(f"check_failed:{part}", 0) + 1
+        reasons[key] = reasons.get(key, 0) + 1
+        outputs += 1
+        kept_facts += all(f in reply["text"] for f in _facts(text))
+        if n % 20 == 0:
+            print(f"[bench] nlg {n}/{len(cases)}", file=sys.stderr, flush=True)
+    total = len(cases)
+    return {
+        "requests": total,
+        "backend": llm_config.get("backend", "transformers")
+        + (f" {llm_config['quantize']}" if "quantize" in llm_config else ""),
+        "rephrased": reasons.get("ok", 0) / total,
+        "reasons": {k: v / total for k, v in sorted(reasons.items())},
+        "latency_s_p50": round(percentile(latencies, 50), 3),
+        "latency_s_p95": round(percentile(latencies, 95), 3),
+        "replies_keeping_every_fact": kept_facts / outputs,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="speed,nlg")
+    parser.add_argument("--requests", type=int, default=200, help="NLG rephrase requests")
+    parser.add_argument("--backend", default="transformers", help="NLG backend")
+    parser.add_argument("--base-url", default=None, help="NLG openai backend: server URL")
+    parser.add_argument("--quantize", default="int8", help="NLG transformers backend: int8|none")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+    if args.requests < 1:
+        print("error: --requests must be at least 1", file=sys.stderr)
+        return 2
+    if args.backend == "openai" and not args.base_url:
+        print("error: --backend openai needs --base-url", file=sys.stderr)
+        return 2
+    parts = set(args.parts.split(","))
+    results: dict = {}
+    if "speed" in parts:
+        results["speed"] = r = speed()
+        print("\nBackend speed (same 5 prompts x 2, greedy, 64 new tokens, 2 CPU cores)")
+        print(
+            table(
+                ["backend", "time to first token p50 (ms)", "decode tokens/s", "tokens/s overall"],
+                [
+                    [k, v["ttft_ms_p50"], v["decode_tokens_per_s"], v["tokens_per_s"]]
+                    for k, v in r.items()
+                ],
+            )
+        )
+    if "nlg" in parts:
+        config = {"backend": args.backend, "timeout": 2.0}
+        if args.backend == "transformers":
+            config["quantize"] = args.quantize
+        if args.base_url:
+            config["base_url"] = args.base_url
+        results["nlg"] = r = nlg(args.requests, config)
+        print(
+            f"\nNLG rephrasing ({r['requests']} requests, backend {r['backend']}, 2 s timeout): "
+            f"p50 {r['latency_s_p50']} s, p95 {r['latency_s_p95']} s; replies keeping every "
+            f"template fact: {r['replies_keeping_every_fact']:.1%}"
+        )
+        print(table(["outcome", "share"], [[k, v] for k, v in r["reasons"].items()]))
+    from pathlib import Path
+
+    write_json(Path(args.json) if args.json else None, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
