@@ -47,6 +47,7 @@ EMPATHY = (
     " The customer is upset: begin with one short sentence that acknowledges their frustration "
     "and apologises, then give the reply."
 )
+CHECK_MARGIN_S = 0.15  # time kept from the timeout for the fact checks and the guard
 UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
 
 
@@ -211,7 +212,10 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         try:
             generation = await client.agenerate(
                 self._prompt(template, tracker, tone),
-                max_new_tokens=self.config["max_new_tokens"],
+                # the whole rephrase (checks included) must fit in the timeout
+                timeout_s=max(0.1, self.config["timeout"] - CHECK_MARGIN_S),
+                # a rephrasing is about as long as its template: do not let the model ramble
+                max_new_tokens=min(self.config["max_new_tokens"], 2 * len(template.split()) + 12),
             )
         except KefuError as exc:
             if isinstance(exc, TimeoutError):
