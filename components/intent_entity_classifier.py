@@ -10,6 +10,7 @@ tokenizer or featurizer in front of it.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,9 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             "entity_confidence_threshold": 0.5,
             # Show a progress line per epoch on stderr while training.
             "show_progress": True,
+            # Share of each intent's examples held back to calibrate confidences (temperature
+            # scaling); 0 turns calibration off. Intents with < 5 examples give none.
+            "calibration_fraction": 0.1,
         }
 
     def __init__(
@@ -100,7 +104,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             value = config[key]
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(key, value, "a number between 0 and 1", component=name)
-        for key in ("dropout", "entity_confidence_threshold"):
+        for key in ("dropout", "entity_confidence_threshold", "calibration_fraction"):
             value = config[key]
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(key, value, "a number in [0, 1)", component=name)
@@ -170,8 +174,11 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
                     flush=True,
                 )
 
+        train, held_back = self.calibration_split(
+            examples, cfg["calibration_fraction"], cfg["random_seed"]
+        )
         classifier.fit(
-            examples,
+            train,
             epochs=cfg["epochs"],
             batch_size=cfg["batch_size"],
             learning_rate=cfg["learning_rate"],
@@ -179,9 +186,14 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             seed=cfg["random_seed"],
             progress=progress,
         )
+        if held_back:
+            classifier.calibrate(held_back)
         logger.info(
-            "intent_classifier.trained examples=%d intents=%d entity_labels=%d seconds=%.1f",
-            len(examples),
+            "intent_classifier.trained examples=%d held_back=%d temperature=%.3f intents=%d "
+            "entity_labels=%d seconds=%.1f",
+            len(train),
+            len(held_back),
+            classifier.temperature,
             len(intents),
             len(labels),
             time.monotonic() - started,
@@ -189,6 +201,30 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         self._classifier = classifier
         self.persist()
         return self._resource
+
+    @staticmethod
+    def calibration_split(
+        examples: list[Any], fraction: float, seed: int, min_per_intent: int = 5
+    ) -> tuple[list[Any], list[Any]]:
+        """Hold back ``fraction`` of each intent's examples (intents with enough of them).
+
+        Deterministic for a seed. Returns ``(train, held_back)``; nothing is held back when the
+        fraction is 0 or fewer than 10 examples would be held back in total (too few to fit).
+        """
+        if fraction <= 0:
+            return list(examples), []
+        rng = random.Random(seed)
+        by_intent: dict[str, list[int]] = {}
+        for i, example in enumerate(examples):
+            by_intent.setdefault(example.intent, []).append(i)
+        held: set[int] = set()
+        for indices in by_intent.values():
+            if len(indices) >= min_per_intent:
+                held.update(rng.sample(indices, max(1, round(fraction * len(indices)))))
+        if len(held) < 10:
+            return list(examples), []
+        train = [e for i, e in enumerate(examples) if i not in held]
+        return train, [examples[i] for i in sorted(held)]
 
     def persist(self) -> None:
         """Save the fine-tuned model into the model storage."""

@@ -257,6 +257,49 @@ class JointClassifier:
         self.model.eval()
         return history
 
+    # ------------------------------------------------------------------ calibration
+    @torch.no_grad()
+    def intent_logits(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+        """Raw intent logits (before the temperature) for ``texts``."""
+        self.model.eval()
+        chunks = []
+        for b in range(0, len(texts), batch_size):
+            enc = self._encode(list(texts[b : b + batch_size]))
+            chunks.append(self.model(enc["input_ids"], enc["attention_mask"])[0])
+        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.intents))
+
+    def calibrate(self, examples: Sequence[Example]) -> float:
+        """Fit the softmax temperature to held-back examples (temperature scaling).
+
+        The temperature minimising the negative log-likelihood of the true intents is found by
+        a golden-section search over log T in [0.05, 20]; it rescales confidences without
+        changing any ranking, so ``FallbackClassifier`` thresholds become meaningful.
+
+        Returns:
+            The fitted temperature (also stored on the classifier and persisted).
+        """
+        known = [e for e in examples if e.intent in self.intents]
+        if not known:
+            return self.temperature
+        logits = self.intent_logits([e.text for e in known])
+        targets = torch.tensor([self.intents.index(e.intent) for e in known])
+
+        def nll(log_t: float) -> float:
+            return float(nn.functional.cross_entropy(logits / math.exp(log_t), targets))
+
+        lo, hi = math.log(0.05), math.log(20.0)
+        ratio = (math.sqrt(5) - 1) / 2
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        for _ in range(60):
+            if nll(a) < nll(b):
+                hi, b = b, a
+                a = hi - ratio * (hi - lo)
+            else:
+                lo, a = a, b
+                b = lo + ratio * (hi - lo)
+        self.temperature = math.exp((lo + hi) / 2)
+        return self.temperature
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:

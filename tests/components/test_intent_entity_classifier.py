@@ -95,9 +95,26 @@ def test_untrained_component_passes_messages_through(model_storage, resource, ex
         ("batch_size", "16"),
         ("learning_rate", 2),
         ("dropout", 1.5),
+        ("calibration_fraction", 1.0),
         ("model_name_or_path", "/nonexistent/model"),
     ],
 )
 def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
     with pytest.raises(ConfigError, match=key):
         Classifier({key: value}, model_storage, resource, execution_context)
+
+
+def test_calibration_split_is_stratified_and_deterministic():
+    from components.joint_model import Example
+
+    examples = [Example(f"a{i}", "a", []) for i in range(60)]
+    examples += [Example(f"b{i}", "b", []) for i in range(40)]
+    examples += [Example(f"c{i}", "c", []) for i in range(3)]  # too few to give any
+    train, held = Classifier.calibration_split(examples, 0.1, seed=1)
+    assert sorted(e.intent for e in held) == ["a"] * 6 + ["b"] * 4
+    assert len(train) + len(held) == len(examples)
+    assert not {e.text for e in train} & {e.text for e in held}
+    assert Classifier.calibration_split(examples, 0.1, seed=1) == (train, held)
+    assert Classifier.calibration_split(examples, 0.0, seed=1) == (examples, [])
+    small = examples[:20] + examples[60:80]
+    assert Classifier.calibration_split(small, 0.1, seed=1)[1] == []  # < 10 held back: off

@@ -1,5 +1,7 @@
 """Exact character offsets for entity labels and decoded spans (en and zh)."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -38,3 +40,62 @@ def test_partial_word_spans_grow_to_the_word():
     text = "order KF100234!"
     assert _expand_to_word(text, 8, 11) == (6, 14)
     assert _expand_to_word("订单KF1", 2, 4) == (2, 5)
+
+
+TRAIN = {
+    "greet": ["hi", "hello", "hey there", "good morning", "hello friend", "hiya", "howdy"],
+    "order_status": [
+        "where is my order",
+        "track my parcel",
+        "has my order shipped",
+        "when will my package arrive",
+        "status of my delivery",
+        "check my order",
+        "is my order on the way",
+    ],
+    "refund": [
+        "I want my money back",
+        "refund please",
+        "how do refunds work",
+        "return this for a refund",
+        "when do I get my refund",
+        "can I get a refund",
+        "give me back my money",
+    ],
+}
+
+
+@pytest.mark.slow
+def test_temperature_scaling_keeps_rankings_and_fits_held_back_data():
+    from components.joint_model import Example
+
+    examples = [Example(t, intent, []) for intent, texts in TRAIN.items() for t in texts]
+    classifier = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 3)
+    classifier.fit(examples, epochs=6, batch_size=8, learning_rate=5e-5,
+                   head_learning_rate=1e-3, seed=3)  # fmt: skip
+    texts = ["hello, where is my parcel?", "money back please", "good morning"]
+    rankings, tops = [], []
+    for temperature in (0.25, 0.5, 1.0, 2.0, 4.0):
+        classifier.temperature = temperature
+        predictions = classifier.predict(texts)
+        rankings.append([[name for name, _ in p.intent_ranking] for p in predictions])
+        tops.append([p.intent_ranking[0][1] for p in predictions])
+    assert all(r == rankings[0] for r in rankings)  # temperature never reorders intents
+    for i in range(len(texts)):  # hotter -> less confident, monotonically
+        confidences = [t[i] for t in tops]
+        assert all(a > b for a, b in pairwise(confidences))
+
+    held_back = [
+        Example("hey", "greet", []),
+        Example("where's my package", "order_status", []),
+        Example("I'd like a refund", "refund", []),
+        Example("good evening", "greet", []),
+        Example("did my order ship yet", "order_status", []),
+    ]
+    logits = classifier.intent_logits([e.text for e in held_back])
+    targets = torch.tensor([classifier.intents.index(e.intent) for e in held_back])
+    before = torch.nn.functional.cross_entropy(logits, targets).item()
+    fitted = classifier.calibrate(held_back)
+    after = torch.nn.functional.cross_entropy(logits / fitted, targets).item()
+    assert 0.05 <= fitted <= 20 and classifier.temperature == fitted
+    assert after <= before + 1e-6
