@@ -22,13 +22,43 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_GROUP,
+    ENTITY_ATTRIBUTE_ROLE,
+    INTENT,
+    INTENT_RANKING_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+
+_PART = "\x1f"  # joins entity, role and group into one tag label (never in entity names)
+
+
+def entity_label(entity: dict[str, Any]) -> str:
+    """One tag label for an annotated entity, its role and group included (``city`` + ``from``)."""
+    label = str(entity["entity"])
+    if entity.get(ENTITY_ATTRIBUTE_ROLE):
+        label += f"{_PART}role={entity[ENTITY_ATTRIBUTE_ROLE]}"
+    if entity.get(ENTITY_ATTRIBUTE_GROUP):
+        label += f"{_PART}group={entity[ENTITY_ATTRIBUTE_GROUP]}"
+    return label
+
+
+def split_entity_label(entity: dict[str, Any]) -> dict[str, Any]:
+    """The predicted entity with its label split back into ``entity``, ``role`` and ``group``."""
+    name, *parts = str(entity["entity"]).split(_PART)
+    out = {**entity, "entity": name}
+    for part in parts:
+        key, _, value = part.partition("=")
+        out[ENTITY_ATTRIBUTE_ROLE if key == "role" else ENTITY_ATTRIBUTE_GROUP] = value
+    return out
 
 
 @DefaultV1Recipe.register(
@@ -145,7 +175,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             if not text:
                 continue
             spans = [
-                EntitySpan(int(e["start"]), int(e["end"]), e["entity"])
+                EntitySpan(int(e["start"]), int(e["end"]), entity_label(e))
                 for e in message.get(ENTITIES) or []
             ]
             examples.append(Example(text, message.get(INTENT), spans))
@@ -287,7 +317,11 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
                 ],
                 add_to_output=True,
             )
-            entities = [e for e in prediction.entities if e["confidence_entity"] >= threshold]
+            entities = [
+                split_entity_label(e)
+                for e in prediction.entities
+                if e["confidence_entity"] >= threshold
+            ]
             entities = self.add_extractor_name(entities)
             message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
         return messages

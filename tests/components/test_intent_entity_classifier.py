@@ -118,3 +118,38 @@ def test_calibration_split_is_stratified_and_deterministic():
     assert Classifier.calibration_split(examples, 0.0, seed=1) == (examples, [])
     small = examples[:20] + examples[60:80]
     assert Classifier.calibration_split(small, 0.1, seed=1)[1] == []  # < 10 held back: off
+
+
+ROUTES = [
+    ("ship from Shanghai to Beijing", "Shanghai", "Beijing"),
+    ("send it from Hangzhou to Chengdu", "Hangzhou", "Chengdu"),
+    ("deliver from Shenzhen to Wuhan", "Shenzhen", "Wuhan"),
+    ("from Nanjing to Xiamen please", "Nanjing", "Xiamen"),
+    ("move my parcel from Tianjin to Suzhou", "Tianjin", "Suzhou"),
+    ("ship from Qingdao to Dalian", "Qingdao", "Dalian"),
+    ("from Kunming to Harbin", "Kunming", "Harbin"),
+    ("send from Changsha to Fuzhou", "Changsha", "Fuzhou"),
+]
+
+
+@pytest.mark.slow
+def test_entity_roles_are_learned_and_reported(model_storage, resource, execution_context):
+    examples = []
+    for text, origin, target in ROUTES:
+        entities = [
+            {"start": text.index(city), "end": text.index(city) + len(city), "value": city,
+             "entity": "city", "role": role}
+            for city, role in ((origin, "from"), (target, "to"))
+        ]  # fmt: skip
+        examples.append(Message.build(text, "change_address", entities=entities))
+    examples += [Message.build(t, "greet") for t in EN["greet"]]
+    config = {"epochs": 40, "show_progress": False, "random_seed": 5}
+    component = Classifier.create(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    component.train(TrainingData(examples))
+    message = Message.build("ship from Xi'an to Beijing")
+    component.process([message])
+    by_role = {e.get("role"): e["value"] for e in message.get("entities")}
+    assert by_role.get("to") == "Beijing"
+    assert all(e["entity"] == "city" for e in message.get("entities"))
