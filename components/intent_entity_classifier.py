@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.constants import (
     ENTITIES,
     ENTITY_ATTRIBUTE_GROUP,
@@ -36,6 +39,14 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from components.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+
+_WORDS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]+|[^\w\s]")
+
+
+def word_tokens(text: str) -> list[Token]:
+    """Words (each Chinese character alone) and punctuation, as Rasa tokens with offsets."""
+    return [Token(m.group(0), m.start(), m.end()) for m in _WORDS.finditer(text)]
 
 
 _PART = "\x1f"  # joins entity, role and group into one tag label (never in entity names)
@@ -324,4 +335,8 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             ]
             entities = self.add_extractor_name(entities)
             message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
+            if message.get(TOKENS_NAMES[TEXT]) is None:
+                # Rasa's `rasa test nlu` scores entities token by token; without a Rasa
+                # tokenizer in the pipeline it would find no tokens and report nothing
+                message.set(TOKENS_NAMES[TEXT], word_tokens(text))
         return messages

@@ -1,5 +1,6 @@
 """The Rasa project itself: data validation and conversation tests with `rasa test core`."""
 
+import json
 import subprocess
 
 import pytest
@@ -53,3 +54,21 @@ def test_conversation_stories_pass(trained_model, tmp_path):
     details = failed.read_text() if failed.exists() else ""
     assert result.returncode == 0, details + result.stdout[-2000:] + result.stderr[-2000:]
     assert "# None of the test stories failed" in details or not details.strip()
+
+
+@pytest.mark.slow
+def test_rasa_test_nlu_reports_the_components_entities(trained_model, tmp_path):
+    result = subprocess.run(
+        [rasa_cli(), "test", "nlu", "-m", str(trained_model), "--nlu", "tests/test_nlu.yml",
+         "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "TransformerIntentEntityClassifier_report.json").read_text())
+    assert report["order_id"]["support"] == 5
+    assert report["order_id"]["f1-score"] > 0.5
+    intents = json.loads((tmp_path / "intent_report.json").read_text())
+    assert intents["accuracy"] > 0.5
