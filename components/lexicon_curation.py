@@ -29,7 +29,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from components.guard import LEXICON_DIR, _folded, _squash
+from components.guard import LEXICON_DIR, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,11 +141,11 @@ def _in_domain_text() -> str:
                 texts.append(str(block.get("examples", "")))
     files = [ROOT / "rasa_project" / "domain.yml", *(ROOT / "knowledge" / "docs").glob("*.md")]
     texts += [p.read_text(encoding="utf-8") for p in files if p.is_file()]
-    return _squash(_folded("\n".join(texts)))
+    return normalize("\n".join(texts))[0]
 
 
 def _key(term: str) -> str:
-    return _squash(_folded(term))
+    return normalize(term)[0]
 
 
 def curate_zh(datasets: Path) -> tuple[list[tuple[str, str, int, str]], Counter]:

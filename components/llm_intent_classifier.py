@@ -94,6 +94,7 @@ class FewShotLLMIntentClassifier(GraphComponent):
         self._matrix: Any = None
         self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._masker = PIIMasker()
+        self._encoder: Any = None  # the sentence encoder, loaded on first use
 
     @classmethod
     def create(
@@ -106,13 +107,15 @@ class FewShotLLMIntentClassifier(GraphComponent):
         """A new, untrained component."""
         return cls(config, model_storage, resource, execution_context)
 
-    @staticmethod
-    def _encoder() -> Any:
-        from sentence_transformers import SentenceTransformer
+    def embed(self, texts: list[str]) -> Any:
+        """Unit-length sentence embeddings (the bundled MiniLM, loaded once per component)."""
+        if self._encoder is None:
+            from sentence_transformers import SentenceTransformer
 
-        from components.model_prep import minilm_path
+            from components.model_prep import minilm_path
 
-        return SentenceTransformer(str(minilm_path()), device="cpu")
+            self._encoder = SentenceTransformer(str(minilm_path()), device="cpu")
+        return self._encoder.encode(texts, normalize_embeddings=True)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Store the examples and their embeddings in the model storage."""
@@ -125,9 +128,7 @@ class FewShotLLMIntentClassifier(GraphComponent):
         if not self._examples:
             logger.warning("llm_intent.no_training_data")
             return self._resource
-        self._matrix = self._encoder().encode(
-            [e["text"] for e in self._examples], normalize_embeddings=True
-        )
+        self._matrix = self.embed([e["text"] for e in self._examples])
         with self._model_storage.write_to(self._resource) as directory:
             (Path(directory) / "examples.json").write_text(
                 json.dumps(self._examples, ensure_ascii=False), encoding="utf-8"
@@ -188,7 +189,7 @@ class FewShotLLMIntentClassifier(GraphComponent):
             return self._cache[text]
         from components.llm import create_client
 
-        query = self._encoder_cached().encode([text], normalize_embeddings=True)[0]
+        query = self.embed([text])[0]
         chat, shown = self.prompt(text, query)
         try:
             client = create_client({"timeout": self._config["timeout"], **self._config["llm"]})
@@ -211,11 +212,6 @@ class FewShotLLMIntentClassifier(GraphComponent):
         words = {w.strip(".") for w in re.findall(r"[\w/.-]+", answer.lower())}
         named = [i for i in self._intents if i.lower() in words]
         return named[0] if len(named) == 1 else None
-
-    def _encoder_cached(self) -> Any:
-        if not hasattr(self, "_encoder_model"):
-            self._encoder_model = self._encoder()
-        return self._encoder_model
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set ``intent`` and ``intent_ranking`` on each message."""

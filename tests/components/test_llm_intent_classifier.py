@@ -86,8 +86,7 @@ def test_round_trip_with_the_real_llm_and_a_dead_server(model_storage, resource,
         assert intent["name"] in {*EXAMPLES, "nlu_fallback"}
         assert 0.0 <= intent["confidence"] <= 1.0
     assert messages[2].get("intent") == {"name": "nlu_fallback", "confidence": 0.0}
-    chat, shown = loaded.prompt("money back", loaded._encoder_cached().encode(
-        ["money back"], normalize_embeddings=True)[0])  # fmt: skip
+    chat, shown = loaded.prompt("money back", loaded.embed(["money back"])[0])
     assert shown[0]["intent"] == "refund"  # the nearest example leads the prompt
     cached = dict(loaded._cache)
     loaded.process([Message.build("hello!")])
