@@ -6,6 +6,10 @@ python -m knowledge ingest PATH [PATH ...]     add or update files/folders (md, 
 python -m knowledge remove SOURCE              delete a source (file name or path)
 python -m knowledge list | stats               what is indexed
 python -m knowledge ask "QUESTION"             answer one question from the index
+
+The index lives in KEFU_HOME/knowledge_index.json, or with --store pgvector (or
+KEFU_KB_STORE=pgvector) in PostgreSQL: connection string in PG_CONN_STR, table KEFU_KB_TABLE
+(default kefu_knowledge), KEFU_KB_SEARCH=hnsw for approximate search on large indexes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__,
     )
     parser.add_argument("--index", type=Path, default=None, help="index file (default: KEFU_HOME)")
+    parser.add_argument(
+        "--store",
+        choices=("memory", "pgvector"),
+        default=None,
+        help="where the index lives (default: $KEFU_KB_STORE or memory)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sync the shipped documents folder")
     build.add_argument("--docs", type=Path, default=None, help="folder of documents")
@@ -43,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
     args = parser.parse_args(argv)
+    if args.store:
+        os.environ["KEFU_KB_STORE"] = args.store
+    if args.store == "pgvector" and args.index:
+        parser.error("--index names the embedded store's file; not with --store pgvector")
 
     from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
 
-    index = KnowledgeIndex(args.index)
     try:
+        index = KnowledgeIndex(args.index)
         if args.command in ("build", "ingest"):
             if args.command == "build":
                 report = build_index(args.docs or DOCS_DIR, args.index)

@@ -1,9 +1,10 @@
 """The knowledge index: ingest files incrementally into a persisted Haystack document store.
 
-The store is an ``InMemoryDocumentStore`` saved as JSON under ``KEFU_HOME`` (BM25 tokenises
-Chinese per character, words elsewhere). A manifest beside it records, per source file, its
-content hash and document ids, so re-ingesting only re-embeds files that changed, ``remove``
-deletes one source, and a changed encoder rebuilds everything.
+The store is the embedded ``InMemoryDocumentStore`` saved as JSON under ``KEFU_HOME`` (BM25
+tokenises Chinese per character, words elsewhere) or PostgreSQL + pgvector (see
+:mod:`knowledge.stores`). A manifest kept with the store records, per source file, its content
+hash and document ids, so re-ingesting only re-embeds files that changed, ``remove`` deletes
+one source, and a changed encoder rebuilds everything.
 """
 
 from __future__ import annotations
@@ -18,25 +19,43 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from haystack import Document
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import KefuError, KnowledgeBaseError
-from components.paths import kefu_home
 from knowledge.converters import SUPPORTED, convert_file
+from knowledge.stores import (
+    BM25_ALGORITHM,
+    BM25_TOKENS,
+    KnowledgeStore,
+    MemoryStore,
+    default_index_path,
+    store_from_env,
+)
 
 logger = logging.getLogger(__name__)
 
 DOCS_DIR = Path(__file__).resolve().parent / "docs"
-INDEX_FILE = "knowledge_index.json"
-BM25_ALGORITHM = "BM25Plus"
-# one token per CJK character, words of 2+ characters elsewhere
-BM25_TOKENS = r"(?u)[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]{2,}"
 INDEX_VERSION = 3
+__all__ = ["DOCS_DIR", "IngestReport", "KnowledgeIndex", "build_index", "default_index_path"]
 
 
-def default_index_path() -> Path:
-    """Where the index lives for this deployment."""
-    return kefu_home() / INDEX_FILE
+def encoder_dimension(encoder: str | Path) -> int:
+    """Embedding width of a sentence-transformers folder (384 when it does not say)."""
+    pooling = Path(encoder) / "1_Pooling" / "config.json"
+    try:
+        return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 384
+
+
+def resolve_store(
+    index_path: str | Path | None, store: KnowledgeStore | None, encoder: str | None = None
+) -> KnowledgeStore:
+    """``store`` if given, the embedded store at ``index_path`` if given, else ``KEFU_KB_STORE``."""
+    if store is not None:
+        return store
+    if index_path is not None:
+        return MemoryStore(index_path)
+    return store_from_env(embedding_dimension=encoder_dimension(encoder) if encoder else 384)
 
 
 def _sha256(path: Path) -> str:
@@ -82,17 +101,25 @@ class IngestReport:
 
 
 class KnowledgeIndex:
-    """Incremental ingestion into the persisted store.
+    """Incremental ingestion into the configured store.
 
     Args:
-        index_path: The store's JSON file (the manifest is ``<name>.manifest.json``).
+        index_path: The embedded store's JSON file (the manifest is ``<name>.manifest.json``);
+            when neither this nor ``store`` is given, ``KEFU_KB_STORE`` decides.
         encoder: Sentence-transformers model folder (default: the bundled MiniLM).
+        store: Where the index lives (:class:`knowledge.stores.MemoryStore` or
+            :class:`knowledge.stores.PgvectorStore`).
     """
 
-    def __init__(self, index_path: str | Path | None = None, encoder: str | None = None) -> None:
-        self.index_path = Path(index_path or default_index_path())
-        self.manifest_path = self.index_path.with_suffix(".manifest.json")
+    def __init__(
+        self,
+        index_path: str | Path | None = None,
+        encoder: str | None = None,
+        store: KnowledgeStore | None = None,
+    ) -> None:
         self._encoder = encoder
+        self.store = resolve_store(index_path, store, encoder)
+        self.index_path = getattr(self.store, "index_path", None)
         self._embedder = None
 
     @property
@@ -108,33 +135,18 @@ class KnowledgeIndex:
     def _fingerprint(self) -> str:
         return f"v{INDEX_VERSION}|{Path(self.encoder).name}|{BM25_ALGORITHM}|{BM25_TOKENS}"
 
-    def _load(self) -> tuple[InMemoryDocumentStore, dict]:
-        manifest = {"fingerprint": self._fingerprint(), "sources": {}}
-        if self.index_path.is_file() and self.manifest_path.is_file():
-            try:
-                stored = json.loads(self.manifest_path.read_text())
-                if stored.get("fingerprint") == manifest["fingerprint"]:
-                    return InMemoryDocumentStore.load_from_disk(str(self.index_path)), stored
-                logger.info("knowledge.rebuild reason=settings_changed")
-            except (ValueError, KeyError, OSError) as exc:
-                logger.warning("knowledge.rebuild reason=unreadable error=%s", type(exc).__name__)
-        return self.new_store(), manifest
+    def _load(self) -> tuple[object, dict]:
+        fresh = {"fingerprint": self._fingerprint(), "sources": {}}
+        store = self.store.open()
+        stored = self.store.read_manifest()
+        if stored is not None and stored.get("fingerprint") == fresh["fingerprint"]:
+            return store, stored
+        if stored is not None or self.store.exists():
+            logger.info("knowledge.rebuild reason=settings_changed store=%s", self.store.kind)
+        return self.store.clear(store), fresh
 
-    @staticmethod
-    def new_store() -> InMemoryDocumentStore:
-        """An empty store with Kefu's BM25 settings."""
-        return InMemoryDocumentStore(
-            bm25_algorithm=BM25_ALGORITHM,
-            bm25_tokenization_regex=BM25_TOKENS,
-            embedding_similarity_function="cosine",
-        )
-
-    def _save(self, store: InMemoryDocumentStore, manifest: dict) -> None:
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.index_path.with_suffix(".partial")
-        store.save_to_disk(str(tmp))
-        tmp.replace(self.index_path)
-        self.manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    def _save(self, store: object, manifest: dict) -> None:
+        self.store.save(store, manifest)
 
     def _embed(self, documents: list[Document], progress: bool) -> list[Document]:
         if self._embedder is None:
@@ -209,7 +221,7 @@ class KnowledgeIndex:
                 if gone and any(Path(key).is_relative_to(folder) for folder in folders):
                     store.delete_documents(sources.pop(key)["doc_ids"])
                     report.removed.append(Path(key).name)
-        if report.changed or not self.index_path.is_file():
+        if report.changed or not self.store.exists():
             self._save(store, manifest)
         report.sections = store.count_documents()
         report.seconds = time.monotonic() - started
@@ -237,9 +249,9 @@ class KnowledgeIndex:
 
     def sources(self) -> list[dict]:
         """Indexed sources: name, path, sections, updated_at."""
-        if not self.manifest_path.is_file():
+        manifest = self.store.read_manifest()
+        if not manifest:
             return []
-        manifest = json.loads(self.manifest_path.read_text())
         return [
             {
                 "name": entry["name"],
@@ -254,14 +266,15 @@ class KnowledgeIndex:
         """Totals for ``python -m knowledge stats``."""
         items = self.sources()
         return {
-            "index": str(self.index_path),
+            **self.store.describe(),
             "sources": len(items),
             "sections": sum(i["sections"] for i in items),
             "encoder": self.encoder,
-            "size_bytes": self.index_path.stat().st_size if self.index_path.is_file() else 0,
         }
 
 
-def build_index(docs_dir: Path = DOCS_DIR, index_path: Path | None = None) -> IngestReport:
+def build_index(
+    docs_dir: Path = DOCS_DIR, index_path: Path | None = None, store: KnowledgeStore | None = None
+) -> IngestReport:
     """Sync the index with a folder (what ``make index`` runs): add, update and prune."""
-    return KnowledgeIndex(index_path).ingest([docs_dir], prune=True)
+    return KnowledgeIndex(index_path, store=store).ingest([docs_dir], prune=True)

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
-from knowledge.index import default_index_path
-from knowledge.retrievers import MatrixEmbeddingRetriever
+from knowledge.index import resolve_store
+from knowledge.stores import KnowledgeStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +65,15 @@ class KnowledgeBase:
     """Hybrid retrieval over the persisted knowledge index.
 
     Args:
-        index_path: The saved document store (default: ``KEFU_HOME/knowledge_index.json``).
+        index_path: The embedded store's file; when neither this nor ``store`` is given,
+            ``KEFU_KB_STORE`` decides (default: ``KEFU_HOME/knowledge_index.json``).
         encoder: Sentence-transformers model folder (default: bundled MiniLM).
         top_k: Candidates taken from each retriever.
         min_similarity: Cosine similarity the chosen passage needs (English questions).
         min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
             the English MiniLM encoder says little).
         fusion: Keyword arguments for :class:`HybridRanker`.
+        store: Where the index lives (see :mod:`knowledge.stores`).
     """
 
     def __init__(
@@ -83,8 +84,9 @@ class KnowledgeBase:
         min_similarity: float = 0.35,
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
+        store: KnowledgeStore | None = None,
     ) -> None:
-        self.index_path = Path(index_path or default_index_path())
+        self.store = resolve_store(index_path, store, encoder)
         self.encoder = encoder
         self.top_k = top_k
         self.min_similarity = min_similarity
@@ -110,20 +112,13 @@ class KnowledgeBase:
 
             from components.model_prep import minilm_path
 
-            if not self.index_path.is_file():
+            if not self.store.exists():
                 raise KnowledgeBaseError(
-                    f"knowledge index missing at {self.index_path}",
+                    "knowledge index has not been built",
                     hint="run `python -m knowledge build`",
-                    path=str(self.index_path),
+                    **self.store.describe(),
                 )
-            try:
-                store = InMemoryDocumentStore.load_from_disk(str(self.index_path))
-            except Exception as exc:
-                raise KnowledgeBaseError(
-                    f"knowledge index unreadable: {type(exc).__name__}",
-                    hint="rebuild it with `python -m knowledge build`",
-                    path=str(self.index_path),
-                ) from exc
+            store = self.store.open()
             pipeline = Pipeline()
             pipeline.add_component(
                 "embedder",
@@ -134,8 +129,10 @@ class KnowledgeBase:
                     progress_bar=False,
                 ),
             )
-            pipeline.add_component("dense", MatrixEmbeddingRetriever(store, top_k=self.top_k))
-            pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=self.top_k))
+            pipeline.add_component("dense", self.store.dense_retriever(store, self.top_k))
+            pipeline.add_component(
+                "bm25", InMemoryBM25Retriever(self.store.keyword_store(store), top_k=self.top_k)
+            )
             pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
             pipeline.connect("embedder.embedding", "dense.query_embedding")
             pipeline.connect("embedder.embedding", "ranker.query_embedding")
@@ -143,7 +140,9 @@ class KnowledgeBase:
             pipeline.connect("bm25.documents", "ranker.bm25_documents")
             pipeline.warm_up()
             self._pipeline = pipeline
-            logger.info("knowledge.loaded documents=%d", store.count_documents())
+            logger.info(
+                "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
+            )
 
     def candidates(self, question: str) -> dict:
         """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import KnowledgeBaseError
+from components.errors import ConfigError, KnowledgeBaseError
 from knowledge.__main__ import main as cli
 from knowledge.converters import UnsupportedFileError, convert_file, split_sentences
 from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
 from knowledge.retrieval import KnowledgeBase
+from knowledge.stores import MemoryStore, PgvectorStore
 
 
 def tiny_pdf(text: str) -> bytes:
@@ -76,8 +77,8 @@ def library(tmp_path) -> Path:
     return lib
 
 
-def test_every_format_is_ingested_and_bad_files_are_skipped(tmp_path, library):
-    index = KnowledgeIndex(tmp_path / "index.json")
+def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library):
+    index = KnowledgeIndex(store=make_store())
     report = index.ingest([library], progress=False)
     assert sorted(report.added) == sorted(
         ["gift-cards.md", "stores.html", "notes.txt", "membership.pdf", "faq.csv", "faq_zh.jsonl"]
@@ -88,7 +89,7 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(tmp_path, library):
     assert "stores.html" in names and "broken.pdf" not in names
     assert index.stats()["sections"] == report.sections == 7
 
-    kb = KnowledgeBase(tmp_path / "index.json")
+    kb = KnowledgeBase(store=make_store())
     for question, source in [
         ("do gift cards expire", "gift-cards.md"),
         ("when does the Shanghai store open", "stores.html"),
@@ -103,8 +104,8 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(tmp_path, library):
     assert not kb.answer("明天杭州天气怎么样").found
 
 
-def test_incremental_update_and_remove(tmp_path, library):
-    index = KnowledgeIndex(tmp_path / "index.json")
+def test_incremental_update_and_remove(make_store, library):
+    index = KnowledgeIndex(store=make_store())
     index.ingest([library], progress=False)
     again = index.ingest([library], progress=False)
     assert not again.changed and "gift-cards.md" in again.unchanged
@@ -113,13 +114,27 @@ def test_incremental_update_and_remove(tmp_path, library):
     (library / "notes.txt").unlink()
     report = index.ingest([library], prune=True, progress=False)
     assert report.updated == ["gift-cards.md"] and report.removed == ["notes.txt"]
-    kb = KnowledgeBase(tmp_path / "index.json")
+    kb = KnowledgeBase(store=make_store())
     assert "3 years" in kb.answer("do gift cards expire").text
+    assert not KnowledgeBase(store=make_store()).answer("when are loyalty points credited").found
 
     assert index.remove("stores.html") == ["stores.html"]
     assert "stores.html" not in {s["name"] for s in index.sources()}
     with pytest.raises(KnowledgeBaseError, match="not in the knowledge index"):
         index.remove("stores.html")
+    # a new process (new store object) sees the same index, and nothing of removed sources
+    fresh = KnowledgeIndex(store=make_store())
+    assert {s["name"] for s in fresh.sources()} == {s["name"] for s in index.sources()}
+    assert fresh.stats()["sections"] == fresh.store.open().count_documents()
+
+
+def test_changed_encoder_rebuilds_the_index(make_store, library, monkeypatch):
+    index = KnowledgeIndex(store=make_store())
+    index.ingest([library], progress=False)
+    monkeypatch.setattr(KnowledgeIndex, "_fingerprint", lambda self: "other-encoder")
+    report = KnowledgeIndex(store=make_store()).ingest([library], progress=False)
+    assert not report.unchanged and len(report.added) == 6
+    assert KnowledgeIndex(store=make_store()).stats()["sections"] == report.sections == 7
 
 
 def test_shop_docs_sync(tmp_path):
@@ -187,6 +202,49 @@ def shop_kb(tmp_path_factory) -> KnowledgeBase:
     path = tmp_path_factory.mktemp("kb") / "index.json"
     build_index(DOCS_DIR, path)
     return KnowledgeBase(path)
+
+
+def test_store_is_chosen_by_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFU_KB_STORE", "pgvector")
+    monkeypatch.setenv("KEFU_KB_TABLE", "shop_kb")
+    index = KnowledgeIndex()
+    assert isinstance(index.store, PgvectorStore) and index.store.table == "shop_kb"
+    assert isinstance(KnowledgeIndex(tmp_path / "x.json").store, MemoryStore)  # explicit file wins
+    monkeypatch.setenv("KEFU_KB_STORE", "elastic")
+    with pytest.raises(ConfigError, match="KEFU_KB_STORE"):
+        KnowledgeIndex()
+    monkeypatch.setenv("KEFU_KB_STORE", "pgvector")
+    monkeypatch.setenv("KEFU_KB_TABLE", "drop table;")
+    with pytest.raises(ConfigError, match="KEFU_KB_TABLE"):
+        KnowledgeIndex()
+
+
+def test_pgvector_without_connection_string_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("PG_CONN_STR", raising=False)
+    with pytest.raises(KnowledgeBaseError, match="PG_CONN_STR"):
+        KnowledgeBase(store=PgvectorStore()).warm_up()
+
+
+def test_pgvector_server_down_is_a_clear_error(monkeypatch):
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("PG_CONN_STR", "postgresql://kefu@127.0.0.1:9/kefu")
+    with pytest.raises(KnowledgeBaseError, match="cannot connect to PostgreSQL"):
+        KnowledgeIndex(store=PgvectorStore()).sources()
+
+
+def test_cli_with_the_pgvector_store(postgres_url, library, monkeypatch, capsys):
+    monkeypatch.setenv("PG_CONN_STR", postgres_url)
+    monkeypatch.setenv("KEFU_KB_TABLE", "kefu_cli")
+    store = ["--store", "pgvector"]
+    assert cli([*store, "ingest", str(library)]) == 1
+    assert cli([*store, "ask", "do gift cards expire"]) == 0
+    assert "gift-cards.md" in capsys.readouterr().out
+    assert cli([*store, "stats"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["store"] == "pgvector" and stats["table"] == "kefu_cli" and stats["sources"] == 6
+    assert postgres_url not in json.dumps(stats)  # no connection secrets in output
+    with pytest.raises(SystemExit):
+        cli([*store, "--index", "x.json", "list"])
 
 
 def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):

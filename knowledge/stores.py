@@ -1,0 +1,312 @@
+"""Where the knowledge index lives: an embedded file store, or PostgreSQL + pgvector.
+
+Both backends hold the same Haystack documents and a *manifest* (per source file: content hash,
+document ids, updated-at; plus a fingerprint of the index settings) so that ingestion is
+incremental whatever the store:
+
+* :class:`MemoryStore` (default) — Haystack's ``InMemoryDocumentStore`` saved as JSON under
+  ``KEFU_HOME``, the manifest in a file beside it. One machine, no server.
+* :class:`PgvectorStore` — the official ``pgvector-haystack`` integration
+  (``pip install '.[pgvector]'``): documents and embeddings in a PostgreSQL table, the
+  manifest in ``<table>_manifest`` of the same database, dense search done by the server
+  (exact or HNSW). Several action servers can share one index. Keyword ranking stays BM25 in
+  the process, over the store's texts loaded at warm-up: PostgreSQL's full-text search has no
+  Chinese parser and ``plainto_tsquery`` requires every query word, which loses most answers.
+
+Choose with ``KEFU_KB_STORE=memory|pgvector``; pgvector reads the connection string from
+``PG_CONN_STR`` (Haystack's variable) and the table from ``KEFU_KB_TABLE``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from haystack import Document
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+from components.errors import ConfigError, KnowledgeBaseError
+from components.paths import kefu_home
+
+logger = logging.getLogger(__name__)
+
+INDEX_FILE = "knowledge_index.json"
+BM25_ALGORITHM = "BM25Plus"
+# one token per CJK character, words of 2+ characters elsewhere
+BM25_TOKENS = r"(?u)[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]{2,}"
+STORE_KINDS = ("memory", "pgvector")
+DEFAULT_TABLE = "kefu_knowledge"
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+
+
+def default_index_path() -> Path:
+    """Where the embedded index lives for this deployment."""
+    return kefu_home() / INDEX_FILE
+
+
+def new_memory_store() -> InMemoryDocumentStore:
+    """An empty in-memory store with Kefu's BM25 settings."""
+    return InMemoryDocumentStore(
+        bm25_algorithm=BM25_ALGORITHM,
+        bm25_tokenization_regex=BM25_TOKENS,
+        embedding_similarity_function="cosine",
+    )
+
+
+class KnowledgeStore(Protocol):
+    """What the index (writes) and the knowledge base (queries) need from a store."""
+
+    kind: str
+
+    def exists(self) -> bool:
+        """Whether an index has been built here."""
+
+    def open(self) -> Any:
+        """The Haystack document store (created empty when there is none yet)."""
+
+    def read_manifest(self) -> dict | None:
+        """The saved manifest, or None when there is none or it is unreadable."""
+
+    def save(self, store: Any, manifest: dict) -> None:
+        """Make the documents written to ``store`` and ``manifest`` durable."""
+
+    def clear(self, store: Any) -> Any:
+        """Delete every document (settings changed); returns the store to write to."""
+
+    def dense_retriever(self, store: Any, top_k: int) -> Any:
+        """A Haystack retriever component taking ``query_embedding``, returning documents."""
+
+    def keyword_store(self, store: Any) -> InMemoryDocumentStore:
+        """An in-memory store with the same texts for BM25 (may be ``store`` itself)."""
+
+    def describe(self) -> dict:
+        """Location and size for ``python -m knowledge stats`` (no secrets)."""
+
+
+class MemoryStore:
+    """The embedded store: one JSON file plus ``<name>.manifest.json``.
+
+    Args:
+        index_path: The store's JSON file (default ``KEFU_HOME/knowledge_index.json``).
+    """
+
+    kind = "memory"
+
+    def __init__(self, index_path: str | Path | None = None) -> None:
+        self.index_path = Path(index_path or default_index_path())
+        self.manifest_path = self.index_path.with_suffix(".manifest.json")
+
+    def exists(self) -> bool:
+        return self.index_path.is_file()
+
+    def open(self) -> InMemoryDocumentStore:
+        if not self.exists():
+            return new_memory_store()
+        try:
+            return InMemoryDocumentStore.load_from_disk(str(self.index_path))
+        except Exception as exc:
+            raise KnowledgeBaseError(
+                f"knowledge index unreadable: {type(exc).__name__}",
+                hint="rebuild it with `python -m knowledge build`",
+                path=str(self.index_path),
+            ) from exc
+
+    def read_manifest(self) -> dict | None:
+        if not (self.exists() and self.manifest_path.is_file()):
+            return None
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (ValueError, OSError) as exc:
+            logger.warning("knowledge.manifest_unreadable error=%s", type(exc).__name__)
+            return None
+
+    def save(self, store: InMemoryDocumentStore, manifest: dict) -> None:
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_path.with_suffix(".partial")
+        store.save_to_disk(str(tmp))
+        tmp.replace(self.index_path)
+        self.manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+
+    def clear(self, store: InMemoryDocumentStore) -> InMemoryDocumentStore:
+        return new_memory_store()
+
+    def dense_retriever(self, store: InMemoryDocumentStore, top_k: int) -> Any:
+        from knowledge.retrievers import MatrixEmbeddingRetriever
+
+        return MatrixEmbeddingRetriever(store, top_k=top_k)
+
+    def keyword_store(self, store: InMemoryDocumentStore) -> InMemoryDocumentStore:
+        return store
+
+    def describe(self) -> dict:
+        size = self.index_path.stat().st_size if self.exists() else 0
+        return {"store": self.kind, "index": str(self.index_path), "size_bytes": size}
+
+
+class PgvectorStore:
+    """PostgreSQL + pgvector through ``pgvector-haystack``.
+
+    Args:
+        connection_env: Environment variable holding the ``postgresql://`` connection string.
+        table: Table of the documents (the manifest goes to ``<table>_manifest``).
+        embedding_dimension: Width of the encoder's embeddings (MiniLM: 384).
+        search_strategy: ``exact_nearest_neighbor`` or ``hnsw`` (approximate, for large indexes).
+
+    Raises:
+        ConfigError: for a bad table name or search strategy.
+    """
+
+    kind = "pgvector"
+
+    def __init__(
+        self,
+        connection_env: str = "PG_CONN_STR",
+        table: str = DEFAULT_TABLE,
+        embedding_dimension: int = 384,
+        search_strategy: str = "exact_nearest_neighbor",
+    ) -> None:
+        if not _TABLE_NAME.match(table):
+            raise ConfigError(
+                "KEFU_KB_TABLE", table, "lowercase letters, digits and _ (≤ 48, not a digit first)"
+            )
+        if search_strategy not in ("exact_nearest_neighbor", "hnsw"):
+            raise ConfigError(
+                "KEFU_KB_SEARCH", search_strategy, "'exact_nearest_neighbor' or 'hnsw'"
+            )
+        if embedding_dimension < 1:
+            raise ConfigError("embedding_dimension", embedding_dimension, "a positive integer")
+        self.connection_env = connection_env
+        self.table = table
+        self.embedding_dimension = embedding_dimension
+        self.search_strategy = search_strategy
+        self._store = None
+
+    def _url(self) -> str:
+        url = os.environ.get(self.connection_env, "")
+        if not url:
+            raise KnowledgeBaseError(
+                f"{self.connection_env} is not set",
+                hint=f"export {self.connection_env}=postgresql://USER:PASSWORD@HOST:5432/DB",
+            )
+        return url
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self._url(), autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise KnowledgeBaseError(
+                f"cannot connect to PostgreSQL: {type(exc).__name__}",
+                hint=f"check {self.connection_env} and that the server is running",
+            ) from exc
+
+    def _manifest_sql(self, connection) -> None:
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table}_manifest (id int PRIMARY KEY, body jsonb)"
+        )
+
+    def exists(self) -> bool:
+        return self.read_manifest() is not None
+
+    def open(self) -> Any:
+        if self._store is not None:
+            return self._store
+        try:
+            from haystack.utils import Secret
+            from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
+        except ImportError as exc:
+            raise KnowledgeBaseError(
+                "the pgvector store needs the pgvector-haystack package",
+                hint="pip install '.[pgvector]'",
+            ) from exc
+        self._url()  # a clear error before Haystack's
+        store = PgvectorDocumentStore(
+            connection_string=Secret.from_env_var(self.connection_env),
+            table_name=self.table,
+            embedding_dimension=self.embedding_dimension,
+            vector_function="cosine_similarity",
+            search_strategy=self.search_strategy,
+            hnsw_index_name=f"{self.table}_hnsw",
+            keyword_index_name=f"{self.table}_keyword",
+            language="simple",
+        )
+        try:
+            store.count_documents()  # connects and creates the table/extension if needed
+        except Exception as exc:
+            raise KnowledgeBaseError(
+                f"PostgreSQL store unavailable: {type(exc).__name__}",
+                hint=f"check {self.connection_env}, the server and the pgvector extension",
+                table=self.table,
+            ) from exc
+        self._store = store
+        return store
+
+    def read_manifest(self) -> dict | None:
+        with self._connect() as connection:
+            self._manifest_sql(connection)
+            row = connection.execute(
+                f"SELECT body FROM {self.table}_manifest WHERE id = 1"
+            ).fetchone()
+        return row[0] if row else None
+
+    def save(self, store: Any, manifest: dict) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self._connect() as connection:
+            self._manifest_sql(connection)
+            connection.execute(
+                f"INSERT INTO {self.table}_manifest (id, body) VALUES (1, %s) "
+                "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+                (Jsonb(manifest),),
+            )
+
+    def clear(self, store: Any) -> Any:
+        store.delete_all_documents()
+        return store
+
+    def dense_retriever(self, store: Any, top_k: int) -> Any:
+        from haystack_integrations.components.retrievers.pgvector import (
+            PgvectorEmbeddingRetriever,
+        )
+
+        return PgvectorEmbeddingRetriever(document_store=store, top_k=top_k)
+
+    def keyword_store(self, store: Any) -> InMemoryDocumentStore:
+        local = new_memory_store()
+        local.write_documents(
+            [Document(id=d.id, content=d.content, meta=d.meta) for d in store.filter_documents()]
+        )
+        return local
+
+    def describe(self) -> dict:
+        return {
+            "store": self.kind,
+            "table": self.table,
+            "connection": f"${self.connection_env}",
+            "search_strategy": self.search_strategy,
+        }
+
+
+def store_from_env(
+    index_path: str | Path | None = None, embedding_dimension: int = 384
+) -> KnowledgeStore:
+    """The store this deployment is configured for (``KEFU_KB_STORE``, default ``memory``).
+
+    Raises:
+        ConfigError: for an unknown ``KEFU_KB_STORE`` or bad pgvector settings.
+    """
+    kind = os.environ.get("KEFU_KB_STORE", "memory").strip().lower() or "memory"
+    if kind == "memory":
+        return MemoryStore(index_path)
+    if kind == "pgvector":
+        return PgvectorStore(
+            table=os.environ.get("KEFU_KB_TABLE", DEFAULT_TABLE),
+            embedding_dimension=embedding_dimension,
+            search_strategy=os.environ.get("KEFU_KB_SEARCH", "exact_nearest_neighbor"),
+        )
+    raise ConfigError("KEFU_KB_STORE", kind, " or ".join(repr(k) for k in STORE_KINDS))
