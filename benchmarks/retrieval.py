@@ -59,7 +59,8 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
             "hybrid-rrf (naive, equal weights)": HybridRanker(
                 mode="rrf", dense_weight=1, bm25_weight=1, top_k=top_k
             ),
-            "hybrid (default, calibrated)": HybridRanker(top_k=top_k),
+            "hybrid (calibrated)": HybridRanker(top_k=top_k),
+            "hybrid + sentence rerank (default)": "rerank",
         }
         ranks: dict[str, list] = {name: [] for name in variants}
         latency: list[float] = []
@@ -71,6 +72,8 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
             for name, ranker in variants.items():
                 if ranker is None:
                     docs = found[name]
+                elif ranker == "rerank":
+                    docs = kb.retrieve(q["query"])
                 else:
                     docs = ranker.run(
                         found["dense"], found["bm25"], q["query"], found["embedding"]
@@ -158,58 +161,77 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
-    """Answer rate, citation accuracy and refusals on the demo shop's documents.
+SHOP_VARIANTS = {"hybrid (no rerank)": 0.0, "hybrid + sentence rerank (default)": 0.5}
 
-    With ``kb_llm`` set, answered questions also go through the grounded LLM composer: share of
-    LLM answers that pass the checks, fallback reasons and composition latency.
+
+def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
+    """Answer rate, citation accuracy and refusals on the demo shop's documents, per variant.
+
+    With ``kb_llm`` set, answers of the default variant also go through the grounded LLM
+    composer: share of LLM answers that pass the checks, fallback reasons and composition latency.
     """
     from knowledge.answering import AnswerComposer
 
     cases = read_jsonl(qa_path)
+    answerable = [c for c in cases if c["source"]]
+    unanswerable = [c for c in cases if not c["source"]]
     composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0}) if kb_llm else None
+    result: dict = {
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "variants": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
+        for name, weight in SHOP_VARIANTS.items():
+            kb = KnowledgeBase(Path(tmp) / "index.json", rerank_weight=weight)
+            kb.warm_up()
+            use_llm = composer is not None and weight == SHOP_VARIANTS[DEFAULT_SHOP]
+            result["variants"][name] = _shop_variant(kb, cases, composer if use_llm else None)
+            if use_llm:
+                result["variants"][name]["llm"]["backend"] = kb_llm
+    return result
+
+
+DEFAULT_SHOP = "hybrid + sentence rerank (default)"
+
+
+def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
     llm_modes: dict[str, int] = {}
     llm_latency: list[float] = []
     latency: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
-        kb = KnowledgeBase(Path(tmp) / "index.json")
-        kb.warm_up()
-        answerable = [c for c in cases if c["source"]]
-        unanswerable = [c for c in cases if not c["source"]]
-        cited, answered, refused, wrong = 0, 0, 0, []
-        for case in cases:
+    cited, answered, refused, wrong = 0, 0, 0, []
+    for case in cases:
+        t0 = time.perf_counter()
+        answer = kb.answer(case["question"])
+        latency.append((time.perf_counter() - t0) * 1000)
+        if answer.found and composer:
             t0 = time.perf_counter()
-            answer = kb.answer(case["question"])
-            latency.append((time.perf_counter() - t0) * 1000)
-            if answer.found and composer:
-                t0 = time.perf_counter()
-                composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
-                llm_latency.append((time.perf_counter() - t0) * 1000)
-                key = "accepted" if composed.mode == "llm" else composed.reason
-                llm_modes[key] = llm_modes.get(key, 0) + 1
-            if case["source"]:
-                answered += answer.found
-                if answer.found and answer.source == case["source"]:
-                    cited += 1
-                else:
-                    wrong.append({"question": case["question"], "got": answer.source or None})
+            composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
+            llm_latency.append((time.perf_counter() - t0) * 1000)
+            key = "accepted" if composed.mode == "llm" else composed.reason
+            llm_modes[key] = llm_modes.get(key, 0) + 1
+        if case["source"]:
+            answered += answer.found
+            if answer.found and answer.source == case["source"]:
+                cited += 1
             else:
-                refused += not answer.found
-                if answer.found:
-                    wrong.append({"question": case["question"], "got": answer.source})
+                wrong.append({"question": case["question"], "got": answer.source or None})
+        else:
+            refused += not answer.found
+            if answer.found:
+                wrong.append({"question": case["question"], "got": answer.source})
+    n_answerable = sum(1 for c in cases if c["source"]) or 1
+    n_unanswerable = sum(1 for c in cases if not c["source"]) or 1
     result = {
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
-        "answer_rate": round(answered / len(answerable), 4),
-        "correct_source": round(cited / len(answerable), 4),
-        "correct_refusals": round(refused / len(unanswerable), 4),
+        "answer_rate": round(answered / n_answerable, 4),
+        "correct_source": round(cited / n_answerable, 4),
+        "correct_refusals": round(refused / n_unanswerable, 4),
         "retrieval_ms_p50": round(percentile(latency, 50), 1),
         "errors": wrong,
     }
     if composer:
         result["llm"] = {
-            "backend": kb_llm,
             "outcomes": llm_modes,
             "compose_ms_p50": round(percentile(llm_latency, 50), 1),
             "compose_ms_p95": round(percentile(llm_latency, 95), 1),
@@ -259,17 +281,21 @@ def main() -> int:
         print("[bench] shop QA ...", file=sys.stderr, flush=True)
         results["shop_qa"] = r = shop_qa(args.shop_qa, args.kb_llm)
         print(f"\nShop QA ({r['answerable']} answerable, {r['unanswerable']} unanswerable)")
-        print("| answer rate | correct source | correct refusals |\n|---|---|---|")
-        print(
-            f"| {r['answer_rate']:.3f} | {r['correct_source']:.3f} | {r['correct_refusals']:.3f} |"
-        )
-        if "llm" in r:
-            llm = r["llm"]
+        print("| ranking | answer rate | correct source | correct refusals | p50 ms |")
+        print("|---|---|---|---|---|")
+        for name, v in r["variants"].items():
+            print(
+                f"| {name} | {v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
+                f"{v['correct_refusals']:.3f} | {v['retrieval_ms_p50']} |"
+            )
+        default = r["variants"][DEFAULT_SHOP]
+        if "llm" in default:
+            llm = default["llm"]
             print(
                 f"\nGrounded LLM answers ({llm['backend']}): {llm['outcomes']}; "
                 f"compose p50 {llm['compose_ms_p50']} ms, p95 {llm['compose_ms_p95']} ms"
             )
-        for error in r["errors"]:
+        for error in default["errors"]:
             print(f"  miss: {error['question']!r} -> {error['got']}")
     write_json(args.json, results)
     return 0

@@ -1,4 +1,5 @@
-"""Query the knowledge index: BM25 + dense retrieval fused by :class:`HybridRanker`.
+"""Query the knowledge index: BM25 + dense retrieval fused by :class:`HybridRanker`, then
+reranked by each candidate's best sentence (:class:`SentenceReranker`).
 
 :class:`KnowledgeBase` is what the action server uses. It loads the persisted store once
 (:meth:`KnowledgeBase.warm_up`), runs a Haystack ``Pipeline`` per question and returns the best
@@ -20,6 +21,7 @@ from components.errors import KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
+from knowledge.rerank import SentenceReranker
 from knowledge.stores import KnowledgeStore
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class KnowledgeBase:
         min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
             the English MiniLM encoder says little).
         fusion: Keyword arguments for :class:`HybridRanker`.
+        rerank_weight: Weight of the best sentence's similarity in the final score
+            (:class:`SentenceReranker`; 0 turns reranking off).
         store: Where the index lives (see :mod:`knowledge.stores`).
     """
 
@@ -84,6 +88,7 @@ class KnowledgeBase:
         min_similarity: float = 0.35,
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
+        rerank_weight: float = 0.5,
         store: KnowledgeStore | None = None,
     ) -> None:
         self.store = resolve_store(index_path, store, encoder)
@@ -92,6 +97,7 @@ class KnowledgeBase:
         self.min_similarity = min_similarity
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
+        self.rerank_weight = rerank_weight
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
 
@@ -119,11 +125,12 @@ class KnowledgeBase:
                     **self.store.describe(),
                 )
             store = self.store.open()
+            encoder = self.encoder or str(minilm_path())
             pipeline = Pipeline()
             pipeline.add_component(
                 "embedder",
                 SentenceTransformersTextEmbedder(
-                    model=self.encoder or str(minilm_path()),
+                    model=encoder,
                     local_files_only=True,
                     normalize_embeddings=True,
                     progress_bar=False,
@@ -134,10 +141,16 @@ class KnowledgeBase:
                 "bm25", InMemoryBM25Retriever(self.store.keyword_store(store), top_k=self.top_k)
             )
             pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
+            pipeline.add_component(
+                "rerank",
+                SentenceReranker(model=encoder, weight=self.rerank_weight, top_k=self.top_k),
+            )
             pipeline.connect("embedder.embedding", "dense.query_embedding")
             pipeline.connect("embedder.embedding", "ranker.query_embedding")
             pipeline.connect("dense.documents", "ranker.dense_documents")
             pipeline.connect("bm25.documents", "ranker.bm25_documents")
+            pipeline.connect("ranker.documents", "rerank.documents")
+            pipeline.connect("embedder.embedding", "rerank.query_embedding")
             pipeline.warm_up()
             self._pipeline = pipeline
             logger.info(
@@ -163,11 +176,15 @@ class KnowledgeBase:
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
 
-    def retrieve(self, question: str) -> list[Document]:
-        """Fused ranking, best first (see :class:`HybridRanker` for the scores in ``meta``)."""
+    def retrieve(self, question: str, rerank: bool = True) -> list[Document]:
+        """Final ranking, best first (scores in ``meta``: see :class:`HybridRanker` and
+        :class:`SentenceReranker`); ``rerank=False`` stops after fusion."""
         found = self.candidates(question)
-        ranker = self._pipeline.get_component("ranker")
-        return ranker.run(found["dense"], found["bm25"], question, found["embedding"])["documents"]
+        get = self._pipeline.get_component
+        fused = get("ranker").run(found["dense"], found["bm25"], question, found["embedding"])
+        if not rerank:
+            return fused["documents"]
+        return get("rerank").run(fused["documents"], found["embedding"])["documents"]
 
     def is_relevant(self, question: str, doc: Document) -> bool:
         """Whether ``doc`` answers ``question`` well enough to be quoted."""

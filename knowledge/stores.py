@@ -26,7 +26,6 @@ import re
 from pathlib import Path
 from typing import Any, Protocol
 
-from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import ConfigError, KnowledgeBaseError
@@ -277,10 +276,9 @@ class PgvectorStore:
         return PgvectorEmbeddingRetriever(document_store=store, top_k=top_k)
 
     def keyword_store(self, store: Any) -> InMemoryDocumentStore:
+        # embeddings come along: the fusion scores BM25-only hits by their cosine too
         local = new_memory_store()
-        local.write_documents(
-            [Document(id=d.id, content=d.content, meta=d.meta) for d in store.filter_documents()]
-        )
+        local.write_documents(store.filter_documents())
         return local
 
     def describe(self) -> dict:
