@@ -14,6 +14,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,12 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             # Share of each intent's examples held back to calibrate confidences (temperature
             # scaling); 0 turns calibration off. Intents with < 5 examples give none.
             "calibration_fraction": 0.1,
+            # Weight of the supervised contrastive loss on same-intent pairs in each batch
+            # (SetFit-style, for few-shot data); None = auto: 1.0 when the median intent has
+            # <= 16 examples, else 0 (off).
+            "contrastive_weight": None,
+            # Start the intent head at each intent's mean embedding instead of random weights.
+            "prototype_head_init": True,
         }
 
     def __init__(
@@ -149,6 +156,15 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             value = config[key]
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(key, value, "a number in [0, 1)", component=name)
+        weight = config["contrastive_weight"]
+        if weight is not None and (
+            not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0
+        ):
+            expected = "null (auto) or a number >= 0"
+            raise ConfigError("contrastive_weight", weight, expected, component=name)
+        init = config["prototype_head_init"]
+        if not isinstance(init, bool):
+            raise ConfigError("prototype_head_init", init, "true or false", component=name)
         path = config["model_name_or_path"]
         if path is not None and not Path(path).is_dir():
             raise ConfigError(
@@ -218,6 +234,8 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         train, held_back = self.calibration_split(
             examples, cfg["calibration_fraction"], cfg["random_seed"]
         )
+        if cfg["prototype_head_init"]:
+            classifier.init_intent_head(train)
         classifier.fit(
             train,
             epochs=cfg["epochs"],
@@ -226,6 +244,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             head_learning_rate=cfg["head_learning_rate"],
             seed=cfg["random_seed"],
             progress=progress,
+            contrastive_weight=self.contrastive_weight(train, cfg["contrastive_weight"]),
         )
         if held_back:
             classifier.calibrate(held_back)
@@ -242,6 +261,17 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         self._classifier = classifier
         self.persist()
         return self._resource
+
+    @staticmethod
+    def contrastive_weight(examples: list[Any], configured: float | None) -> float:
+        """Contrastive loss weight: ``configured``, or for ``None`` 1.0 when the median intent
+        has at most 16 examples (few-shot data) and 0 otherwise."""
+        if configured is not None:
+            return float(configured)
+        counts = sorted(Counter(e.intent for e in examples).values())
+        if len(counts) < 2:
+            return 0.0
+        return 1.0 if counts[len(counts) // 2] <= 16 else 0.0
 
     @staticmethod
     def calibration_split(

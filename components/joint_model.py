@@ -68,13 +68,61 @@ class JointIntentEntityModel(nn.Module):
         self.intent_head = nn.Linear(hidden, num_intents)
         self.tag_head = nn.Linear(hidden, num_tags)
 
-    def forward(
+    def embed(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states and their attention-masked mean (the sentence embedding)."""
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return states, pooled
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, pooled = self.embed(input_ids, attention_mask)
         return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(states))
+
+
+def supervised_contrastive_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al., 2020) over one batch.
+
+    Every example is pulled towards the other examples of its intent in the batch and pushed
+    from the rest (cosine similarities over ``temperature``). Examples without a same-intent
+    partner in the batch contribute nothing; 0 when no example has one.
+    """
+    z = nn.functional.normalize(embeddings, dim=-1)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(len(labels), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    positives = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~self_mask
+    counts = positives.sum(1)
+    anchors = counts > 0
+    if not anchors.any():
+        return embeddings.sum() * 0.0
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    log_prob = log_prob.masked_fill(~positives, 0.0)
+    return -(log_prob.sum(1)[anchors] / counts[anchors]).mean()
+
+
+def paired_order(intents: Sequence[str], rng: random.Random) -> list[int]:
+    """Example indices shuffled so that examples of one intent come in adjacent pairs.
+
+    A batch of such an order holds same-intent pairs for the contrastive loss whatever its
+    size; odd leftovers are spread in at random places.
+    """
+    by_intent: dict[str, list[int]] = {}
+    for i, intent in enumerate(intents):
+        by_intent.setdefault(intent, []).append(i)
+    chunks: list[list[int]] = []
+    for name in sorted(by_intent):
+        members = by_intent[name][:]
+        rng.shuffle(members)
+        chunks += [members[k : k + 2] for k in range(0, len(members), 2)]
+    rng.shuffle(chunks)
+    return [i for chunk in chunks for i in chunk]
 
 
 def _set_seed(seed: int) -> None:
@@ -186,6 +234,30 @@ class JointClassifier:
             targets.append(index.get(label, 0))
         return targets
 
+    # ------------------------------------------------------------------ few-shot stages
+    @torch.no_grad()
+    def init_intent_head(self, examples: Sequence[Example], scale: float = 10.0) -> None:
+        """Start the intent head at the intents' mean embeddings (prototypes).
+
+        Each intent's weight row is its examples' normalised mean pooled embedding times
+        ``scale`` (a cosine classifier), so training starts from nearest-prototype accuracy
+        instead of a random head — most of what few-shot training can reach.
+        """
+        self.model.eval()
+        pooled = []
+        for b in range(0, len(examples), 64):
+            enc = self._encode([e.text for e in examples[b : b + 64]])
+            pooled.append(self.model.embed(enc["input_ids"], enc["attention_mask"])[1])
+        vectors = nn.functional.normalize(torch.cat(pooled), dim=-1)
+        index = {name: i for i, name in enumerate(self.intents)}
+        weight = self.model.intent_head.weight
+        for name, row in index.items():
+            members = [k for k, e in enumerate(examples) if e.intent == name]
+            if members:
+                mean = nn.functional.normalize(vectors[members].mean(0), dim=-1)
+                weight[row] = mean.to(weight.dtype) * scale
+        self.model.intent_head.bias.zero_()
+
     # ------------------------------------------------------------------ training
     def fit(
         self,
@@ -196,8 +268,15 @@ class JointClassifier:
         head_learning_rate: float,
         seed: int,
         progress: Callable[[int, int, float], None] | None = None,
+        contrastive_weight: float = 0.0,
     ) -> list[float]:
-        """Fine-tune encoder and heads jointly; returns the mean loss per epoch."""
+        """Fine-tune encoder and heads jointly; returns the mean loss per epoch.
+
+        With ``contrastive_weight`` > 0 (the few-shot setting), batches are built from
+        same-intent pairs and a supervised contrastive loss on the sentence embeddings is added
+        to the intent and tag losses (SetFit's idea, inside the same passes: no extra encoder
+        calls), which pulls 5–10 examples per intent into separable clusters.
+        """
         _set_seed(seed)
         intent_index = {name: i for i, name in enumerate(self.intents)}
         encoder_params = list(self.model.encoder.parameters())
@@ -222,7 +301,10 @@ class JointClassifier:
         history = []
         self.model.train()
         for epoch in range(epochs):
-            rng.shuffle(order)
+            if contrastive_weight > 0:
+                order = paired_order([e.intent for e in examples], rng)
+            else:
+                rng.shuffle(order)
             losses = []
             started = time.monotonic()
             for b in range(0, len(order), batch_size):
@@ -235,8 +317,14 @@ class JointClassifier:
                     ]
                 )
                 intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
-                intent_logits, tag_logits = self.model(enc["input_ids"], enc["attention_mask"])
+                states, pooled = self.model.embed(enc["input_ids"], enc["attention_mask"])
+                intent_logits = self.model.intent_head(self.model.dropout(pooled))
+                tag_logits = self.model.tag_head(self.model.dropout(states))
                 loss = loss_fn(intent_logits, intent_targets)
+                if contrastive_weight > 0:
+                    loss = loss + contrastive_weight * supervised_contrastive_loss(
+                        pooled, intent_targets
+                    )
                 if len(self.tags) > 1:
                     loss = loss + loss_fn(
                         tag_logits.reshape(-1, len(self.tags)), tag_targets.reshape(-1)

@@ -97,6 +97,9 @@ def test_untrained_component_passes_messages_through(model_storage, resource, ex
         ("dropout", 1.5),
         ("calibration_fraction", 1.0),
         ("model_name_or_path", "/nonexistent/model"),
+        ("contrastive_weight", -1),
+        ("contrastive_weight", "auto"),
+        ("prototype_head_init", "yes"),
     ],
 )
 def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
@@ -118,6 +121,17 @@ def test_calibration_split_is_stratified_and_deterministic():
     assert Classifier.calibration_split(examples, 0.0, seed=1) == (examples, [])
     small = examples[:20] + examples[60:80]
     assert Classifier.calibration_split(small, 0.1, seed=1)[1] == []  # < 10 held back: off
+
+
+def test_contrastive_loss_is_on_for_few_shot_data_only():
+    from components.joint_model import Example
+
+    few = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(8)]
+    many = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(40)]
+    assert Classifier.contrastive_weight(few, None) == 1.0
+    assert Classifier.contrastive_weight(many, None) == 0.0
+    assert Classifier.contrastive_weight(few[:8], None) == 0.0  # one intent: nothing to contrast
+    assert Classifier.contrastive_weight(many, 0.5) == 0.5  # configured wins
 
 
 ROUTES = [

@@ -99,3 +99,70 @@ def test_temperature_scaling_keeps_rankings_and_fits_held_back_data():
     after = torch.nn.functional.cross_entropy(logits / fitted, targets).item()
     assert 0.05 <= fitted <= 20 and classifier.temperature == fitted
     assert after <= before + 1e-6
+
+
+def test_supervised_contrastive_loss_prefers_clusters():
+    from components.joint_model import supervised_contrastive_loss
+
+    labels = torch.tensor([0, 0, 1, 1])
+    clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    assert supervised_contrastive_loss(clustered, labels) < supervised_contrastive_loss(
+        mixed, labels
+    )
+    alone = supervised_contrastive_loss(clustered, torch.tensor([0, 1, 2, 3]))
+    assert alone.item() == 0.0  # no same-intent partner in the batch: no signal
+
+
+def test_paired_order_puts_same_intent_pairs_side_by_side():
+    import random
+
+    from components.joint_model import paired_order
+
+    intents = ["a"] * 5 + ["b"] * 4 + ["c"] * 1
+    order = paired_order(intents, random.Random(0))
+    assert sorted(order) == list(range(len(intents)))
+    assert order == paired_order(intents, random.Random(0))  # deterministic for a seed
+    pairs = 0
+    position = 0
+    while position < len(order) - 1:
+        if intents[order[position]] == intents[order[position + 1]]:
+            pairs += 1
+            position += 2
+        else:
+            position += 1
+    assert pairs == 4  # a: 2 pairs + leftover, b: 2 pairs, c: leftover
+
+
+@pytest.mark.slow
+def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
+    from components.joint_model import Example
+
+    examples = [Example(t, intent, []) for intent, texts in TRAIN.items() for t in texts]
+    classifier = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
+    classifier.init_intent_head(examples)  # nearest class mean, before any training
+    predictions = classifier.predict([e.text for e in examples])
+    correct = sum(
+        p.intent_ranking[0][0] == e.intent for p, e in zip(predictions, examples, strict=True)
+    )
+    assert correct / len(examples) >= 0.9
+    assert classifier.model.intent_head.bias.abs().sum().item() == 0.0
+
+    histories, rankings = [], []
+    for _ in range(2):
+        model = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
+        model.init_intent_head(examples)
+        histories.append(
+            model.fit(
+                examples,
+                epochs=2,
+                batch_size=4,
+                learning_rate=5e-5,
+                head_learning_rate=1e-3,
+                seed=5,
+                contrastive_weight=1.0,
+            )  # fmt: skip
+        )
+        rankings.append([p.intent_ranking for p in model.predict(["hello there"])])
+    assert histories[0] == histories[1] and rankings[0] == rankings[1]  # same seed, same run
+    assert rankings[0][0][0][0] == "greet"
