@@ -102,6 +102,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
             bundled SmolLM2.
         threads: transformers/llamacpp: CPU threads (default: the library's choice).
         quantize: transformers: ``int8`` (default, dynamic quantisation) or ``none`` (fp32).
+        prefix_cache: transformers: system-message KV caches kept (default 8; 0 = off).
         base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
         model: openai: model name the server expects (default ``kefu-local``).
         api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).
@@ -145,6 +146,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
                     model_path=config.get("model_path"),
                     threads=config.get("threads"),
                     quantize=config.get("quantize", "int8"),
+                    prefix_cache=config.get("prefix_cache", 8),
                 )
             _CLIENTS[key] = LLMClient(backend, timeout)
         return _CLIENTS[key]

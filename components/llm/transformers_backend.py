@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 from components.errors import ConfigError, ModelNotFoundError
@@ -48,22 +50,36 @@ class TransformersBackend(LLMBackend):
     quantised per call): on 2 CPU cores SmolLM2-135M decodes ~1.9x faster than fp32 (see
     ``benchmarks/llm.py``), and the NLG's fact checks guard the output either way.
 
+    The key/value cache of a chat's system message is kept (``prefix_cache`` entries, LRU):
+    the NLG, the knowledge composer and the intent prompts all start with a fixed system text,
+    so each call only prefills the turn-specific tokens.
+
     Args:
         model_path: Local model folder; None = the bundled SmolLM2, converted on first use.
         threads: torch intra-op threads (None leaves torch's default).
         quantize: ``int8`` (default) or ``none`` (plain fp32).
+        prefix_cache: System-message KV caches kept (0 turns prefix caching off).
     """
 
     name = "transformers"
 
     def __init__(
-        self, model_path: str | None = None, threads: int | None = None, quantize: str = "int8"
+        self,
+        model_path: str | None = None,
+        threads: int | None = None,
+        quantize: str = "int8",
+        prefix_cache: int = 8,
     ) -> None:
         if quantize not in QUANTIZE:
             raise ConfigError("quantize", quantize, f"one of {QUANTIZE}", component="llm")
+        if not isinstance(prefix_cache, int) or prefix_cache < 0:
+            raise ConfigError("prefix_cache", prefix_cache, "an integer >= 0", component="llm")
         self.model_path = model_path
         self.threads = threads
         self.quantize = quantize
+        self.prefix_cache = prefix_cache
+        self._prefixes: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self.prefix_hits = 0
         self._model = None
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -157,6 +173,9 @@ class TransformersBackend(LLMBackend):
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with self._lock, torch.inference_mode():
+            cached, cached_tokens = self._prefix_kv(messages, inputs["input_ids"])
+            if cached is not None:
+                kwargs["past_key_values"] = cached
             output = model.generate(**inputs, **kwargs)
         new_tokens = output[0, prompt_len:]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
@@ -172,5 +191,38 @@ class TransformersBackend(LLMBackend):
             latency_s=time.monotonic() - started,
             new_tokens=int(len(new_tokens)),
             stopped_by=reason["value"],
-            extra={"prompt_tokens": int(prompt_len), "first_token_s": first_token.get("s")},
+            extra={
+                "prompt_tokens": int(prompt_len),
+                "first_token_s": first_token.get("s"),
+                "cached_prefix_tokens": cached_tokens,
+            },
         )
+
+    def _prefix_kv(self, messages: list[Message], input_ids) -> tuple[object | None, int]:
+        """A private copy of the system message's KV cache and its length in tokens.
+
+        Computed on first sight and kept (LRU); ``(None, 0)`` when caching is off, the chat has
+        no system message, or the prompt's tokens do not start with the system message's.
+        Runs under the backend lock.
+        """
+        if not self.prefix_cache or not messages or messages[0].get("role") != "system":
+            return None, 0
+        import torch
+        from transformers import DynamicCache
+
+        prefix_text = self._tokenizer.apply_chat_template(messages[:1], tokenize=False)
+        prefix = tuple(self._tokenizer(prefix_text)["input_ids"])
+        ids = input_ids[0].tolist()
+        if len(prefix) >= len(ids) or tuple(ids[: len(prefix)]) != prefix:
+            return None, 0
+        cache = self._prefixes.get(prefix)
+        if cache is None:
+            cache = DynamicCache()
+            self._model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+            self._prefixes[prefix] = cache
+            while len(self._prefixes) > self.prefix_cache:
+                self._prefixes.popitem(last=False)
+        else:
+            self.prefix_hits += 1
+        self._prefixes.move_to_end(prefix)
+        return copy.deepcopy(cache), len(prefix)
