@@ -52,3 +52,35 @@ class LLMBackend(abc.ABC):
             stop: Strings that end generation (not included in the text).
             deadline: ``time.monotonic()`` after which generation stops.
         """
+
+    def generate_batch(
+        self,
+        chats: list[list[Message]],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        deadline: float | None = None,
+    ) -> list[Generation]:
+        """Generate a reply to each chat (same settings for all), in order.
+
+        The default runs them one after the other, and once the deadline has passed it
+        calls the backend no more: the remaining chats come back empty with
+        ``stopped_by="deadline"``. Backends that can decode several sequences at once override it.
+        """
+        results: list[Generation] = []
+        for chat in chats:
+            if results and results[-1].stopped_by == "deadline":
+                results.append(Generation(text="", backend=self.name, latency_s=0.0,
+                                          stopped_by="deadline"))  # fmt: skip
+                continue
+            results.append(
+                self.generate(
+                    chat,
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    stop=stop,
+                    deadline=deadline,
+                )
+            )
+        return results

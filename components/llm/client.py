@@ -71,6 +71,39 @@ class LLMClient:
         )
         return gen
 
+    def generate_batch(
+        self, chats: list[list[Message]], timeout_s: float | None = None, **kw: Any
+    ) -> list[Generation]:
+        """Blocking generation for several chats with one deadline for all of them.
+
+        Raises:
+            LLMTimeoutError: when the deadline stopped any of them.
+            LLMError: when the backend failed.
+        """
+        timeout = timeout_s or self.timeout_s
+        started = time.monotonic()
+        try:
+            gens = self.backend.generate_batch(chats, deadline=started + timeout, **kw)
+        except LLMError:
+            raise
+        except Exception as exc:
+            logger.warning("llm.error backend=%s error=%s", self.backend.name, type(exc).__name__)
+            raise LLMError(f"{self.backend.name} backend failed: {type(exc).__name__}") from exc
+        if any(g.stopped_by == "deadline" for g in gens):
+            raise LLMTimeoutError(
+                f"{self.backend.name} did not finish {len(chats)} chats within {timeout:.1f}s",
+                hint="raise the timeout, send fewer chats or use a faster backend",
+                timeout_s=timeout,
+            )
+        logger.info(
+            "llm.generate_batch backend=%s chats=%d latency_s=%.3f new_tokens=%d",
+            self.backend.name,
+            len(gens),
+            time.monotonic() - started,
+            sum(g.new_tokens for g in gens),
+        )
+        return gens
+
     async def agenerate(
         self, messages: list[Message], timeout_s: float | None = None, **kw: Any
     ) -> Generation:

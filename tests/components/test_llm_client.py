@@ -81,6 +81,30 @@ def test_deadline_stops_generation(backend):
 
 
 @pytest.mark.slow
+def test_batch_of_chats_gives_one_reply_each(backend):
+    client = LLMClient(backend, timeout_s=60)
+    chats = [CHAT, [{"role": "user", "content": "Thank the customer for waiting."}], CHAT]
+    gens = client.generate_batch(chats, max_new_tokens=8)
+    assert len(gens) == 3 and all(g.text and g.new_tokens > 0 for g in gens)
+    assert gens[0].text == gens[2].text  # same chat, same greedy reply within a batch
+    single = client.generate_batch([CHAT], max_new_tokens=8)
+    assert single[0].text == client.generate(CHAT, max_new_tokens=8).text
+    assert client.generate_batch([], max_new_tokens=8) == []
+
+
+@pytest.mark.slow
+def test_batch_deadline_stops_every_chat(backend):
+    client = LLMClient(backend, timeout_s=0.05)
+    started = time.monotonic()
+    with pytest.raises(LLMTimeoutError):
+        client.generate_batch(
+            [[{"role": "user", "content": "Write a long story about a shop."}]] * 2,
+            max_new_tokens=400,
+        )
+    assert time.monotonic() - started < 8
+
+
+@pytest.mark.slow
 def test_async_generation_does_not_block_the_loop(backend):
     async def run():
         ticks = 0
