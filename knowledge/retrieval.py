@@ -9,15 +9,16 @@ passage with its sources, or ``found=False`` when nothing is relevant enough.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
-from components.errors import KnowledgeBaseError
+from components.errors import ConfigError, KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
@@ -77,6 +78,10 @@ class KnowledgeBase:
         fusion: Keyword arguments for :class:`HybridRanker`.
         rerank_weight: Weight of the best sentence's similarity in the final score
             (:class:`SentenceReranker`; 0 turns reranking off).
+        cross_encoder: Local cross-encoder folder (e.g. a downloaded
+            ``ms-marco-MiniLM-L-6-v2``) that orders the reranked candidates last, through
+            Haystack's ``SentenceTransformersSimilarityRanker``; default
+            ``$KEFU_KB_CROSS_ENCODER``, none when unset (none ships offline).
         store: Where the index lives (see :mod:`knowledge.stores`).
     """
 
@@ -89,6 +94,7 @@ class KnowledgeBase:
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
         rerank_weight: float = 0.5,
+        cross_encoder: str | None = None,
         store: KnowledgeStore | None = None,
     ) -> None:
         self.store = resolve_store(index_path, store, encoder)
@@ -98,6 +104,11 @@ class KnowledgeBase:
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
         self.rerank_weight = rerank_weight
+        self.cross_encoder = cross_encoder or os.environ.get("KEFU_KB_CROSS_ENCODER") or None
+        if self.cross_encoder and not Path(self.cross_encoder).is_dir():
+            raise ConfigError(
+                "KEFU_KB_CROSS_ENCODER", self.cross_encoder, "a local cross-encoder model folder"
+            )
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
 
@@ -145,6 +156,18 @@ class KnowledgeBase:
                 "rerank",
                 SentenceReranker(model=encoder, weight=self.rerank_weight, top_k=self.top_k),
             )
+            if self.cross_encoder:
+                from haystack_integrations.components.rankers.sentence_transformers import (
+                    SentenceTransformersSimilarityRanker,
+                )
+
+                pipeline.add_component(
+                    "cross",
+                    SentenceTransformersSimilarityRanker(
+                        model=self.cross_encoder, top_k=self.top_k, token=None
+                    ),
+                )
+                pipeline.connect("rerank.documents", "cross.documents")
             pipeline.connect("embedder.embedding", "dense.query_embedding")
             pipeline.connect("embedder.embedding", "ranker.query_embedding")
             pipeline.connect("dense.documents", "ranker.dense_documents")
@@ -184,7 +207,11 @@ class KnowledgeBase:
         fused = get("ranker").run(found["dense"], found["bm25"], question, found["embedding"])
         if not rerank:
             return fused["documents"]
-        return get("rerank").run(fused["documents"], found["embedding"])["documents"]
+        ranked = get("rerank").run(fused["documents"], found["embedding"])["documents"]
+        if self.cross_encoder and ranked:
+            scored = get("cross").run(query=question, documents=ranked)["documents"]
+            ranked = [replace(d, meta={**d.meta, "cross_score": d.score}) for d in scored]
+        return ranked
 
     def is_relevant(self, question: str, doc: Document) -> bool:
         """Whether ``doc`` answers ``question`` well enough to be quoted."""

@@ -66,3 +66,40 @@ def test_weight_zero_keeps_the_order_and_cache_is_bounded(reranker):
 def test_bad_settings_are_named(bad):
     with pytest.raises(ValueError):
         SentenceReranker(model="x", **bad)
+
+
+@pytest.fixture(scope="module")
+def cross_encoder_dir(tmp_path_factory) -> str:
+    """A real cross-encoder folder (BERT + one-logit head) built from the bundled MiniLM.
+
+    Its head is untrained, so only the wiring is tested here: no trained cross-encoder ships
+    offline.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("cross_encoder")
+    model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
+    return str(folder)
+
+
+def test_cross_encoder_orders_the_candidates_last(tmp_path, cross_encoder_dir, monkeypatch):
+    from knowledge.index import DOCS_DIR, build_index
+    from knowledge.retrieval import KnowledgeBase
+
+    build_index(DOCS_DIR, tmp_path / "index.json")
+    monkeypatch.setenv("KEFU_KB_CROSS_ENCODER", cross_encoder_dir)
+    kb = KnowledgeBase(tmp_path / "index.json")
+    ranked = kb.retrieve("how long do refunds take?")
+    scores = [d.meta["cross_score"] for d in ranked]
+    assert ranked and scores == sorted(scores, reverse=True)
+    assert all("sentence_score" in d.meta and "dense_score" in d.meta for d in ranked)
+
+
+def test_missing_cross_encoder_folder_is_a_config_error(tmp_path):
+    from components.errors import ConfigError
+    from knowledge.retrieval import KnowledgeBase
+
+    with pytest.raises(ConfigError, match="KEFU_KB_CROSS_ENCODER"):
+        KnowledgeBase(tmp_path / "index.json", cross_encoder=str(tmp_path / "nope"))
