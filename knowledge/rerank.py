@@ -100,6 +100,13 @@ class SentenceReranker:
         embedder.warm_up()  # Haystack caches one backend per model and settings
         self._encoder = embedder.embedding_backend
 
+    def prime(self, documents: list[Document]) -> None:
+        """Embed the sentences of ``documents`` now (at most ``cache_size`` of them), so that
+        the first queries do not pay for it."""
+        self.warm_up()
+        for start in range(0, min(len(documents), self.cache_size), 256):
+            self._sentence_matrix(documents[start : start + 256])
+
     def _sentence_matrix(self, docs: list[Document]) -> list[np.ndarray]:
         with self._lock:
             missing = [d for d in docs if d.id not in self._cache]

@@ -27,6 +27,9 @@ from knowledge.stores import KnowledgeStore
 
 logger = logging.getLogger(__name__)
 
+# indexes up to this many passages get their sentence embeddings computed at warm-up
+PRIME_LIMIT = 5000
+
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # frequent function characters that say nothing about the topic of a Chinese question
 _ZH_STOP = set("的了吗呢吧啊我你您他她它们是在有和与及或怎么么什哪那这个一不也就都要会能可以请问")
@@ -175,6 +178,8 @@ class KnowledgeBase:
             pipeline.connect("ranker.documents", "rerank.documents")
             pipeline.connect("embedder.embedding", "rerank.query_embedding")
             pipeline.warm_up()
+            if self.rerank_weight > 0 and store.count_documents() <= PRIME_LIMIT:
+                pipeline.get_component("rerank").prime(store.filter_documents())
             self._pipeline = pipeline
             logger.info(
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
