@@ -42,19 +42,23 @@ class LLMClient:
         """Load the backend now instead of on the first call."""
         self.backend.warm_up()
 
+    def _call(self, method: Any, payload: Any, timeout: float, **kw: Any) -> Any:
+        """Run a backend method with a deadline ``timeout`` seconds away; any exception that
+        is not already an :class:`LLMError` becomes one (callers fall back on it)."""
+        try:
+            return method(payload, deadline=time.monotonic() + timeout, **kw)
+        except LLMError:
+            raise
+        except Exception as exc:  # backend bug or resource error
+            logger.warning("llm.error backend=%s error=%s", self.backend.name, type(exc).__name__)
+            raise LLMError(f"{self.backend.name} backend failed: {type(exc).__name__}") from exc
+
     def generate(
         self, messages: list[Message], timeout_s: float | None = None, **kw: Any
     ) -> Generation:
         """Blocking generation with a deadline (see :meth:`LLMBackend.generate`)."""
         timeout = timeout_s or self.timeout_s
-        started = time.monotonic()
-        try:
-            gen = self.backend.generate(messages, deadline=started + timeout, **kw)
-        except LLMError:
-            raise
-        except Exception as exc:  # backend bug or resource error: callers fall back
-            logger.warning("llm.error backend=%s error=%s", self.backend.name, type(exc).__name__)
-            raise LLMError(f"{self.backend.name} backend failed: {type(exc).__name__}") from exc
+        gen = self._call(self.backend.generate, messages, timeout, **kw)
         if gen.stopped_by == "deadline":
             logger.info("llm.timeout backend=%s timeout_s=%.2f", self.backend.name, timeout)
             raise LLMTimeoutError(
@@ -82,13 +86,7 @@ class LLMClient:
         """
         timeout = timeout_s or self.timeout_s
         started = time.monotonic()
-        try:
-            gens = self.backend.generate_batch(chats, deadline=started + timeout, **kw)
-        except LLMError:
-            raise
-        except Exception as exc:
-            logger.warning("llm.error backend=%s error=%s", self.backend.name, type(exc).__name__)
-            raise LLMError(f"{self.backend.name} backend failed: {type(exc).__name__}") from exc
+        gens = self._call(self.backend.generate_batch, chats, timeout, **kw)
         if any(g.stopped_by == "deadline" for g in gens):
             raise LLMTimeoutError(
                 f"{self.backend.name} did not finish {len(chats)} chats within {timeout:.1f}s",
