@@ -303,11 +303,23 @@ def run_child(spec_path: Path) -> None:
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")  # no graph cache between runs
+    if spec.get("threads"):  # before torch / TensorFlow start their thread pools
+        for key in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "TF_INTRA_OP_PARALLELISM_THREADS",
+            "TF_INTER_OP_PARALLELISM_THREADS",
+        ):
+            os.environ[key] = str(spec["threads"])
     offline_env()
     import asyncio
     import logging
 
     logging.disable(logging.WARNING)
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(spec["threads"])
     from rasa.core.agent import Agent
     from rasa.model_training import train_nlu
 
@@ -378,6 +390,7 @@ def train_and_score(
     epochs: int,
     seed: int,
     kefu_options: dict,
+    threads: int | None = None,
 ) -> dict:
     """Run one (system, split) in a fresh subprocess and score its predictions."""
     with tempfile.TemporaryDirectory(prefix="kefu-nlu-") as tmp:
@@ -390,6 +403,7 @@ def train_and_score(
             "epochs": epochs,
             "seed": seed,
             "kefu_options": kefu_options,
+            "threads": threads,
             "workdir": tmp,
         }
         spec_path = Path(tmp) / "spec.json"
@@ -495,7 +509,9 @@ def benchmark(
                 file=sys.stderr,
                 flush=True,
             )
-            run = train_and_score(system, lang, train, test, dev, epochs, seed, args.kefu_options)
+            run = train_and_score(
+                system, lang, train, test, dev, epochs, seed, args.kefu_options, args.threads
+            )
             run["seed"] = seed
             runs.append(run)
             print(
@@ -569,6 +585,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--holdout-per-intent", type=int, default=5,
         help="with oos: in-scope train examples per intent held back to pick the threshold",
     )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads of torch / TensorFlow in each run (default: their own choice)",
+    )  # fmt: skip
     parser.add_argument("--kefu-option", action="append", default=[], metavar="KEY=JSON")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--merge", action="store_true", help="update datasets in --json file")
@@ -585,7 +605,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"bad --seeds or --kefu-option: {exc}")
     if not args.seeds:
         parser.error("--seeds needs at least one seed")
-    for key in ("limit", "test_limit", "epochs", "diet_epochs", "shots"):
+    for key in ("limit", "test_limit", "epochs", "diet_epochs", "shots", "threads"):
         value = getattr(args, key)
         if value is not None and value < 1:
             parser.error(f"--{key.replace('_', '-')} must be a positive integer")
@@ -642,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_limit": args.test_limit,
             "kefu_options": args.kefu_options,
             "holdout_per_intent": args.holdout_per_intent,
+            "threads": args.threads,
         }
         results["datasets"][name]["wall_s"] = time.monotonic() - started
         write_json(args.json, results)  # partial results survive a later failure
