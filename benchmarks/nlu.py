@@ -502,6 +502,8 @@ def benchmark(
                 train, dev = hold_back(train, args.holdout_per_intent, 0.2, seed)
             if args.limit:
                 train = sample_per_intent(train, args.limit, seed)
+            if args.train_limit and len(train) > args.train_limit:
+                train = stratified_sample(train, args.train_limit, seed)
             print(
                 f"[nlu] {name} {system} seed={seed}: train {len(train)}, test {len(test)}"
                 + (f", held back {len(dev)}" if dev else "")
@@ -577,6 +579,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lang", default="en", choices=["en", "zh"], help="for --train/--test")
     parser.add_argument("--shots", type=int, default=None, help="few-shot K for --train/--test")
     parser.add_argument("--limit", type=int, default=None, help="max train examples per intent")
+    parser.add_argument(
+        "--train-limit", type=int, default=None,
+        help="max train examples in all, keeping each intent's share (skewed data, e.g. CAIS)",
+    )  # fmt: skip
     parser.add_argument("--test-limit", type=int, default=None, help="max test messages")
     parser.add_argument("--epochs", type=int, default=15, help="Kefu epochs (its default: 15)")
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIET epochs (default 100)")
@@ -605,7 +611,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"bad --seeds or --kefu-option: {exc}")
     if not args.seeds:
         parser.error("--seeds needs at least one seed")
-    for key in ("limit", "test_limit", "epochs", "diet_epochs", "shots", "threads"):
+    for key in ("limit", "train_limit", "test_limit", "epochs", "diet_epochs", "shots", "threads"):
         value = getattr(args, key)
         if value is not None and value < 1:
             parser.error(f"--{key.replace('_', '-')} must be a positive integer")
@@ -659,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             "kefu_epochs": args.epochs,
             "diet_epochs": args.diet_epochs,
             "limit_per_intent": args.limit,
+            "train_limit": args.train_limit,
             "test_limit": args.test_limit,
             "kefu_options": args.kefu_options,
             "holdout_per_intent": args.holdout_per_intent,
