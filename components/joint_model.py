@@ -425,7 +425,7 @@ class JointClassifier:
             if (
                 current is not None
                 and current["entity"] == label
-                and (prefix == "I" or start == current["end"])
+                and (prefix == "I" or (start == current["end"] and _inside_word(text, start)))
             ):
                 current["end"] = end
                 current["_conf"].append(c)
@@ -502,3 +502,15 @@ def _expand_to_word(text: str, start: int, end: int) -> tuple[int, int]:
     while end < len(text) and wordish(text[end]) and wordish(text[end - 1]):
         end += 1
     return start, end
+
+
+def _inside_word(text: str, position: int) -> bool:
+    """Whether ``position`` continues a Latin/digit word (a sub-word piece, not a new entity).
+
+    Chinese characters are words of their own: a ``B-`` tag right after an entity of the same
+    type starts a new one there (两个相邻的城市 stay two entities).
+    """
+    if position <= 0 or position >= len(text):
+        return False
+    before, here = text[position - 1], text[position]
+    return before.isascii() and here.isascii() and before.isalnum() and here.isalnum()

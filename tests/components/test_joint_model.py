@@ -166,3 +166,17 @@ def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
         rankings.append([p.intent_ranking for p in model.predict(["hello there"])])
     assert histories[0] == histories[1] and rankings[0] == rankings[1]  # same seed, same run
     assert rankings[0][0][0][0] == "greet"
+
+
+def test_adjacent_chinese_entities_of_one_type_stay_apart(classifier):
+    # tags: O, B-id, I-id; 北京上海 tagged B I B I -> two spans, KF12 pieces B B -> one word
+    def probs(tags):
+        out = torch.zeros(len(tags), 3)
+        for row, tag in enumerate(tags):
+            out[row, tag] = 1.0
+        return out
+
+    zh = classifier._decode("北京上海", [[0, 1], [1, 2], [2, 3], [3, 4]], probs([1, 2, 1, 2]))
+    assert [(e["start"], e["end"]) for e in zh] == [(0, 2), (2, 4)]
+    en = classifier._decode("KF12", [[0, 2], [2, 4]], probs([1, 1]))
+    assert [(e["start"], e["end"]) for e in en] == [(0, 4)]
