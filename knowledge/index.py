@@ -137,7 +137,14 @@ class KnowledgeIndex:
 
     def _load(self) -> tuple[object, dict]:
         fresh = {"fingerprint": self._fingerprint(), "sources": {}}
-        store = self.store.open()
+        try:
+            store = self.store.open()
+        except KnowledgeBaseError as exc:
+            if not exc.fields.get("rebuildable"):
+                raise
+            # a damaged embedded index is rebuilt by the ingest that finds it
+            logger.warning("knowledge.rebuild reason=unreadable store=%s", self.store.kind)
+            return self.store.clear(None), fresh
         stored = self.store.read_manifest()
         if stored is not None and stored.get("fingerprint") == fresh["fingerprint"]:
             return store, stored

@@ -112,6 +112,7 @@ class MemoryStore:
                 f"knowledge index unreadable: {type(exc).__name__}",
                 hint="rebuild it with `python -m knowledge build`",
                 path=str(self.index_path),
+                rebuildable=True,
             ) from exc
 
     def read_manifest(self) -> dict | None:
@@ -130,7 +131,7 @@ class MemoryStore:
         tmp.replace(self.index_path)
         self.manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
 
-    def clear(self, store: InMemoryDocumentStore) -> InMemoryDocumentStore:
+    def clear(self, store: InMemoryDocumentStore | None) -> InMemoryDocumentStore:
         return new_memory_store()
 
     def dense_retriever(self, store: InMemoryDocumentStore, top_k: int) -> Any:

@@ -256,6 +256,9 @@ def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     corrupt.write_text("{not json")
     with pytest.raises(KnowledgeBaseError, match="unreadable"):
         KnowledgeBase(corrupt).warm_up()
+    # `python -m knowledge build` repairs it
+    assert len(build_index(DOCS_DIR, corrupt).added) == 5
+    assert KnowledgeBase(corrupt).answer("how long do refunds take?").found
 
 
 def test_cli(tmp_path, library, capsys):
