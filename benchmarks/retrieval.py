@@ -161,7 +161,8 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-SHOP_VARIANTS = {"hybrid (no rerank)": 0.0, "hybrid + sentence rerank (default)": 0.5}
+DEFAULT_SHOP = "hybrid + sentence rerank (default)"
+SHOP_VARIANTS = {"hybrid (no rerank)": 0.0, DEFAULT_SHOP: 0.5}
 
 
 def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
@@ -186,14 +187,11 @@ def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
         for name, weight in SHOP_VARIANTS.items():
             kb = KnowledgeBase(Path(tmp) / "index.json", rerank_weight=weight)
             kb.warm_up()
-            use_llm = composer is not None and weight == SHOP_VARIANTS[DEFAULT_SHOP]
+            use_llm = composer is not None and name == DEFAULT_SHOP
             result["variants"][name] = _shop_variant(kb, cases, composer if use_llm else None)
             if use_llm:
                 result["variants"][name]["llm"]["backend"] = kb_llm
     return result
-
-
-DEFAULT_SHOP = "hybrid + sentence rerank (default)"
 
 
 def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:

@@ -22,7 +22,8 @@ from components.fact_check import language_of
 
 SUPPORTED = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".csv", ".jsonl"}
 MAX_CHARS = 900
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+# sentence ends: . ! ? before a space, and 。！？； (the reranker splits passages the same way)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _NO_SPACE_AFTER = ("\n", "。", "！", "？", "；")
 
@@ -42,7 +43,7 @@ def split_sentences(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     if len(text) <= max_chars:
         return [text]
     chunks, current = [], ""
-    for sentence in (s for s in _SENTENCE_END.split(text) if s.strip()):
+    for sentence in (s for s in SENTENCE_END.split(text) if s.strip()):
         if current and len(current) + len(sentence) + 1 > max_chars:
             chunks.append(current.strip())
             current = ""

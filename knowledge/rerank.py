@@ -16,7 +16,6 @@ user with one can put Haystack's ``SentenceTransformersSimilarityRanker`` in its
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+from knowledge.converters import SENTENCE_END
 
 
 def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
@@ -33,7 +32,7 @@ def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
     if doc.meta.get("faq_question"):
         return [doc.meta["faq_question"]]
     body = doc.meta.get("body") or doc.content or ""
-    units = [s.strip() for s in _SENTENCE.split(body) if s and s.strip()]
+    units = [s.strip() for s in SENTENCE_END.split(body) if s and s.strip()]
     return units[:max_sentences] or [body]
 
 
@@ -72,19 +71,6 @@ class SentenceReranker:
         self._encoder: Any = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable init parameters (Haystack pipeline serialisation)."""
-        from haystack import default_to_dict
-
-        return default_to_dict(
-            self,
-            model=self.model,
-            weight=self.weight,
-            top_k=self.top_k,
-            max_sentences=self.max_sentences,
-            cache_size=self.cache_size,
-        )
 
     def warm_up(self) -> None:
         """Load the encoder (shared with Haystack's embedders of the same model)."""

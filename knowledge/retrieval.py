@@ -151,9 +151,8 @@ class KnowledgeBase:
                 ),
             )
             pipeline.add_component("dense", self.store.dense_retriever(store, self.top_k))
-            pipeline.add_component(
-                "bm25", InMemoryBM25Retriever(self.store.keyword_store(store), top_k=self.top_k)
-            )
+            keywords = self.store.keyword_store(store)  # in memory: every passage's text
+            pipeline.add_component("bm25", InMemoryBM25Retriever(keywords, top_k=self.top_k))
             pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
             pipeline.add_component(
                 "rerank",
@@ -178,8 +177,8 @@ class KnowledgeBase:
             pipeline.connect("ranker.documents", "rerank.documents")
             pipeline.connect("embedder.embedding", "rerank.query_embedding")
             pipeline.warm_up()
-            if self.rerank_weight > 0 and store.count_documents() <= PRIME_LIMIT:
-                pipeline.get_component("rerank").prime(store.filter_documents())
+            if self.rerank_weight > 0 and keywords.count_documents() <= PRIME_LIMIT:
+                pipeline.get_component("rerank").prime(keywords.filter_documents())
             self._pipeline = pipeline
             logger.info(
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
