@@ -77,11 +77,16 @@ class JointIntentEntityModel(nn.Module):
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return states, pooled
 
+    def heads(
+        self, states: torch.Tensor, pooled: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Intent logits from the pooled embedding, tag logits from the token states."""
+        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(states))
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states, pooled = self.embed(input_ids, attention_mask)
-        return self.intent_head(self.dropout(pooled)), self.tag_head(self.dropout(states))
+        return self.heads(*self.embed(input_ids, attention_mask))
 
 
 def supervised_contrastive_loss(
@@ -318,8 +323,7 @@ class JointClassifier:
                 )
                 intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
                 states, pooled = self.model.embed(enc["input_ids"], enc["attention_mask"])
-                intent_logits = self.model.intent_head(self.model.dropout(pooled))
-                tag_logits = self.model.tag_head(self.model.dropout(states))
+                intent_logits, tag_logits = self.model.heads(states, pooled)
                 loss = loss_fn(intent_logits, intent_targets)
                 if contrastive_weight > 0:
                     loss = loss + contrastive_weight * supervised_contrastive_loss(
@@ -493,13 +497,9 @@ class JointClassifier:
 
 def _expand_to_word(text: str, start: int, end: int) -> tuple[int, int]:
     """Grow a span that stops inside an ASCII word to the whole word (``KF10|0234``)."""
-
-    def wordish(ch: str) -> bool:
-        return ch.isascii() and ch.isalnum()
-
-    while start > 0 and wordish(text[start - 1]) and wordish(text[start]):
+    while _inside_word(text, start):
         start -= 1
-    while end < len(text) and wordish(text[end]) and wordish(text[end - 1]):
+    while _inside_word(text, end):
         end += 1
     return start, end
 
@@ -512,5 +512,4 @@ def _inside_word(text: str, position: int) -> bool:
     """
     if position <= 0 or position >= len(text):
         return False
-    before, here = text[position - 1], text[position]
-    return before.isascii() and here.isascii() and before.isalnum() and here.isalnum()
+    return all(ch.isascii() and ch.isalnum() for ch in text[position - 1 : position + 1])
