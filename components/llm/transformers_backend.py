@@ -78,7 +78,8 @@ class TransformersBackend(LLMBackend):
         self.threads = threads
         self.quantize = quantize
         self.prefix_cache = prefix_cache
-        self._prefixes: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        # system text -> (its token ids, its KV cache)
+        self._prefixes: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
         self.prefix_hits = 0
         self._model = None
         self._tokenizer = None
@@ -137,7 +138,7 @@ class TransformersBackend(LLMBackend):
     ) -> Generation:
         """See :meth:`LLMBackend.generate`."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import StoppingCriteria
 
         self._ensure_loaded()
         tokenizer, model = self._tokenizer, self._model
@@ -163,15 +164,9 @@ class TransformersBackend(LLMBackend):
                         return True
                 return False
 
-        kwargs = {
-            "max_new_tokens": max_new_tokens,
-            "stopping_criteria": StoppingCriteriaList([_Stop()]),
-            "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
-        }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=0.9)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        kwargs = _generation_kwargs(
+            max_new_tokens, temperature, _Stop(), tokenizer.pad_token_id or tokenizer.eos_token_id
+        )
         with self._lock, torch.inference_mode():
             cached, cached_tokens = self._prefix_kv(messages, inputs["input_ids"])
             if cached is not None:
@@ -214,7 +209,7 @@ class TransformersBackend(LLMBackend):
         whole batch. A single chat goes through :meth:`generate` (prefix cache included).
         """
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import StoppingCriteria
 
         if len(chats) <= 1:
             return [
@@ -251,15 +246,7 @@ class TransformersBackend(LLMBackend):
                 return False
 
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        kwargs = {
-            "max_new_tokens": max_new_tokens,
-            "stopping_criteria": StoppingCriteriaList([_Deadline()]),
-            "pad_token_id": pad,
-        }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=0.9)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        kwargs = _generation_kwargs(max_new_tokens, temperature, _Deadline(), pad)
         with self._lock, torch.inference_mode():
             output = model.generate(**inputs, **kwargs)
         latency = time.monotonic() - started
@@ -301,19 +288,41 @@ class TransformersBackend(LLMBackend):
         import torch
         from transformers import DynamicCache
 
-        prefix_text = self._tokenizer.apply_chat_template(messages[:1], tokenize=False)
-        prefix = tuple(self._tokenizer(prefix_text)["input_ids"])
+        key = messages[0].get("content", "")
+        entry = self._prefixes.get(key)
+        if entry is None:  # tokenised and prefilled once per system text
+            text = self._tokenizer.apply_chat_template(messages[:1], tokenize=False)
+            entry = (self._tokenizer(text)["input_ids"], None)
+        prefix, cache = entry
         ids = input_ids[0].tolist()
-        if len(prefix) >= len(ids) or tuple(ids[: len(prefix)]) != prefix:
+        if len(prefix) >= len(ids) or ids[: len(prefix)] != prefix:
             return None, 0
-        cache = self._prefixes.get(prefix)
         if cache is None:
             cache = DynamicCache()
             self._model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
-            self._prefixes[prefix] = cache
+            self._prefixes[key] = (prefix, cache)
             while len(self._prefixes) > self.prefix_cache:
                 self._prefixes.popitem(last=False)
         else:
             self.prefix_hits += 1
-        self._prefixes.move_to_end(prefix)
+        self._prefixes.move_to_end(key)
         return copy.deepcopy(cache), len(prefix)
+
+
+def _generation_kwargs(
+    max_new_tokens: int, temperature: float, criterion, pad_token_id: int
+) -> dict:
+    """``generate()`` settings shared by single and batched calls: greedy at temperature 0,
+    nucleus sampling (top-p 0.9) above it."""
+    from transformers import StoppingCriteriaList
+
+    kwargs = {
+        "max_new_tokens": max_new_tokens,
+        "stopping_criteria": StoppingCriteriaList([criterion]),
+        "pad_token_id": pad_token_id,
+    }
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=0.9)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    return kwargs
