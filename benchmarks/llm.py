@@ -57,21 +57,23 @@ TEMPLATES = {
 ITEMS = ["smart watch", "phone case", "tea set", "backpack", "desk lamp", "headphones"]
 
 
-def available_backends() -> list[tuple[str, LLMBackend]]:
-    """Backends that run here, by benchmark name."""
-    out = [
-        ("transformers fp32", create_client({"timeout": 120, "quantize": "none"}).backend),
-        ("transformers int8 (Kefu default)", create_client({"timeout": 120}).backend),
+def available_backends(threads: int | None = None) -> list[tuple[str, LLMBackend]]:
+    """Backends that run here, by benchmark name (``threads``: CPU threads of each)."""
+    base = {"timeout": 120, "threads": threads}
+    configs = [
+        ("transformers fp32 generate()", {"quantize": "none", "decoder": "generate"}),
+        ("transformers int8 generate()", {"decoder": "generate"}),
+        ("transformers int8 lean decoder (Kefu default)", {}),
     ]
     if importlib.util.find_spec("llama_cpp") is not None:
-        out.append(("llama.cpp", create_client({"backend": "llamacpp", "timeout": 120}).backend))
-    return out
+        configs.append(("llama.cpp", {"backend": "llamacpp"}))
+    return [(name, create_client({**base, **extra}).backend) for name, extra in configs]
 
 
-def speed(rounds: int = 2, new_tokens: int = 64) -> dict:
+def speed(rounds: int = 2, new_tokens: int = 64, threads: int | None = None) -> dict:
     """TTFT, decode rate and tokens/s per backend on the same prompts."""
     out = {}
-    for name, backend in available_backends():
+    for name, backend in available_backends(threads):
         print(f"[bench] speed: {name} ...", file=sys.stderr, flush=True)
         client = LLMClient(backend, timeout_s=120)
         client.warm_up()
@@ -226,6 +228,7 @@ def main() -> int:
     parser.add_argument("--backend", default="transformers", help="NLG backend")
     parser.add_argument("--base-url", default=None, help="NLG openai backend: server URL")
     parser.add_argument("--quantize", default="int8", help="NLG transformers backend: int8|none")
+    parser.add_argument("--threads", type=int, default=None, help="speed: CPU threads per backend")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
     if args.requests < 1:
@@ -237,8 +240,9 @@ def main() -> int:
     parts = set(args.parts.split(","))
     results: dict = {}
     if "speed" in parts:
-        results["speed"] = r = speed()
-        print("\nBackend speed (same 5 prompts x 2, greedy, 64 new tokens, 2 CPU cores)")
+        results["speed"] = r = speed(threads=args.threads)
+        cores = f"{args.threads} thread(s)" if args.threads else "default threads"
+        print(f"\nBackend speed (same 5 prompts x 2, greedy, 64 new tokens, {cores})")
         print(
             table(
                 ["backend", "time to first token p50 (ms)", "decode tokens/s", "tokens/s overall"],

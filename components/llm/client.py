@@ -134,6 +134,8 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
         threads: transformers/llamacpp: CPU threads (default: the library's choice).
         quantize: transformers: ``int8`` (default, dynamic quantisation) or ``none`` (fp32).
         prefix_cache: transformers: system-message KV caches kept (default 8; 0 = off).
+        decoder: transformers: ``lean`` (default: Kefu's int8 Llama-family decoder where the
+            architecture allows) or ``generate`` (transformers' ``generate()``).
         base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
         model: openai: model name the server expects (default ``kefu-local``).
         api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).
@@ -178,6 +180,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
                     threads=config.get("threads"),
                     quantize=config.get("quantize", "int8"),
                     prefix_cache=config.get("prefix_cache", 8),
+                    decoder=config.get("decoder", "lean"),
                 )
             _CLIENTS[key] = LLMClient(backend, timeout)
         return _CLIENTS[key]

@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-path", default=None, help="local model folder (default SmolLM2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8")
+    parser.add_argument(
+        "--decoder", choices=("lean", "generate"), default="lean", help="transformers decoding"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--api-key-env", default="KEFU_LLM_SERVER_KEY", help="variable with the key to require"
@@ -181,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     backend = TransformersBackend(
-        model_path=args.model_path, threads=args.threads, quantize=args.quantize
+        model_path=args.model_path,
+        threads=args.threads,
+        quantize=args.quantize,
+        decoder=args.decoder,
     )
     client = LLMClient(backend, timeout_s=args.timeout)
     app = create_app(client, os.environ.get(args.api_key_env) or None, args.timeout)

@@ -16,6 +16,22 @@ from components.llm.base import Generation, LLMBackend, Message
 logger = logging.getLogger(__name__)
 
 QUANTIZE = ("int8", "none")
+DECODERS = ("lean", "generate")
+# chats run once at load to measure activation ranges for int8 smoothing (lean decoder)
+CALIBRATION_CHATS = [
+    [
+        {"role": "system", "content": "You are a polite customer-service assistant. Keep facts."},
+        {"role": "user", "content": "Where is my order KF100234? It was due on 3 May."},
+    ],
+    [{"role": "user", "content": "我的订单什么时候到？退款 25.50 元多久到账？"}],
+    [{"role": "user", "content": "Can I return these shoes and get a refund to my card?"}],
+    [
+        {
+            "role": "user",
+            "content": "Rewrite politely: An agent will call you between 9:00 and 21:00.",
+        }
+    ],
+]
 
 
 _TRANSFORMERS_NAMES = (
@@ -46,9 +62,13 @@ def preload_transformers() -> None:
 class TransformersBackend(LLMBackend):
     """Greedy or sampled generation with ``AutoModelForCausalLM`` on the CPU.
 
-    By default the linear layers run as dynamically quantised int8 (weights int8, activations
-    quantised per call): on 2 CPU cores SmolLM2-135M decodes ~1.9x faster than fp32 (see
-    ``benchmarks/llm.py``), and the NLG's fact checks guard the output either way.
+    By default the linear layers run as int8 (weights int8, activations quantised per call),
+    and Llama-family models (SmolLM2, Llama, Mistral, Qwen2) decode through
+    :class:`~components.llm.llama_decoder.LlamaDecoder` (fused int8 projections, a
+    preallocated KV cache, no per-step ``generate()`` machinery): on 2 CPU cores SmolLM2-135M
+    decodes several times faster than fp32 ``generate()`` (see ``benchmarks/llm.py``); the NLG's
+    fact checks guard the output either way. Other architectures, and ``decoder="generate"``,
+    use ``model.generate()`` (int8 through torch's dynamic quantisation).
 
     The key/value cache of a chat's system message is kept (``prefix_cache`` entries, LRU):
     the NLG, the knowledge composer and the intent prompts all start with a fixed system text,
@@ -59,6 +79,8 @@ class TransformersBackend(LLMBackend):
         threads: torch intra-op threads (None leaves torch's default).
         quantize: ``int8`` (default) or ``none`` (plain fp32).
         prefix_cache: System-message KV caches kept (0 turns prefix caching off).
+        decoder: ``lean`` (default: the lean decoder where the architecture allows) or
+            ``generate`` (always transformers' ``generate()``).
     """
 
     name = "transformers"
@@ -69,19 +91,23 @@ class TransformersBackend(LLMBackend):
         threads: int | None = None,
         quantize: str = "int8",
         prefix_cache: int = 8,
+        decoder: str = "lean",
     ) -> None:
         if quantize not in QUANTIZE:
             raise ConfigError("quantize", quantize, f"one of {QUANTIZE}", component="llm")
+        if decoder not in DECODERS:
+            raise ConfigError("decoder", decoder, f"one of {DECODERS}", component="llm")
         if not isinstance(prefix_cache, int) or prefix_cache < 0:
             raise ConfigError("prefix_cache", prefix_cache, "an integer >= 0", component="llm")
         self.model_path = model_path
         self.threads = threads
         self.quantize = quantize
         self.prefix_cache = prefix_cache
+        self.decoder = decoder
         # system text -> (its token ids, its KV cache)
         self._prefixes: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
         self.prefix_hits = 0
-        self._model = None
+        self._model = None  # a transformers model, or a LlamaDecoder
         self._tokenizer = None
         self._lock = threading.Lock()
 
@@ -114,7 +140,26 @@ class TransformersBackend(LLMBackend):
             self._tokenizer = AutoTokenizer.from_pretrained(str(path))
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
             model.eval()
-            if self.quantize == "int8":
+            lean = None
+            if self.decoder == "lean":
+                from components.llm.llama_decoder import LlamaDecoder, UnsupportedModel
+
+                calibration = [
+                    self._tokenizer(self._tokenizer.apply_chat_template(chat, tokenize=False))[
+                        "input_ids"
+                    ]
+                    for chat in CALIBRATION_CHATS
+                ]
+                try:
+                    with torch.inference_mode():
+                        lean = LlamaDecoder(
+                            model, int8=self.quantize == "int8", calibration=calibration
+                        )
+                except UnsupportedModel as exc:
+                    logger.info("llm.lean_decoder_unavailable reason=%s", exc)
+            if lean is not None:
+                model = lean
+            elif self.quantize == "int8":
                 with warnings.catch_warnings():  # torch points to torchao; the API still works
                     warnings.simplefilter("ignore")
                     model = torch.ao.quantization.quantize_dynamic(
@@ -122,10 +167,18 @@ class TransformersBackend(LLMBackend):
                     )
             self._model = model
             logger.info(
-                "llm.loaded backend=transformers quantize=%s seconds=%.1f",
+                "llm.loaded backend=transformers quantize=%s decoder=%s seconds=%.1f",
                 self.quantize,
+                "lean" if lean is not None else "generate",
                 time.monotonic() - started,
             )
+
+    @property
+    def lean(self) -> bool:
+        """Whether the loaded model runs on the lean decoder."""
+        from components.llm.llama_decoder import LlamaDecoder
+
+        return isinstance(self._model, LlamaDecoder)
 
     def generate(
         self,
@@ -138,60 +191,65 @@ class TransformersBackend(LLMBackend):
     ) -> Generation:
         """See :meth:`LLMBackend.generate`."""
         import torch
-        from transformers import StoppingCriteria
 
         self._ensure_loaded()
-        tokenizer, model = self._tokenizer, self._model
+        tokenizer = self._tokenizer
         started = time.monotonic()
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = tokenizer(prompt, return_tensors="pt")
-        prompt_len = inputs["input_ids"].shape[1]
-        reason = {"value": "eos"}
-        first_token = {}
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
-                first_token.setdefault("s", time.monotonic() - started)
-                if deadline is not None and time.monotonic() > deadline:
-                    reason["value"] = "deadline"
-                    return True
-                if stop:
-                    tail = tokenizer.decode(
-                        input_ids[0, prompt_len:][-16:], skip_special_tokens=True
-                    )
-                    if any(s in tail for s in stop):
-                        reason["value"] = "stop_string"
-                        return True
-                return False
-
-        kwargs = _generation_kwargs(
-            max_new_tokens, temperature, _Stop(), tokenizer.pad_token_id or tokenizer.eos_token_id
-        )
+        ids = tokenizer(prompt)["input_ids"]
+        watch = _StopWatch(tokenizer, stop, deadline, started)
         with self._lock, torch.inference_mode():
-            cached, cached_tokens = self._prefix_kv(messages, inputs["input_ids"])
-            if cached is not None:
-                kwargs["past_key_values"] = cached
-            output = model.generate(**inputs, **kwargs)
-        new_tokens = output[0, prompt_len:]
+            cached, cached_tokens = self._prefix_kv(messages, ids)
+            if self.lean:
+                new_tokens = self._model.decode(
+                    ids, max_new_tokens, _picker(temperature), watch.done, prefix=cached
+                )
+            else:
+                new_tokens = self._hf_generate(ids, cached, max_new_tokens, temperature, watch)
+        if new_tokens and new_tokens[-1] == tokenizer.eos_token_id:
+            new_tokens = new_tokens[:-1]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-        if stop:
-            for s in stop:
-                if s in text:
-                    text = text.split(s, 1)[0]
-        if reason["value"] == "eos" and len(new_tokens) >= max_new_tokens:
-            reason["value"] = "max_tokens"
+        for s in stop or []:
+            if s in text:
+                text = text.split(s, 1)[0]
+        reason = watch.reason
+        if reason == "eos" and len(new_tokens) >= max_new_tokens:
+            reason = "max_tokens"
         return Generation(
             text=text.strip(),
             backend=self.name,
             latency_s=time.monotonic() - started,
-            new_tokens=int(len(new_tokens)),
-            stopped_by=reason["value"],
+            new_tokens=len(new_tokens),
+            stopped_by=reason,
             extra={
-                "prompt_tokens": int(prompt_len),
-                "first_token_s": first_token.get("s"),
+                "prompt_tokens": len(ids),
+                "first_token_s": watch.first_token_s,
                 "cached_prefix_tokens": cached_tokens,
             },
         )
+
+    def _hf_generate(self, ids, cached, max_new_tokens, temperature, watch) -> list[int]:
+        """``model.generate()`` for one prompt (architectures the lean decoder lacks)."""
+        import torch
+        from transformers import StoppingCriteria
+
+        prompt_len = len(ids)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
+                return watch.done(input_ids[0, prompt_len:].tolist())
+
+        tokenizer = self._tokenizer
+        kwargs = _generation_kwargs(
+            max_new_tokens, temperature, _Stop(), tokenizer.pad_token_id or tokenizer.eos_token_id
+        )
+        if cached is not None:
+            kwargs["past_key_values"] = copy.deepcopy(cached)
+        input_ids = torch.tensor([ids])
+        output = self._model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs
+        )
+        return output[0, prompt_len:].tolist()
 
     def generate_batch(
         self,
@@ -209,7 +267,6 @@ class TransformersBackend(LLMBackend):
         whole batch. A single chat goes through :meth:`generate` (prefix cache included).
         """
         import torch
-        from transformers import StoppingCriteria
 
         if len(chats) <= 1:
             return [
@@ -223,7 +280,7 @@ class TransformersBackend(LLMBackend):
                 for c in chats
             ]
         self._ensure_loaded()
-        tokenizer, model = self._tokenizer, self._model
+        tokenizer = self._tokenizer
         started = time.monotonic()
         prompts = [
             tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
@@ -235,30 +292,21 @@ class TransformersBackend(LLMBackend):
             inputs = tokenizer(prompts, return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = side
-        width = inputs["input_ids"].shape[1]
-        late = {"value": False}
-
-        class _Deadline(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
-                if deadline is not None and time.monotonic() > deadline:
-                    late["value"] = True
-                    return True
-                return False
-
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        kwargs = _generation_kwargs(max_new_tokens, temperature, _Deadline(), pad)
+        watch = _StopWatch(tokenizer, None, deadline, started)
         with self._lock, torch.inference_mode():
-            output = model.generate(**inputs, **kwargs)
+            if self.lean:
+                rows = self._lean_batch(inputs, max_new_tokens, temperature, watch)
+            else:
+                rows = self._hf_batch(inputs, max_new_tokens, temperature, watch)
         latency = time.monotonic() - started
         results = []
         eos = tokenizer.eos_token_id
-        for row in range(len(chats)):
-            tokens = output[row, width:].tolist()
+        for row, tokens in enumerate(rows):
             if eos in tokens:
                 tokens = tokens[: tokens.index(eos)]
                 reason = "eos"
             else:
-                reason = "deadline" if late["value"] else "max_tokens"
+                reason = "deadline" if watch.reason == "deadline" else "max_tokens"
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             for s in stop or []:
                 if s in text:
@@ -276,8 +324,52 @@ class TransformersBackend(LLMBackend):
             )
         return results
 
-    def _prefix_kv(self, messages: list[Message], input_ids) -> tuple[object | None, int]:
-        """A private copy of the system message's KV cache and its length in tokens.
+    def _lean_batch(self, inputs, max_new_tokens, temperature, watch) -> list[list[int]]:
+        """Left-padded batch decoding on the lean decoder: each row keeps its own positions."""
+        import torch
+
+        mask = inputs["attention_mask"].bool()
+        batch, width = mask.shape
+        key_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.bool)
+        key_mask[:, :width] = mask
+        positions = (mask.long().cumsum(1) - 1).clamp(min=0)
+        cache = self._model.new_cache(batch, width + max_new_tokens)
+        logits = self._model.forward(inputs["input_ids"], cache, 0, positions, key_mask)
+        following = positions[:, -1:] + 1
+        pick, eos = _picker(temperature), self._tokenizer.eos_token_id
+        rows: list[list[int]] = [[] for _ in range(batch)]
+        for step in range(max_new_tokens):
+            picked = [pick(logits[r]) for r in range(batch)]
+            for r, token in enumerate(picked):
+                if not rows[r] or rows[r][-1] != eos:
+                    rows[r].append(token)
+            if all(row[-1] == eos for row in rows) or watch.late():
+                break
+            if step + 1 < max_new_tokens:
+                logits = self._model.forward(
+                    torch.tensor(picked).view(batch, 1), cache, width + step, following, key_mask
+                )
+                following = following + 1
+        return rows
+
+    def _hf_batch(self, inputs, max_new_tokens, temperature, watch) -> list[list[int]]:
+        """Left-padded batch decoding with ``model.generate()``."""
+        import torch
+        from transformers import StoppingCriteria
+
+        class _Deadline(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
+                return watch.late()
+
+        tokenizer = self._tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        kwargs = _generation_kwargs(max_new_tokens, temperature, _Deadline(), pad)
+        output = self._model.generate(**inputs, **kwargs)
+        width = inputs["input_ids"].shape[1]
+        return [output[row, width:].tolist() for row in range(output.shape[0])]
+
+    def _prefix_kv(self, messages: list[Message], ids: list[int]) -> tuple[object | None, int]:
+        """The system message's KV cache (read-only: callers copy it) and its length in tokens.
 
         Computed on first sight and kept (LRU); ``(None, 0)`` when caching is off, the chat has
         no system message, or the prompt's tokens do not start with the system message's.
@@ -286,7 +378,6 @@ class TransformersBackend(LLMBackend):
         if not self.prefix_cache or not messages or messages[0].get("role") != "system":
             return None, 0
         import torch
-        from transformers import DynamicCache
 
         key = messages[0].get("content", "")
         entry = self._prefixes.get(key)
@@ -294,19 +385,79 @@ class TransformersBackend(LLMBackend):
             text = self._tokenizer.apply_chat_template(messages[:1], tokenize=False)
             entry = (self._tokenizer(text)["input_ids"], None)
         prefix, cache = entry
-        ids = input_ids[0].tolist()
         if len(prefix) >= len(ids) or ids[: len(prefix)] != prefix:
             return None, 0
         if cache is None:
-            cache = DynamicCache()
-            self._model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+            if self.lean:
+                cache = self._model.new_cache(1, len(prefix))
+                self._model.forward(torch.tensor([prefix]), cache, 0)
+            else:
+                from transformers import DynamicCache
+
+                cache = DynamicCache()
+                self._model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
             self._prefixes[key] = (prefix, cache)
             while len(self._prefixes) > self.prefix_cache:
                 self._prefixes.popitem(last=False)
         else:
             self.prefix_hits += 1
         self._prefixes.move_to_end(key)
-        return copy.deepcopy(cache), len(prefix)
+        return cache, len(prefix)
+
+
+class _StopWatch:
+    """Decides after each new token whether generation ends, and why.
+
+    ``reason`` is ``eos`` until the deadline passes (``deadline``) or a stop string appears in
+    the decoded tail (``stop_string``); EOS itself is left to the decoding loop.
+    """
+
+    def __init__(self, tokenizer, stop: list[str] | None, deadline: float | None, started: float):
+        self.tokenizer = tokenizer
+        self.stop = stop or []
+        self.deadline = deadline
+        self.started = started
+        self.first_token_s: float | None = None
+        self.reason = "eos"
+
+    def late(self) -> bool:
+        """True (and ``reason = "deadline"``) once the deadline has passed."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.reason = "deadline"
+            return True
+        return False
+
+    def done(self, tokens: list[int]) -> bool:
+        """Called with the tokens generated so far; True stops generation."""
+        if self.first_token_s is None:
+            self.first_token_s = time.monotonic() - self.started
+        if tokens and tokens[-1] == self.tokenizer.eos_token_id:
+            return True
+        if self.late():
+            return True
+        if self.stop:
+            tail = self.tokenizer.decode(tokens[-16:], skip_special_tokens=True)
+            if any(s in tail for s in self.stop):
+                self.reason = "stop_string"
+                return True
+        return False
+
+
+def _picker(temperature: float):
+    """Next-token choice from ``[vocab]`` logits: argmax at temperature 0, else nucleus
+    sampling (top-p 0.9), the same settings :func:`_generation_kwargs` gives ``generate()``."""
+    import torch
+
+    if temperature <= 0:
+        return lambda logits: int(logits.argmax())
+
+    def sample(logits):
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        ordered, order = probs.sort(descending=True)
+        keep = ordered.cumsum(0) - ordered < 0.9  # the smallest set reaching 0.9, at least one
+        return int(order[torch.multinomial(ordered * keep, 1)])
+
+    return sample
 
 
 def _generation_kwargs(
