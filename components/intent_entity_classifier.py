@@ -123,6 +123,9 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             "contrastive_weight": None,
             # Start the intent head at each intent's mean embedding instead of random weights.
             "prototype_head_init": True,
+            # Learn embeddings for CJK characters of the training data that the encoder's
+            # vocabulary lacks (an English encoder reads most Chinese as [UNK]).
+            "extend_vocabulary": True,
         }
 
     def __init__(
@@ -162,9 +165,9 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         ):
             expected = "null (auto) or a number >= 0"
             raise ConfigError("contrastive_weight", weight, expected, component=name)
-        init = config["prototype_head_init"]
-        if not isinstance(init, bool):
-            raise ConfigError("prototype_head_init", init, "true or false", component=name)
+        for key in ("prototype_head_init", "extend_vocabulary"):
+            if not isinstance(config[key], bool):
+                raise ConfigError(key, config[key], "true or false", component=name)
         path = config["model_name_or_path"]
         if path is not None and not Path(path).is_dir():
             raise ConfigError(
@@ -219,6 +222,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             cfg["max_length"],
             cfg["dropout"],
             cfg["random_seed"],
+            texts=[e.text for e in examples] if cfg["extend_vocabulary"] else (),
         )
         started = time.monotonic()
 

@@ -58,21 +58,42 @@ class Prediction:
 
 
 class JointIntentEntityModel(nn.Module):
-    """Encoder + mean-pooled intent head + token BIO head."""
+    """Encoder + mean-pooled intent head + token BIO head.
 
-    def __init__(self, encoder: nn.Module, num_intents: int, num_tags: int, dropout: float) -> None:
+    ``new_tokens`` rows of extra input embeddings serve token ids past the encoder's vocabulary
+    (characters added to the tokenizer, see :meth:`JointClassifier.build`); they are trained
+    like the heads, at the heads' learning rate, while the pretrained rows stay untouched.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_intents: int,
+        num_tags: int,
+        dropout: float,
+        new_tokens: int = 0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, num_intents)
         self.tag_head = nn.Linear(hidden, num_tags)
+        self.base_vocab = encoder.get_input_embeddings().num_embeddings
+        self.new_token_embeddings = nn.Embedding(new_tokens, hidden) if new_tokens else None
 
     def embed(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states and their attention-masked mean (the sentence embedding)."""
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.new_token_embeddings is None:
+            inputs = {"input_ids": input_ids}
+        else:
+            is_new = input_ids >= self.base_vocab
+            known = self.encoder.get_input_embeddings()(input_ids.clamp(max=self.base_vocab - 1))
+            added = self.new_token_embeddings((input_ids - self.base_vocab).clamp(min=0))
+            inputs = {"inputs_embeds": torch.where(is_new.unsqueeze(-1), added, known)}
+        states = self.encoder(**inputs, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return states, pooled
@@ -194,10 +215,22 @@ class JointClassifier:
         max_length: int,
         dropout: float,
         seed: int,
+        texts: Sequence[str] = (),
     ) -> JointClassifier:
-        """Create an untrained classifier on a pretrained encoder."""
+        """Create an untrained classifier on a pretrained encoder.
+
+        Args:
+            texts: Training messages. CJK characters in them that the encoder's vocabulary
+                lacks (an English encoder reads most Chinese characters as ``[UNK]``) become
+                tokens of their own, with embeddings learnt in training and initialised at
+                ``[UNK]``'s; without ``texts`` the vocabulary is left as is.
+        """
         _set_seed(seed)
         tokenizer = load_tokenizer(encoder_path)
+        missing = _unknown_characters(tokenizer, texts)
+        if missing:
+            tokenizer.add_tokens(missing)
+            logger.info("joint_model.vocabulary_extended characters=%d", len(missing))
         try:
             encoder = AutoModel.from_pretrained(str(encoder_path))
         except OSError as exc:
@@ -207,7 +240,11 @@ class JointClassifier:
                 path=str(encoder_path),
             ) from exc
         tags = [OUTSIDE] + [f"{p}-{label}" for label in entity_labels for p in ("B", "I")]
-        model = JointIntentEntityModel(encoder, len(intents), len(tags), dropout)
+        model = JointIntentEntityModel(encoder, len(intents), len(tags), dropout, len(missing))
+        if missing:
+            with torch.no_grad():
+                unk = encoder.get_input_embeddings().weight[tokenizer.unk_token_id]
+                model.new_token_embeddings.weight.copy_(unk.expand(len(missing), -1))
         return cls(tokenizer, model, intents, tags, max_length)
 
     # ------------------------------------------------------------------ encoding
@@ -463,6 +500,11 @@ class JointClassifier:
             "tags": self.tags,
             "max_length": self.max_length,
             "temperature": self.temperature,
+            "new_tokens": (
+                0
+                if self.model.new_token_embeddings is None
+                else self.model.new_token_embeddings.num_embeddings
+            ),
         }
         (directory / "labels.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
@@ -473,7 +515,9 @@ class JointClassifier:
         tokenizer = load_tokenizer(directory / "encoder")
         config = AutoConfig.from_pretrained(str(directory / "encoder"))
         encoder = AutoModel.from_pretrained(str(directory / "encoder"), config=config)
-        model = JointIntentEntityModel(encoder, len(meta["intents"]), len(meta["tags"]), 0.0)
+        model = JointIntentEntityModel(
+            encoder, len(meta["intents"]), len(meta["tags"]), 0.0, meta.get("new_tokens", 0)
+        )
         heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
         result = model.load_state_dict(heads, strict=False)
         missing = [k for k in result.missing_keys if not k.startswith("encoder.")]
@@ -493,6 +537,30 @@ class JointClassifier:
             meta["max_length"],
             meta.get("temperature", 1.0),
         )
+
+
+def _unknown_characters(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> list[str]:
+    """CJK characters of ``texts`` that ``tokenizer`` turns into its unknown token, sorted.
+
+    Only CJK scripts: their characters are single tokens anyway, so adding one changes no other
+    token's split (an added Latin letter would cut words apart).
+    """
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return []
+    seen = {ch for text in texts for ch in text if _is_cjk(ch)}
+    return sorted(ch for ch in seen if tokenizer.convert_tokens_to_ids(ch) == unk)
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x3400 <= code <= 0x9FFF  # CJK unified ideographs (+ extension A)
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0x20000 <= code <= 0x2FA1F  # extensions B-F, compatibility supplement
+        or 0x3040 <= code <= 0x30FF  # hiragana, katakana
+        or 0xAC00 <= code <= 0xD7AF  # hangul syllables
+    )
 
 
 def _expand_to_word(text: str, start: int, end: int) -> tuple[int, int]:

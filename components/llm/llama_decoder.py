@@ -10,11 +10,13 @@ runs the same architecture with
 * rotary embeddings as one complex multiplication: q/k weight rows are permuted once so that
   the "rotate half" pairs become adjacent (dot products, hence attention, are unchanged);
 * a preallocated key/value cache written in place, grouped-query attention through
-  ``scaled_dot_product_attention(enable_gqa=True)``.
+  ``scaled_dot_product_attention(enable_gqa=True)``;
+* SmoothQuant balancing of outlier input channels, measured once on a few calibration chats;
+* a four-op RMS norm (``F.rms_norm`` alone cost ~5 ms of a ~30 ms step).
 
 In fp32 it reproduces transformers' logits (tested token for token); the int8 speed against
-``generate()`` and llama.cpp is in ``benchmarks/llm.py``. Architectures it does not cover raise :class:`UnsupportedModel`;
-the transformers backend then keeps ``generate()``.
+``generate()`` and llama.cpp is in ``benchmarks/llm.py``. Architectures it does not cover
+raise :class:`UnsupportedModel`; the transformers backend then keeps ``generate()``.
 """
 
 from __future__ import annotations

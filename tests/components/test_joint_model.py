@@ -180,3 +180,39 @@ def test_adjacent_chinese_entities_of_one_type_stay_apart(classifier):
     assert [(e["start"], e["end"]) for e in zh] == [(0, 2), (2, 4)]
     en = classifier._decode("KF12", [[0, 2], [2, 4]], probs([1, 1]))
     assert [(e["start"], e["end"]) for e in en] == [(0, 4)]
+
+
+def test_unknown_chinese_characters_become_trained_tokens(tmp_path):
+    from components.joint_model import Example
+
+    # MiniLM's vocabulary has 我 but not 退/鞋/袜 (they read as [UNK] and look alike)
+    train = [
+        Example("退鞋子", "return_shoes", [EntitySpan(1, 2, "item")]),
+        Example("我要退鞋", "return_shoes", [EntitySpan(3, 4, "item")]),
+        Example("退袜子", "return_socks", [EntitySpan(1, 2, "item")]),
+        Example("我要退袜", "return_socks", [EntitySpan(3, 4, "item")]),
+    ]
+    plain = JointClassifier.build(minilm_path(), ["return_shoes", "return_socks"], ["item"], 32,
+                                  0.0, 3)  # fmt: skip
+    unk = plain.tokenizer.unk_token_id
+    assert plain.tokenizer("鞋袜")["input_ids"][1:-1] == [unk, unk]
+
+    extended = JointClassifier.build(minilm_path(), ["return_shoes", "return_socks"], ["item"],
+                                     32, 0.0, 3, texts=[e.text for e in train])  # fmt: skip
+    ids = extended.tokenizer("鞋袜")["input_ids"][1:-1]
+    assert unk not in ids and ids[0] != ids[1]
+    known = plain.tokenizer("我")["input_ids"]
+    assert unk not in known and extended.tokenizer("我")["input_ids"] == known
+    # offsets stay per character, so entity spans are still exact
+    enc = extended._encode(["我要退鞋"])
+    assert enc["offset_mapping"][0].tolist()[1:-1] == [[0, 1], [1, 2], [2, 3], [3, 4]]
+
+    extended.fit(train, epochs=30, batch_size=4, learning_rate=5e-5, head_learning_rate=1e-2,
+                 seed=3)  # fmt: skip
+    predicted = [p.intent_ranking[0][0] for p in extended.predict(["退鞋", "退袜"])]
+    assert predicted == ["return_shoes", "return_socks"]
+    extended.save(tmp_path / "model")
+    loaded = JointClassifier.load(tmp_path / "model")
+    again = loaded.predict(["退鞋", "退袜"])
+    assert [p.intent_ranking[0][0] for p in again] == predicted
+    assert again[0].intent_ranking == extended.predict(["退鞋"])[0].intent_ranking
