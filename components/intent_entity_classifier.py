@@ -126,6 +126,8 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             # Learn embeddings for CJK characters of the training data that the encoder's
             # vocabulary lacks (an English encoder reads most Chinese as [UNK]).
             "extend_vocabulary": True,
+            # Learning rate of those characters' embeddings (they start from nothing).
+            "new_token_learning_rate": 5e-3,
         }
 
     def __init__(
@@ -151,7 +153,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             value = config[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(key, value, "a positive integer", component=name)
-        for key in ("learning_rate", "head_learning_rate"):
+        for key in ("learning_rate", "head_learning_rate", "new_token_learning_rate"):
             value = config[key]
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(key, value, "a number between 0 and 1", component=name)
@@ -246,6 +248,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             batch_size=cfg["batch_size"],
             learning_rate=cfg["learning_rate"],
             head_learning_rate=cfg["head_learning_rate"],
+            new_token_learning_rate=cfg["new_token_learning_rate"],
             seed=cfg["random_seed"],
             progress=progress,
             contrastive_weight=self.contrastive_weight(train, cfg["contrastive_weight"]),

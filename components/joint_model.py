@@ -311,6 +311,7 @@ class JointClassifier:
         seed: int,
         progress: Callable[[int, int, float], None] | None = None,
         contrastive_weight: float = 0.0,
+        new_token_learning_rate: float = 5e-3,
     ) -> list[float]:
         """Fine-tune encoder and heads jointly; returns the mean loss per epoch.
 
@@ -318,15 +319,23 @@ class JointClassifier:
         same-intent pairs and a supervised contrastive loss on the sentence embeddings is added
         to the intent and tag losses (SetFit's idea, inside the same passes: no extra encoder
         calls), which pulls 5–10 examples per intent into separable clusters.
+
+        Embeddings of characters added to the vocabulary start from nothing, so they learn at
+        ``new_token_learning_rate`` (they need far larger steps than the pretrained encoder).
         """
         _set_seed(seed)
         intent_index = {name: i for i, name in enumerate(self.intents)}
-        encoder_params = list(self.model.encoder.parameters())
-        head_params = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        groups: dict[str, list] = {"encoder": [], "new_token_embeddings": [], "heads": []}
+        for name, param in self.model.named_parameters():
+            group = name.split(".", 1)[0]
+            groups[group if group in ("encoder", "new_token_embeddings") else "heads"].append(
+                param
+            )  # fmt: skip
         optimizer = torch.optim.AdamW(
             [
-                {"params": encoder_params, "lr": learning_rate},
-                {"params": head_params, "lr": head_learning_rate},
+                {"params": groups["encoder"], "lr": learning_rate},
+                {"params": groups["heads"], "lr": head_learning_rate},
+                {"params": groups["new_token_embeddings"], "lr": new_token_learning_rate},
             ],
             weight_decay=0.01,
         )

@@ -100,6 +100,8 @@ def test_untrained_component_passes_messages_through(model_storage, resource, ex
         ("contrastive_weight", -1),
         ("contrastive_weight", "auto"),
         ("prototype_head_init", "yes"),
+        ("extend_vocabulary", 1),
+        ("new_token_learning_rate", 0),
     ],
 )
 def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
