@@ -191,6 +191,10 @@ class LlamaDecoder:
             raise UnsupportedModel("partial rotary embeddings")
         if getattr(config, "mlp_bias", False):
             raise UnsupportedModel("MLP bias")
+        # Mistral's window is on whenever set; Qwen2 sets one but switches it on separately
+        windowed = getattr(config, "use_sliding_window", config.model_type == "mistral")
+        if windowed and getattr(config, "sliding_window", None):
+            raise UnsupportedModel(f"sliding window attention ({config.sliding_window} tokens)")
 
     def _rope_rows(self, weight: torch.Tensor, heads: int) -> torch.Tensor:
         shape = weight.shape

@@ -124,20 +124,40 @@ def test_other_architectures_are_refused_by_name():
     )  # fmt: skip
     with pytest.raises(UnsupportedModel, match="linear"):
         LlamaDecoder(LlamaForCausalLM(scaled))
+    from transformers import MistralConfig, MistralForCausalLM
 
-
-def test_tiny_llama_with_attention_bias_matches_transformers():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=50, attention_bias=True, max_position_embeddings=64,
+    windowed = MistralConfig(
+        hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, vocab_size=16, sliding_window=4,
     )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
+    with pytest.raises(UnsupportedModel, match="sliding window"):
+        LlamaDecoder(MistralForCausalLM(windowed))
+
+
+TINY = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, vocab_size=50, max_position_embeddings=64,
+)  # fmt: skip
+
+
+def _tiny(kind: str):
+    import transformers
+
+    if kind == "llama with attention bias":
+        return transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY, attention_bias=True))
+    if kind == "qwen2":  # q/k/v bias, no o bias
+        return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**TINY))
+    return transformers.MistralForCausalLM(transformers.MistralConfig(**TINY, sliding_window=None))
+
+
+@pytest.mark.parametrize("kind", ["llama with attention bias", "qwen2", "mistral"])
+def test_tiny_models_match_transformers(kind):
+    torch.manual_seed(0)
+    model = _tiny(kind).eval()
     for layer in model.model.layers:  # non-zero biases, so a misplaced one would show
         for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
-            torch.nn.init.normal_(proj.bias, std=0.5)
+            if proj.bias is not None:
+                torch.nn.init.normal_(proj.bias, std=0.5)
     ids = [3, 14, 15, 9, 26, 5]
     with torch.inference_mode():
         expected = model(torch.tensor([ids])).logits[0, -1]
