@@ -132,7 +132,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
         model_path: transformers: local model folder; llamacpp: a ``.gguf`` file; default the
             bundled SmolLM2.
         threads: transformers/llamacpp: CPU threads (default: the library's choice).
-        quantize: transformers: ``int8`` (default, dynamic quantisation) or ``none`` (fp32).
+        quantize: transformers: ``int8`` (default) or ``none`` (fp32).
         prefix_cache: transformers: system-message KV caches kept (default 8; 0 = off).
         decoder: transformers: ``lean`` (default: Kefu's int8 Llama-family decoder where the
             architecture allows) or ``generate`` (transformers' ``generate()``).

@@ -34,3 +34,25 @@ def test_prefix_cache_reuses_the_system_message_without_changing_the_output():
 def test_bad_prefix_cache_size_is_reported():
     with pytest.raises(ConfigError, match="prefix_cache"):
         TransformersBackend(prefix_cache=-1)
+
+
+@pytest.mark.slow
+def test_lean_decoder_and_generate_give_the_same_fp32_replies():
+    lean = TransformersBackend(quantize="none", prefix_cache=2)
+    reference = TransformersBackend(quantize="none", prefix_cache=2, decoder="generate")
+    chats = [[SYSTEM, {"role": "user", "content": turn}] for turn in TURNS]
+    for chat in [*chats, chats[0]]:
+        assert lean.generate(chat, max_new_tokens=12).text == (
+            reference.generate(chat, max_new_tokens=12).text
+        )
+    assert lean.lean and not reference.lean
+    assert lean.prefix_hits == reference.prefix_hits == 2  # one system prompt, three calls
+    stopped = [b.generate(chats[1], max_new_tokens=30, stop=["days"]) for b in (lean, reference)]
+    assert stopped[0].text == stopped[1].text and "days" not in stopped[0].text
+    batch = [b.generate_batch(chats, max_new_tokens=8) for b in (lean, reference)]
+    assert [g.text for g in batch[0]] == [g.text for g in batch[1]]
+
+
+def test_unknown_decoder_is_reported():
+    with pytest.raises(ConfigError, match="decoder"):
+        TransformersBackend(decoder="fast")
