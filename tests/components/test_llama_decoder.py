@@ -111,33 +111,33 @@ def test_smoothed_int8_stays_closer_to_fp32_than_plain_int8(smollm2):
     assert sum(closeness["smoothed"]) > sum(closeness["plain"])
 
 
-def test_other_architectures_are_refused_by_name():
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-
-    tiny = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16))
-    with pytest.raises(UnsupportedModel, match="gpt2"):
-        LlamaDecoder(tiny)
-    scaled = LlamaConfig(
-        hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, vocab_size=16,
-        rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0},
-    )  # fmt: skip
-    with pytest.raises(UnsupportedModel, match="linear"):
-        LlamaDecoder(LlamaForCausalLM(scaled))
-    from transformers import MistralConfig, MistralForCausalLM
-
-    windowed = MistralConfig(
-        hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, vocab_size=16, sliding_window=4,
-    )  # fmt: skip
-    with pytest.raises(UnsupportedModel, match="sliding window"):
-        LlamaDecoder(MistralForCausalLM(windowed))
-
-
 TINY = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, vocab_size=50, max_position_embeddings=64,
 )  # fmt: skip
+
+
+def test_other_architectures_are_refused_by_name():
+    import transformers
+
+    gpt2 = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16)
+    )
+    refused = {
+        "gpt2": gpt2,
+        "linear": transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                **TINY,
+                rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0},
+            )
+        ),
+        "sliding window": transformers.MistralForCausalLM(
+            transformers.MistralConfig(**TINY, sliding_window=4)
+        ),
+    }
+    for reason, model in refused.items():
+        with pytest.raises(UnsupportedModel, match=reason):
+            LlamaDecoder(model)
 
 
 def _tiny(kind: str):
