@@ -144,12 +144,13 @@ class TransformersBackend(LLMBackend):
             if self.decoder == "lean":
                 from components.llm.llama_decoder import LlamaDecoder, UnsupportedModel
 
-                calibration = [
-                    self._tokenizer(self._tokenizer.apply_chat_template(chat, tokenize=False))[
-                        "input_ids"
+                calibration = None  # smoothing only matters for int8
+                if self.quantize == "int8":
+                    template = self._tokenizer.apply_chat_template
+                    calibration = [
+                        self._tokenizer(template(chat, tokenize=False))["input_ids"]
+                        for chat in CALIBRATION_CHATS
                     ]
-                    for chat in CALIBRATION_CHATS
-                ]
                 try:
                     with torch.inference_mode():
                         lean = LlamaDecoder(
