@@ -557,8 +557,13 @@ def _unknown_characters(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]
     unk = tokenizer.unk_token_id
     if unk is None:
         return []
-    seen = {ch for text in texts for ch in text if _is_cjk(ch)}
-    return sorted(ch for ch in seen if tokenizer.convert_tokens_to_ids(ch) == unk)
+    seen = sorted({ch for text in texts for ch in text if _is_cjk(ch)})
+    if not seen:
+        return []
+    # tokenise each character as the model would (a SentencePiece vocabulary may know it only as
+    # "▁字", which convert_tokens_to_ids would miss); only pure unknowns are added
+    pieces = tokenizer(seen, add_special_tokens=False)["input_ids"]
+    return [ch for ch, ids in zip(seen, pieces, strict=True) if ids == [unk]]
 
 
 def _is_cjk(ch: str) -> bool:
