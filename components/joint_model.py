@@ -25,6 +25,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 
 from components.errors import ConfigError, ModelNotFoundError
+from components.fact_check import CJK
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ class JointIntentEntityModel(nn.Module):
     """Encoder + mean-pooled intent head + token BIO head.
 
     ``new_tokens`` rows of extra input embeddings serve token ids past the encoder's vocabulary
-    (characters added to the tokenizer, see :meth:`JointClassifier.build`); they are trained
-    like the heads, at the heads' learning rate, while the pretrained rows stay untouched.
+    (characters added to the tokenizer, see :meth:`JointClassifier.build`); they are trained at
+    their own learning rate (:meth:`JointClassifier.fit`), the pretrained rows stay untouched.
     """
 
     def __init__(
@@ -549,32 +550,22 @@ class JointClassifier:
 
 
 def _unknown_characters(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> list[str]:
-    """CJK characters of ``texts`` that ``tokenizer`` turns into its unknown token, sorted.
+    """CJK ideographs of ``texts`` that ``tokenizer`` turns into its unknown token, sorted.
 
-    Only CJK scripts: their characters are single tokens anyway, so adding one changes no other
-    token's split (an added Latin letter would cut words apart).
+    Only ideographs (the project's :data:`components.fact_check.CJK`): BERT-style tokenizers
+    split them into single characters anyway, so adding one changes no other token's split (an
+    added kana, hangul or Latin letter would cut words apart).
     """
     unk = tokenizer.unk_token_id
     if unk is None:
         return []
-    seen = sorted({ch for text in texts for ch in text if _is_cjk(ch)})
+    seen = sorted({ch for text in texts for ch in CJK.findall(text)})
     if not seen:
         return []
     # tokenise each character as the model would (a SentencePiece vocabulary may know it only as
     # "▁字", which convert_tokens_to_ids would miss); only pure unknowns are added
     pieces = tokenizer(seen, add_special_tokens=False)["input_ids"]
     return [ch for ch, ids in zip(seen, pieces, strict=True) if ids == [unk]]
-
-
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x3400 <= code <= 0x9FFF  # CJK unified ideographs (+ extension A)
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
-        or 0x20000 <= code <= 0x2FA1F  # extensions B-F, compatibility supplement
-        or 0x3040 <= code <= 0x30FF  # hiragana, katakana
-        or 0xAC00 <= code <= 0xD7AF  # hangul syllables
-    )
 
 
 def _expand_to_word(text: str, start: int, end: int) -> tuple[int, int]:
