@@ -46,10 +46,10 @@ class _Linear:
     """``y = x W^T + b`` with W int8 per output channel (kept fp32 when ``int8`` is off).
 
     fbgemm quantises the activations per *tensor*; with several rows (a prompt, a batch) one
-    outlier token would cost every other token its precision (SmolLM2: the next token changed
-    on 5 of 8 prompts). Each row is therefore scaled to max-abs 1 before the int8 matmul and
-    scaled back after it — a linear map commutes with that — which is per-token quantisation at
-    fbgemm's speed (next token unchanged on 8 of 8).
+    outlier token costs every other token its precision. Each row is therefore scaled to
+    max-abs 1 before the int8 matmul and scaled back after it — a linear map commutes with
+    that — which is per-token quantisation at fbgemm's speed (SmolLM2, 8 prompts: next token as
+    in fp32 on 6 instead of 3, logit cosine 0.9986 instead of 0.9886).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, int8: bool) -> None:
@@ -111,7 +111,6 @@ class LlamaDecoder:
         self.hidden = config.hidden_size
         self.intermediate = config.intermediate_size
         self.eps = config.rms_norm_eps
-        self.vocab_size = config.vocab_size
         # HF pairs dimension i with i + d/2 ("rotate half"); reorder rows to pairs (2i, 2i+1)
         half = self.head_dim // 2
         self._pairs = torch.arange(self.head_dim).view(2, half).t().reshape(-1)
@@ -144,11 +143,11 @@ class LlamaDecoder:
         q_bias, k_bias, v_bias = (fp32(_bias(m)) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
         gate, up, down = (fp32(m.weight) for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
         if ranges is not None:
-            scale = _smooth(ranges["qkv"], torch.cat([q, k, v]))
+            scale = _smooth(ranges["qkv"], torch.cat([q, k, v]).abs().amax(0))
             q, k, v, norm1 = q * scale, k * scale, v * scale, norm1 / scale
-            scale = _smooth(ranges["gate_up"], torch.cat([gate, up]))
+            scale = _smooth(ranges["gate_up"], torch.cat([gate, up]).abs().amax(0))
             gate, up, norm2 = gate * scale, up * scale, norm2 / scale
-            scale = _smooth(ranges["down"], down)
+            scale = _smooth(ranges["down"], down.abs().amax(0))
             down, up = down * scale, up / scale[:, None]
             # o's input channel (head h, dim d) is a mix of v's row (kv head h // group, d)
             group = self.heads // self.kv_heads
@@ -340,9 +339,11 @@ def _activation_ranges(model: torch.nn.Module, calibration: list[list[int]]) -> 
     return ranges
 
 
-def _smooth(act_range: torch.Tensor, weight: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
-    """SmoothQuant's per-input-channel scale ``max|X_j|^a / max|W_j|^(1-a)``."""
-    weight_range = weight.abs().amax(0) if weight.dim() == 2 else weight
+def _smooth(
+    act_range: torch.Tensor, weight_range: torch.Tensor, alpha: float = 0.5
+) -> torch.Tensor:
+    """SmoothQuant's per-input-channel scale ``max|X_j|^a / max|W_j|^(1-a)`` from the two
+    per-channel maxima."""
     scale = act_range.clamp(min=1e-5) ** alpha / weight_range.clamp(min=1e-5) ** (1 - alpha)
     return scale.clamp(min=1e-5)
 

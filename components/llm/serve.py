@@ -25,6 +25,7 @@ from typing import Any
 
 from components.errors import KefuError, LLMTimeoutError
 from components.llm.client import LLMClient
+from components.llm.transformers_backend import DECODERS, QUANTIZE
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8008)
     parser.add_argument("--model-path", default=None, help="local model folder (default SmolLM2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8")
-    parser.add_argument(
-        "--decoder", choices=("lean", "generate"), default="lean", help="transformers decoding"
-    )
+    parser.add_argument("--quantize", choices=QUANTIZE, default="int8")
+    parser.add_argument("--decoder", choices=DECODERS, default="lean", help="transformers decoding")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--api-key-env", default="KEFU_LLM_SERVER_KEY", help="variable with the key to require"

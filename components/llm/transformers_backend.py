@@ -410,7 +410,8 @@ class _StopWatch:
     """Decides after each new token whether generation ends, and why.
 
     ``reason`` is ``eos`` until the deadline passes (``deadline``) or a stop string appears in
-    the decoded tail (``stop_string``); EOS itself is left to the decoding loop.
+    the decoded tail (``stop_string``); an EOS token stops generation with ``reason`` left at
+    ``eos`` (callers turn that into ``max_tokens`` when the budget ran out instead).
     """
 
     def __init__(self, tokenizer, stop: list[str] | None, deadline: float | None, started: float):
