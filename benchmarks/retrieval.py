@@ -8,7 +8,10 @@ StackFAQ: every FAQ thread is ingested through Kefu's own ingestion (question em
 AFQMC (zh): each pair is scored by the same BM25 tokenisation and encoder; AUC and accuracy at a
 threshold chosen on even-numbered pairs and measured on odd-numbered ones.
 Shop QA: hand-written questions about the demo shop's documents (some unanswerable) through
-``KnowledgeBase.answer`` — answer rate, correct source, correct refusals.
+``KnowledgeBase.answer`` — answer rate, correct source, correct refusals — per question set
+(``shop_qa``: the first set, which the gate and fusion weights were chosen on; ``holdout`` and
+``test``: written later, each before any change was tried on it), all sets together, and a sweep
+of the similarity gate over all of them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from knowledge.fusion import HybridRanker  # noqa: E402
 from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import KnowledgeBase  # noqa: E402
 
-SHOP_QA = Path(__file__).resolve().parent / "data" / "shop_qa.jsonl"
+SHOP_QA = [
+    Path(__file__).resolve().parent / "data" / name
+    for name in ("shop_qa.jsonl", "shop_qa_holdout.jsonl", "shop_qa_test.jsonl")
+]
+GATE_SWEEP = (0.30, 0.35, 0.40, 0.45, 0.50)
 
 
 def ranking_metrics(ranks: list[int | None]) -> dict:
@@ -165,33 +172,49 @@ DEFAULT_SHOP = "hybrid + sentence rerank (default)"
 SHOP_VARIANTS = {"hybrid (no rerank)": 0.0, DEFAULT_SHOP: 0.5}
 
 
-def shop_qa(qa_path: Path, kb_llm: str | None = None) -> dict:
-    """Answer rate, citation accuracy and refusals on the demo shop's documents, per variant.
+def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
+    """Answer rate, citation accuracy and refusals on the demo shop's documents, per question
+    set and variant, for all sets together, and for a sweep of ``min_similarity``.
 
     With ``kb_llm`` set, answers of the default variant also go through the grounded LLM
     composer: share of LLM answers that pass the checks, fallback reasons and composition latency.
     """
     from knowledge.answering import AnswerComposer
 
-    cases = read_jsonl(qa_path)
-    answerable = [c for c in cases if c["source"]]
-    unanswerable = [c for c in cases if not c["source"]]
+    sets = {path.stem: read_jsonl(path) for path in qa_paths}
     composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0}) if kb_llm else None
-    result: dict = {
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
-        "variants": {},
-    }
+    result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
         for name, weight in SHOP_VARIANTS.items():
             kb = KnowledgeBase(Path(tmp) / "index.json", rerank_weight=weight)
             kb.warm_up()
             use_llm = composer is not None and name == DEFAULT_SHOP
-            result["variants"][name] = _shop_variant(kb, cases, composer if use_llm else None)
-            if use_llm:
-                result["variants"][name]["llm"]["backend"] = kb_llm
+            for set_name, cases in sets.items():
+                variant = _shop_variant(kb, cases, composer if use_llm else None)
+                if use_llm:
+                    variant["llm"]["backend"] = kb_llm
+                result["sets"][set_name]["variants"][name] = variant
+            result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
+        everything = [case for cases in sets.values() for case in cases]
+        result["gate_sweep"] = {}
+        for threshold in GATE_SWEEP:
+            kb.min_similarity = threshold  # the default variant's knowledge base
+            result["gate_sweep"][threshold] = _pooled([_shop_variant(kb, everything, None)])
+    for name, cases in sets.items():
+        result["sets"][name]["answerable"] = sum(1 for c in cases if c["source"])
+        result["sets"][name]["unanswerable"] = sum(1 for c in cases if not c["source"])
     return result
+
+
+def _pooled(variants: list[dict]) -> dict:
+    counts = {k: sum(v["counts"][k] for v in variants) for k in variants[0]["counts"]}
+    return {
+        "answer_rate": round(counts["answered"] / (counts["answerable"] or 1), 4),
+        "correct_source": round(counts["cited"] / (counts["answerable"] or 1), 4),
+        "correct_refusals": round(counts["refused"] / (counts["unanswerable"] or 1), 4),
+        "counts": counts,
+    }
 
 
 def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
@@ -219,12 +242,15 @@ def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
             refused += not answer.found
             if answer.found:
                 wrong.append({"question": case["question"], "got": answer.source})
-    n_answerable = sum(1 for c in cases if c["source"]) or 1
-    n_unanswerable = sum(1 for c in cases if not c["source"]) or 1
+    counts = {
+        "answerable": sum(1 for c in cases if c["source"]),
+        "unanswerable": sum(1 for c in cases if not c["source"]),
+        "answered": answered,
+        "cited": cited,
+        "refused": refused,
+    }
     result = {
-        "answer_rate": round(answered / n_answerable, 4),
-        "correct_source": round(cited / n_answerable, 4),
-        "correct_refusals": round(refused / n_unanswerable, 4),
+        **_pooled([{"counts": counts}]),
         "retrieval_ms_p50": round(percentile(latency, 50), 1),
         "errors": wrong,
     }
@@ -242,7 +268,13 @@ def main() -> int:
     parser.add_argument("--faq", type=Path, default=DATASETS / "stackfaq" / "faq.jsonl")
     parser.add_argument("--queries", type=Path, default=DATASETS / "stackfaq" / "queries.jsonl")
     parser.add_argument("--afqmc", type=Path, default=DATASETS / "afqmc" / "dev_visible.jsonl")
-    parser.add_argument("--shop-qa", type=Path, default=SHOP_QA)
+    parser.add_argument(
+        "--shop-qa",
+        type=Path,
+        action="append",
+        default=None,
+        help="shop question set (JSONL: question, source or null); repeatable; default: all three",
+    )
     parser.add_argument("--parts", default="stackfaq,afqmc,shop", help="comma-separated parts")
     parser.add_argument(
         "--kb-llm", default=None, help="also measure grounded LLM answers (e.g. transformers)"
@@ -250,7 +282,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    needed = {"stackfaq": [args.faq, args.queries], "afqmc": [args.afqmc], "shop": [args.shop_qa]}
+    shop_sets = args.shop_qa or SHOP_QA
+    needed = {"stackfaq": [args.faq, args.queries], "afqmc": [args.afqmc], "shop": shop_sets}
     if not require_files([p for part in parts for p in needed.get(part, [])]):
         return 2
     results: dict = {}
@@ -277,24 +310,38 @@ def main() -> int:
             print(f"| {name} | {m['auc']:.3f} | {m['acc']:.3f} | {m['pos_f1']:.3f} |")
     if "shop" in parts:
         print("[bench] shop QA ...", file=sys.stderr, flush=True)
-        results["shop_qa"] = r = shop_qa(args.shop_qa, args.kb_llm)
-        print(f"\nShop QA ({r['answerable']} answerable, {r['unanswerable']} unanswerable)")
-        print("| ranking | answer rate | correct source | correct refusals | p50 ms |")
-        print("|---|---|---|---|---|")
-        for name, v in r["variants"].items():
+        results["shop_qa"] = r = shop_qa(shop_sets, args.kb_llm)
+        print("\nShop QA")
+        print("| questions | ranking | answer rate | correct source | correct refusals | p50 ms |")
+        print("|---|---|---|---|---|---|")
+        for set_name, qa in r["sets"].items():
+            label = f"{set_name} ({qa['answerable']} + {qa['unanswerable']} unanswerable)"
+            for name, v in qa["variants"].items():
+                print(
+                    f"| {label} | {name} | {v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
+                    f"{v['correct_refusals']:.3f} | {v['retrieval_ms_p50']} |"
+                )
+        for name, v in r["all"].items():
+            c = v["counts"]
             print(
-                f"| {name} | {v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
-                f"{v['correct_refusals']:.3f} | {v['retrieval_ms_p50']} |"
+                f"| all ({c['answerable']} + {c['unanswerable']} unanswerable) | {name} | "
+                f"{v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
+                f"{v['correct_refusals']:.3f} | |"
             )
-        default = r["variants"][DEFAULT_SHOP]
-        if "llm" in default:
-            llm = default["llm"]
-            print(
-                f"\nGrounded LLM answers ({llm['backend']}): {llm['outcomes']}; "
-                f"compose p50 {llm['compose_ms_p50']} ms, p95 {llm['compose_ms_p95']} ms"
-            )
-        for error in default["errors"]:
-            print(f"  miss: {error['question']!r} -> {error['got']}")
+        print("\nSimilarity gate (min_similarity), default ranking, all question sets")
+        print("| min_similarity | correct source | correct refusals |\n|---|---|---|")
+        for threshold, v in r["gate_sweep"].items():
+            print(f"| {threshold} | {v['correct_source']:.3f} | {v['correct_refusals']:.3f} |")
+        for set_name, qa in r["sets"].items():
+            default = qa["variants"][DEFAULT_SHOP]
+            if "llm" in default:
+                llm = default["llm"]
+                print(
+                    f"\nGrounded LLM answers, {set_name} ({llm['backend']}): {llm['outcomes']}; "
+                    f"compose p50 {llm['compose_ms_p50']} ms, p95 {llm['compose_ms_p95']} ms"
+                )
+            for error in default["errors"]:
+                print(f"  miss ({set_name}): {error['question']!r} -> {error['got']}")
     write_json(args.json, results)
     return 0
 

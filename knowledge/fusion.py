@@ -6,10 +6,15 @@ below the dense retriever alone), so the default here is a calibrated convex com
     score = dense_weight * cosine + bm25_weight * bm25 / max_bm25 (+ faq_boost)
 
 where the cosine is computed for every candidate (BM25-only hits included, from their stored
-embeddings). Measured on StackFAQ (benchmarks/README.md), BM25 adds a little on top of a good
-encoder, so its default weight is small. ``faq_boost`` rewards an FAQ entry whose question
-equals the query after normalisation. ``mode="rrf"`` gives weighted reciprocal rank fusion,
-for comparison.
+embeddings). FAQ entries and document passages get their own pair of weights, because the
+cosine means different things for them: an FAQ entry is embedded by its question, and
+question-to-question cosines are high and sharply peaked (on StackFAQ BM25 adds only a little on
+top of MiniLM, so its FAQ weight is 0.05); a passage is embedded with its body, and
+question-to-passage cosines are lower and flatter, so the words the question shares with the
+passage count for more (weight 0.2; chosen on the shop QA questions in ``benchmarks/data``,
+where 0.1 to 0.3 gave the same result, and checked on held-out sets). ``faq_boost`` rewards an
+FAQ entry whose question equals the query after normalisation. ``mode="rrf"`` gives weighted
+reciprocal rank fusion, for comparison.
 """
 
 from __future__ import annotations
@@ -37,8 +42,12 @@ class HybridRanker:
 
     Args:
         mode: ``convex`` (default) or ``rrf``.
-        dense_weight: Weight of the cosine similarity (or of the dense ranks for ``rrf``).
-        bm25_weight: Weight of the normalised BM25 score (or of the BM25 ranks).
+        dense_weight: Weight of the cosine similarity for FAQ entries (or of the dense ranks
+            for ``rrf``, for every document).
+        bm25_weight: Weight of the normalised BM25 score for FAQ entries (or of the BM25 ranks
+            for ``rrf``).
+        passage_dense_weight: Weight of the cosine similarity for document passages.
+        passage_bm25_weight: Weight of the normalised BM25 score for document passages.
         faq_boost: Added when an FAQ entry's question equals the query.
         rrf_k: RRF constant (``rrf`` mode only).
         top_k: Documents returned.
@@ -49,17 +58,25 @@ class HybridRanker:
         mode: str = "convex",
         dense_weight: float = 0.95,
         bm25_weight: float = 0.05,
+        passage_dense_weight: float = 0.8,
+        passage_bm25_weight: float = 0.2,
         faq_boost: float = 0.2,
         rrf_k: int = 60,
         top_k: int = 5,
     ) -> None:
         if mode not in ("convex", "rrf"):
             raise ValueError(f"mode must be 'convex' or 'rrf', not {mode!r}")
-        if dense_weight < 0 or bm25_weight < 0 or dense_weight + bm25_weight == 0:
-            raise ValueError("fusion weights must be >= 0 and not both 0")
+        pairs = ((dense_weight, bm25_weight), (passage_dense_weight, passage_bm25_weight))
+        for dense_w, bm25_w in pairs:
+            if dense_w < 0 or bm25_w < 0 or dense_w + bm25_w == 0:
+                raise ValueError(
+                    f"fusion weights must be >= 0 and not both 0, not {dense_w!r} and {bm25_w!r}"
+                )
         self.mode = mode
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
+        self.passage_dense_weight = passage_dense_weight
+        self.passage_bm25_weight = passage_bm25_weight
         self.faq_boost = faq_boost
         self.rrf_k = rrf_k
         self.top_k = top_k
@@ -95,10 +112,13 @@ class HybridRanker:
                 for rank, doc in enumerate(ranking):
                     fused[doc.id] += weight / (self.rrf_k + rank + 1)
         else:
-            fused = {
-                i: self.dense_weight * dense.get(i, 0.0) + self.bm25_weight * bm25.get(i, 0.0)
-                for i in docs
-            }
+            fused = {}
+            for i, doc in docs.items():
+                if doc.meta.get("faq_question"):
+                    dense_w, bm25_w = self.dense_weight, self.bm25_weight
+                else:
+                    dense_w, bm25_w = self.passage_dense_weight, self.passage_bm25_weight
+                fused[i] = dense_w * dense.get(i, 0.0) + bm25_w * bm25.get(i, 0.0)
         wanted = normalize_question(query) if query else ""
         for doc_id, doc in docs.items():
             question = doc.meta.get("faq_question")

@@ -22,6 +22,7 @@ from components.errors import ConfigError, KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
+from knowledge.lexical import TermStatistics
 from knowledge.rerank import SentenceReranker
 from knowledge.stores import KnowledgeStore
 
@@ -75,7 +76,10 @@ class KnowledgeBase:
             ``KEFU_KB_STORE`` decides (default: ``KEFU_HOME/knowledge_index.json``).
         encoder: Sentence-transformers model folder (default: bundled MiniLM).
         top_k: Candidates taken from each retriever.
-        min_similarity: Cosine similarity the chosen passage needs (English questions).
+        min_similarity: Cosine similarity the chosen passage needs (English questions)...
+        min_sentence_similarity: ...unless its best sentence is at least this similar and
+        min_support: ...this share of the question's information (IDF-weighted content words,
+            :class:`~knowledge.lexical.TermStatistics`) occurs in it.
         min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
             the English MiniLM encoder says little).
         fusion: Keyword arguments for :class:`HybridRanker`.
@@ -94,6 +98,8 @@ class KnowledgeBase:
         encoder: str | None = None,
         top_k: int = 10,
         min_similarity: float = 0.35,
+        min_sentence_similarity: float = 0.45,
+        min_support: float = 0.9,
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
         rerank_weight: float = 0.5,
@@ -104,6 +110,8 @@ class KnowledgeBase:
         self.encoder = encoder
         self.top_k = top_k
         self.min_similarity = min_similarity
+        self.min_sentence_similarity = min_sentence_similarity
+        self.min_support = min_support
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
         self.rerank_weight = rerank_weight
@@ -113,6 +121,7 @@ class KnowledgeBase:
                 "KEFU_KB_CROSS_ENCODER", self.cross_encoder, "a local cross-encoder model folder"
             )
         self._pipeline: Pipeline | None = None
+        self._terms: TermStatistics | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -177,8 +186,10 @@ class KnowledgeBase:
             pipeline.connect("ranker.documents", "rerank.documents")
             pipeline.connect("embedder.embedding", "rerank.query_embedding")
             pipeline.warm_up()
-            if self.rerank_weight > 0 and keywords.count_documents() <= PRIME_LIMIT:
-                pipeline.get_component("rerank").prime(keywords.filter_documents())
+            passages = keywords.filter_documents()
+            if self.rerank_weight > 0 and len(passages) <= PRIME_LIMIT:
+                pipeline.get_component("rerank").prime(passages)
+            self._terms = TermStatistics(d.content or "" for d in passages)
             self._pipeline = pipeline
             logger.info(
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
@@ -218,10 +229,21 @@ class KnowledgeBase:
         return ranked
 
     def is_relevant(self, question: str, doc: Document) -> bool:
-        """Whether ``doc`` answers ``question`` well enough to be quoted."""
+        """Whether ``doc`` answers ``question`` well enough to be quoted.
+
+        Chinese: enough of the question's content characters occur in it. English: its cosine
+        similarity reaches ``min_similarity``, or it holds (nearly) every informative word of
+        the question and its best sentence reaches ``min_sentence_similarity``.
+        """
         if language_of(question) == "zh":
             return zh_overlap(question, doc.content or "") >= self.min_zh_overlap
-        return (doc.meta.get("dense_score") or 0.0) >= self.min_similarity
+        if (doc.meta.get("dense_score") or 0.0) >= self.min_similarity:
+            return True
+        return (
+            (doc.meta.get("sentence_score") or 0.0) >= self.min_sentence_similarity
+            and self._terms is not None
+            and self._terms.support(question, doc.content or "") >= self.min_support
+        )
 
     def answer(self, question: str) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``."""

@@ -194,7 +194,25 @@ def test_shop_answers_name_the_right_document(shop_kb, question, source):
     assert answer.sources[0]["source"] == source
 
 
-@pytest.mark.parametrize("question", ["what is the capital of France", "asdkjh qwe zzz", "", "   "])
+def test_a_passage_holding_every_informative_word_passes_a_low_cosine(shop_kb):
+    question = "Will your staff ever ask for my password?"
+    best = shop_kb.retrieve(question)[0]
+    assert best.meta["source"] == "payment.md"
+    assert best.meta["dense_score"] < shop_kb.min_similarity  # the cosine alone would refuse
+    answer = shop_kb.answer(question)
+    assert answer.found and answer.source == "payment.md"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what is the capital of France",
+        "asdkjh qwe zzz",
+        "",
+        "   ",
+        "Who is the CEO of Demo Shop?",  # names the shop, but no passage is about it
+    ],
+)
 def test_unrelated_questions_are_refused(shop_kb, question):
     assert not shop_kb.answer(question).found
 

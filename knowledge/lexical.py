@@ -1,0 +1,97 @@
+"""Lexical support: how much of an English question's information a passage's words carry.
+
+The relevance gate trusts the bi-encoder's cosine, but a short question against a long passage
+can score low even when the passage holds every word that matters ("Will your staff ever ask
+for my password?" against a payment-security paragraph that says "our staff will never ask you
+for your password": cosine 0.22). :class:`TermStatistics` measures the other side of the
+evidence: the share of the question's content words, weighted by their inverse document
+frequency in the knowledge base, that occur in the passage. Words the whole knowledge base uses
+(the shop's name) weigh little; words it never uses ("CEO") weigh most, so a question about
+something the knowledge base does not cover keeps a low support even when it names the shop.
+
+Words are lower-cased, contractions expanded, spaCy's English stop words removed and suffixes
+stripped by a few rules (plural, -ed, -ing, final e: "arrives", "arrived", "arrive" → "arriv"),
+without a dictionary. Chinese questions are gated by character overlap instead
+(:func:`knowledge.retrieval.zh_overlap`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+_WORD = re.compile(r"[a-z0-9]+")
+_CONTRACTIONS = (
+    (re.compile(r"\bcan['’]t\b"), "can not"),
+    (re.compile(r"\bwon['’]t\b"), "will not"),
+    (re.compile(r"n['’]t\b"), " not"),
+    (re.compile(r"['’](s|re|ve|ll|d|m)\b"), ""),
+)
+_SUFFIXES = (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
+_NO_UNDOUBLING = set("lsz")
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """spaCy's English stop words (imported on first use: spaCy is slow to import)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+@lru_cache(maxsize=50000)
+def stem(word: str) -> str:
+    """Strip one suffix and a final e (``shipping`` → ``ship``, ``stores`` → ``stor``)."""
+    if len(word) <= 3:
+        return word
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                break
+            word = word[: -len(suffix)] + replacement
+            if suffix in ("ing", "ed") and word[-1] == word[-2] and word[-1] not in _NO_UNDOUBLING:
+                word = word[:-1]  # shipping → shipp → ship
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def terms(text: str) -> set[str]:
+    """Stemmed content words of English ``text``."""
+    text = text.lower()
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
+    stops = stop_words()
+    return {stem(w) for w in _WORD.findall(text) if len(w) > 1 and w not in stops}
+
+
+class TermStatistics:
+    """Document frequencies of the knowledge base's words, for :meth:`support`.
+
+    Args:
+        passages: The text of every passage (heading included) in the knowledge base.
+    """
+
+    def __init__(self, passages: Iterable[str]) -> None:
+        self.document_frequency: Counter[str] = Counter()
+        self.passages = 0
+        for text in passages:
+            self.document_frequency.update(terms(text))
+            self.passages += 1
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency; a word no passage uses gets the highest."""
+        return math.log((self.passages + 1) / (self.document_frequency.get(term, 0) + 0.5))
+
+    def support(self, question: str, passage: str) -> float:
+        """IDF-weighted share of the question's content words that occur in the passage
+        (0 when the question has none)."""
+        wanted = terms(question)
+        if not wanted:
+            return 0.0
+        found = terms(passage)
+        weights = {t: self.idf(t) for t in wanted}
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in found) / total if total > 0 else 0.0
