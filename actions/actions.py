@@ -166,7 +166,9 @@ class ActionAnswerKnowledge(Action):
             logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
             dispatcher.utter_message(text=error.user_message)
             return not_found
-        if not answer.found:
+        if not answer.found or composed.mode == "declined":
+            # declined: the passages looked relevant, but the grounded LLM read them and says
+            # they do not answer the question
             dispatcher.utter_message(
                 text="I couldn't find that in our shop policies, so I don't want to guess."
             )

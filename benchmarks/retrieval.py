@@ -226,21 +226,23 @@ def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
         t0 = time.perf_counter()
         answer = kb.answer(case["question"])
         latency.append((time.perf_counter() - t0) * 1000)
-        if answer.found and composer:
+        found = answer.found
+        if found and composer:
             t0 = time.perf_counter()
             composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
             llm_latency.append((time.perf_counter() - t0) * 1000)
             key = "accepted" if composed.mode == "llm" else composed.reason
             llm_modes[key] = llm_modes.get(key, 0) + 1
+            found = composed.mode != "declined"  # the action refuses too
         if case["source"]:
-            answered += answer.found
-            if answer.found and answer.source == case["source"]:
+            answered += found
+            if found and answer.source == case["source"]:
                 cited += 1
             else:
                 wrong.append({"question": case["question"], "got": answer.source or None})
         else:
-            refused += not answer.found
-            if answer.found:
+            refused += not found
+            if found:
                 wrong.append({"question": case["question"], "got": answer.source})
     counts = {
         "answerable": sum(1 for c in cases if c["source"]),

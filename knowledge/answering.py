@@ -9,6 +9,12 @@ them as ``[1]``, then checks the result before it may be used:
 
 When the LLM is off, slow, failing or ungrounded, the reply is extractive: the passage sentences
 that share the most content words with the question, in their original order.
+
+When the LLM says, without citing anything, that the passages do not answer the question
+("I don't know."), the answer is ``declined``: the retrieval gate judged the passages relevant
+by similarity, but a model that reads them disagrees, and refusing (with the offer of a human)
+is the safe side. This is what an LLM adds for questions that sound like the knowledge base but
+are not covered by it ("Who founded Demo Shop?"), which a bi-encoder cannot tell apart.
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ _STOP = set(
     "i you we they it my your our their me us this that these those can could will would should "
     "how what when where which who why there here not no yes have has had get got any some as so "
     "than then also just about into over under up down out more most very all each".split()
+)
+_DECLINE = re.compile(
+    r"\b(i (do not|don't|cannot|can't) (know|tell|say|answer|find)|"
+    r"(passages?|texts?|context) (do(es)?n't|do(es)? not|did not|didn't) "
+    r"(answer|say|mention|contain|cover)|no (relevant )?information)|"
+    r"不知道|无法回答|没有(相关)?信息|未(提及|提到)",
+    re.IGNORECASE,
 )
 _FOLLOW_UP = re.compile(
     r"^\s*(and|also|what about|how about|same for|what if|and if|but)\b|^\s*(那|还有|那么|如果是?)",
@@ -67,7 +80,7 @@ class ComposedAnswer:
 
     text: str
     citations: list[int] = field(default_factory=list)  # 1-based passage numbers
-    mode: str = "extractive"  # extractive | llm
+    mode: str = "extractive"  # extractive | llm | declined (LLM: the passages do not answer)
     reason: str = ""  # why the LLM answer was not used (empty when it was)
 
 
@@ -145,7 +158,7 @@ class AnswerComposer:
                 "role": "system",
                 "content": "Answer the customer's question using only the numbered passages. "
                 "Cite the passages you used like [1]. "
-                "If they do not answer it, say you don't know.",
+                "If they do not answer it, reply only: I don't know.",
             },
             {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
         ]
@@ -155,6 +168,9 @@ class AnswerComposer:
             reason = "timeout" if isinstance(exc, TimeoutError) else "llm_error"
             return self._fallback(question, shown, reason)
         text = generation.text.strip()
+        if _DECLINE.search(text) and not _CITATION.search(text):
+            logger.info("knowledge.llm_declined")
+            return ComposedAnswer(text="", citations=[], mode="declined", reason="llm_declined")
         cited, reason = self.check(text, shown)
         if reason:
             return self._fallback(question, shown, reason)

@@ -111,6 +111,23 @@ def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
 
+def test_knowledge_refuses_when_the_grounded_llm_declines(monkeypatch, knowledge):
+    from components.llm import LLMClient
+    from knowledge.answering import AnswerComposer
+    from tests.scripted_llm import ScriptedBackend
+
+    composer = AnswerComposer(llm={"backend": "transformers"})
+    composer._client = LLMClient(ScriptedBackend("I don't know."), timeout_s=2.0)
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    monkeypatch.setattr(kefu_actions, "COMPOSER", composer)
+    tracker = make_tracker("how long do refunds take?", "ask_policy")
+    assert knowledge.answer("how long do refunds take?").found  # retrieval alone would answer
+    messages, events = run(kefu_actions.ActionAnswerKnowledge(), tracker)
+    assert "don't want to guess" in messages[0]["text"]
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
+    assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
+
+
 def test_knowledge_unavailable_uses_the_error_catalogue(monkeypatch, tmp_path):
     monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
     messages, _ = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?", "ask_policy"))

@@ -56,6 +56,30 @@ def test_ungrounded_answers_fall_back_to_extractive(reply, reason):
     assert answer.text.startswith("Approved refunds are issued within 3 working days")
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I don't know.",
+        "I do not know, the passages do not mention it.",
+        "The passages don't say who founded the shop.",
+        "There is no information about that.",
+        "我不知道。",
+        "文中没有相关信息",
+    ],
+)
+def test_llm_that_says_the_passages_do_not_answer_declines(reply):
+    answer = composer(reply).compose("who founded the shop?", PASSAGES)
+    assert answer.mode == "declined" and answer.reason == "llm_declined"
+    assert answer.text == "" and answer.citations == []
+
+
+def test_a_cited_answer_that_mentions_not_knowing_is_still_checked_not_declined():
+    reply = "Card refunds take 5 to 10 working days [1]; I don't know about cash."
+    answer = composer(reply).compose("how long do card refunds take?", PASSAGES)
+    # it went through the grounding checks (and "cash" is not in the passage)
+    assert answer.mode == "extractive" and answer.reason == "unsupported_sentence"
+
+
 def test_llm_timeout_falls_back_quickly():
     started = time.monotonic()
     answer = composer("Refunds take 3 days [1].", delay=5.0, timeout=0.2).compose(
@@ -112,6 +136,9 @@ def test_real_smollm2_answer_is_grounded_or_extractive():
     answer = AnswerComposer(llm={"backend": "transformers", "timeout": 10}).compose(
         "How long do card refunds take?", PASSAGES
     )
+    if answer.mode == "declined":  # the model said the passages do not answer
+        assert answer.reason == "llm_declined" and not answer.text
+        return
     assert answer.text
     if answer.mode == "llm":
         assert answer.citations and not answer.reason
