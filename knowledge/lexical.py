@@ -1,11 +1,14 @@
 """Lexical support: how much of an English question's information a passage's words carry.
 
-The relevance gate trusts the bi-encoder's cosine, but a short question against a long passage
-can score low even when the passage holds every word that matters ("Will your staff ever ask
-for my password?" against a payment-security paragraph that says "our staff will never ask you
-for your password": cosine 0.22). :class:`TermStatistics` measures the other side of the
-evidence: the share of the question's content words, weighted by their inverse document
-frequency in the knowledge base, that occur in the passage. Words the whole knowledge base uses
+A bi-encoder's cosine says a passage is about the same thing as the question, not that it
+holds what the question asks: a short question against a long passage can score low although
+the passage holds every word that matters ("Will your staff ever ask for my password?" against
+a payment-security paragraph that says "our staff will never ask you for your password": cosine
+0.22), and a question the knowledge base does not cover can score high because it names the
+shop. :class:`TermStatistics` measures the other side of the evidence, which the relevance gate
+(:meth:`knowledge.retrieval.KnowledgeBase.relevance`) adds to the cosines: the share of the
+question's content words, weighted by their inverse document frequency in the knowledge base,
+that occur in the passage. Words the whole knowledge base uses
 (the shop's name) weigh little; words it never uses ("CEO") weigh most, so a question about
 something the knowledge base does not cover keeps a low support even when it names the shop.
 

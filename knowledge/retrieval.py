@@ -76,10 +76,13 @@ class KnowledgeBase:
             ``KEFU_KB_STORE`` decides (default: ``KEFU_HOME/knowledge_index.json``).
         encoder: Sentence-transformers model folder (default: bundled MiniLM).
         top_k: Candidates taken from each retriever.
-        min_similarity: Cosine similarity the chosen passage needs (English questions)...
-        min_sentence_similarity: ...unless its best sentence is at least this similar and
-        min_support: ...this share of the question's information (IDF-weighted content words,
-            :class:`~knowledge.lexical.TermStatistics`) occurs in it.
+        min_relevance: Relevance the chosen passage needs (English questions; see
+            :meth:`relevance`).
+        sentence_share: Share of the best sentence's cosine (the rest: the whole passage's)
+            in the similarity part of the relevance.
+        support_weight: Weight of the lexical support (share of the question's IDF-weighted
+            content words found in the passage, :class:`~knowledge.lexical.TermStatistics`)
+            added to the relevance.
         min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
             the English MiniLM encoder says little).
         fusion: Keyword arguments for :class:`HybridRanker`.
@@ -97,9 +100,9 @@ class KnowledgeBase:
         index_path: str | Path | None = None,
         encoder: str | None = None,
         top_k: int = 10,
-        min_similarity: float = 0.35,
-        min_sentence_similarity: float = 0.45,
-        min_support: float = 0.9,
+        min_relevance: float = 0.54,
+        sentence_share: float = 0.7,
+        support_weight: float = 0.3,
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
         rerank_weight: float = 0.5,
@@ -109,9 +112,13 @@ class KnowledgeBase:
         self.store = resolve_store(index_path, store, encoder)
         self.encoder = encoder
         self.top_k = top_k
-        self.min_similarity = min_similarity
-        self.min_sentence_similarity = min_sentence_similarity
-        self.min_support = min_support
+        if not 0.0 <= sentence_share <= 1.0:
+            raise ConfigError("sentence_share", sentence_share, "a number within [0, 1]")
+        if support_weight < 0:
+            raise ConfigError("support_weight", support_weight, "a number >= 0")
+        self.min_relevance = min_relevance
+        self.sentence_share = sentence_share
+        self.support_weight = support_weight
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
         self.rerank_weight = rerank_weight
@@ -228,22 +235,33 @@ class KnowledgeBase:
             ranked = [replace(d, meta={**d.meta, "cross_score": d.score}) for d in scored]
         return ranked
 
-    def is_relevant(self, question: str, doc: Document) -> bool:
-        """Whether ``doc`` answers ``question`` well enough to be quoted.
+    def relevance(self, question: str, doc: Document) -> float:
+        """How well ``doc`` (a ranked candidate) answers an English ``question``::
 
-        Chinese: enough of the question's content characters occur in it. English: its cosine
-        similarity reaches ``min_similarity``, or it holds (nearly) every informative word of
-        the question and its best sentence reaches ``min_sentence_similarity``.
+            sentence_share * best sentence cosine + (1 - sentence_share) * passage cosine
+            + support_weight * lexical support
+
+        The cosines say the passage is about the same thing; the support says it holds the
+        words that carry the question (a question about something the knowledge base never
+        mentions, "Who founded Demo Shop?", keeps a low support even when it names the shop).
+        Without the sentence reranker the passage cosine stands in for the sentence's.
         """
+        dense = doc.meta.get("dense_score") or 0.0
+        sentence = doc.meta.get("sentence_score")
+        if sentence is None:
+            similarity = dense
+        else:
+            similarity = self.sentence_share * sentence + (1 - self.sentence_share) * dense
+        support = self._terms.support(question, doc.content or "") if self._terms else 0.0
+        return similarity + self.support_weight * support
+
+    def is_relevant(self, question: str, doc: Document) -> bool:
+        """Whether ``doc`` answers ``question`` well enough to be quoted: for Chinese, enough of
+        the question's content characters occur in it; for English, :meth:`relevance` reaches
+        ``min_relevance``."""
         if language_of(question) == "zh":
             return zh_overlap(question, doc.content or "") >= self.min_zh_overlap
-        if (doc.meta.get("dense_score") or 0.0) >= self.min_similarity:
-            return True
-        return (
-            (doc.meta.get("sentence_score") or 0.0) >= self.min_sentence_similarity
-            and self._terms is not None
-            and self._terms.support(question, doc.content or "") >= self.min_support
-        )
+        return self.relevance(question, doc) >= self.min_relevance
 
     def answer(self, question: str) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``."""
