@@ -185,31 +185,36 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
     """Answer rate, citation accuracy and refusals on the demo shop's documents, per question
     set and variant, for all sets together, and for a sweep of ``min_relevance``.
 
-    With ``kb_llm`` set, answers of the default variant also go through the grounded LLM
-    composer: share of LLM answers that pass the checks, fallback reasons and composition latency.
+    With ``kb_llm`` set, a third variant sends the default variant's answers through the
+    grounded LLM composer (a declined answer counts as a refusal, as in the action): share of
+    LLM answers that pass the checks, fallback reasons and composition latency.
     """
     from knowledge.answering import AnswerComposer
 
     sets = {path.stem: read_jsonl(path) for path in qa_paths}
-    composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0}) if kb_llm else None
+    variants = [(name, weight, None) for name, weight in SHOP_VARIANTS.items()]
+    if kb_llm:
+        composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0})
+        variants.append((f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})", 0.5, composer))
     result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
-        for name, weight in SHOP_VARIANTS.items():
-            kb = KnowledgeBase(Path(tmp) / "index.json", rerank_weight=weight)
+        kbs = {w: KnowledgeBase(Path(tmp) / "index.json", rerank_weight=w) for w in (0.0, 0.5)}
+        for name, weight, composer in variants:
+            kb = kbs[weight]
             kb.warm_up()
-            use_llm = composer is not None and name == DEFAULT_SHOP
             for set_name, cases in sets.items():
-                variant = _shop_variant(kb, cases, composer if use_llm else None)
-                if use_llm:
+                variant = _shop_variant(kb, cases, composer)
+                if composer:
                     variant["llm"]["backend"] = kb_llm
                 result["sets"][set_name]["variants"][name] = variant
             result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
         everything = [case for cases in sets.values() for case in cases]
         result["gate_sweep"] = {}
+        default = kbs[SHOP_VARIANTS[DEFAULT_SHOP]]
         for threshold in GATE_SWEEP:
-            kb.min_relevance = threshold  # the default variant's knowledge base
-            result["gate_sweep"][threshold] = _pooled([_shop_variant(kb, everything, None)])
+            default.min_relevance = threshold
+            result["gate_sweep"][threshold] = _pooled([_shop_variant(default, everything, None)])
     for name, cases in sets.items():
         result["sets"][name]["answerable"] = sum(1 for c in cases if c["source"])
         result["sets"][name]["unanswerable"] = sum(1 for c in cases if not c["source"])
@@ -243,16 +248,19 @@ def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
             key = "accepted" if composed.mode == "llm" else composed.reason
             llm_modes[key] = llm_modes.get(key, 0) + 1
             found = composed.mode != "declined"  # the action refuses too
+        miss = {"question": case["question"], "got": answer.source if found else None}
+        if answer.found and not found:
+            miss["declined_by_llm"] = answer.source
         if case["source"]:
             answered += found
             if found and answer.source == case["source"]:
                 cited += 1
             else:
-                wrong.append({"question": case["question"], "got": answer.source or None})
+                wrong.append(miss)
         else:
             refused += not found
             if found:
-                wrong.append({"question": case["question"], "got": answer.source})
+                wrong.append(miss)
     counts = {
         "answerable": sum(1 for c in cases if c["source"]),
         "unanswerable": sum(1 for c in cases if not c["source"]),
@@ -347,14 +355,15 @@ def main() -> int:
         for threshold, v in r["gate_sweep"].items():
             print(f"| {threshold} | {v['correct_source']:.3f} | {v['correct_refusals']:.3f} |")
         for set_name, qa in r["sets"].items():
-            default = qa["variants"][DEFAULT_SHOP]
-            if "llm" in default:
-                llm = default["llm"]
-                print(
-                    f"\nGrounded LLM answers, {set_name} ({llm['backend']}): {llm['outcomes']}; "
-                    f"compose p50 {llm['compose_ms_p50']} ms, p95 {llm['compose_ms_p95']} ms"
-                )
-            for error in default["errors"]:
+            for v in qa["variants"].values():
+                if "llm" in v:
+                    llm = v["llm"]
+                    print(
+                        f"\nGrounded LLM answers, {set_name} ({llm['backend']}): "
+                        f"{llm['outcomes']}; compose p50 {llm['compose_ms_p50']} ms, "
+                        f"p95 {llm['compose_ms_p95']} ms"
+                    )
+            for error in qa["variants"][DEFAULT_SHOP]["errors"]:
                 print(f"  miss ({set_name}): {error['question']!r} -> {error['got']}")
     write_json(args.json, results)
     return 0
