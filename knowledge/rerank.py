@@ -8,7 +8,8 @@ and blends the best sentence's cosine into the candidate's fused score::
 
     score = (1 - weight) * fused_score + weight * max_sentence_cosine
 
-FAQ entries have one "sentence", their question, so they keep their dense score. Sentence
+A passage's heading counts as one of its sentences. FAQ entries have one "sentence", their
+question, so they keep their dense score. Sentence
 embeddings are computed on first sight and cached per document id (bounded), so a query costs
 one batch encode of the unseen candidates' sentences at most. No cross-encoder ships offline; a
 user with one can put Haystack's ``SentenceTransformersSimilarityRanker`` in its place.
@@ -28,12 +29,15 @@ from knowledge.converters import SENTENCE_END
 
 
 def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
-    """The units a passage is scored by: its FAQ question, or its body's sentences."""
+    """The units a passage is scored by: its FAQ question, or its heading ("Shipping policy:
+    Delivery times and costs", a topic label the author wrote) and its body's sentences."""
     if doc.meta.get("faq_question"):
         return [doc.meta["faq_question"]]
     body = doc.meta.get("body") or doc.content or ""
-    units = [s.strip() for s in SENTENCE_END.split(body) if s and s.strip()]
-    return units[:max_sentences] or [body]
+    units = [s.strip() for s in SENTENCE_END.split(body) if s and s.strip()][:max_sentences]
+    title, section = doc.meta.get("title"), doc.meta.get("section")
+    heading = f"{title}: {section}" if title and section and section != title else title
+    return ([heading] if heading else []) + (units or [body])
 
 
 @component

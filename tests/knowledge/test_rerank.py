@@ -38,6 +38,24 @@ def test_best_sentence_lifts_a_long_passage(reranker):
     assert ranked[0].meta["sentence_score"] > ranked[1].meta["sentence_score"]
 
 
+def test_a_passage_heading_is_scored_like_a_sentence(reranker):
+    heading = "Shipping policy: Delivery times and costs"
+    meta = {
+        "title": "Shipping policy",
+        "section": "Delivery times and costs",
+        "body": "It is 8 CNY.",
+    }
+    doc = Document(id="costs", content=f"{heading}\nIt is 8 CNY.", meta=meta)
+    assert passage_sentences(doc) == [heading, "It is 8 CNY."]
+    intro = {"title": "Shipping policy", "section": "Shipping policy", "body": "We ship."}
+    assert passage_sentences(Document(content="x", meta=intro)) == ["Shipping policy", "We ship."]
+    assert passage_sentences(Document(content="Plain text.")) == ["Plain text."]
+    query = _query(reranker, "what does shipping cost?")
+    (ranked,) = reranker.run(documents=[doc], query_embedding=query)["documents"]
+    body_only = float(np.dot(_query(reranker, "It is 8 CNY."), query))
+    assert ranked.meta["sentence_score"] > body_only  # the heading carries the topic
+
+
 def test_faq_entries_are_scored_by_their_question(reranker):
     faq = Document(id="faq", content="Q + A", meta={"faq_question": "Do you ship to Canada?"})
     assert passage_sentences(faq) == ["Do you ship to Canada?"]
