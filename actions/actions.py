@@ -138,11 +138,20 @@ class ActionLookupOrder(Action):
         return [SlotSet("order_id", None)]
 
 
-class ActionAnswerKnowledge(Action):
-    """Answers a policy question from the knowledge base and names the documents it used.
+# intents after which the knowledge action runs as the fallback: a message the NLU is unsure of
+# may still be a question the knowledge base answers; if not, the usual apology follows
+FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 
-    A follow-up ("and for watches?") is retrieved together with the previous policy question;
-    the reply is a checked, grounded LLM answer or the best extractive sentences.
+
+class ActionAnswerKnowledge(Action):
+    """Answers a question from the knowledge base and names the documents it used.
+
+    Rules run it for the policy intent, for retrieval intents (``intent: faq`` → this action;
+    it reads the message, not the intent) and as the fallback for low NLU confidence. A
+    follow-up ("and for watches?") is retrieved together with the previous question it
+    answered; the reply is a checked, grounded LLM answer or the best extractive sentences.
+    When nothing relevant is found it says so (as the fallback: ``utter_default``) and offers a
+    human.
     """
 
     def name(self) -> str:
@@ -154,6 +163,7 @@ class ActionAnswerKnowledge(Action):
         question = rewrite_follow_up(
             tracker.latest_message.get("text") or "", _previous_policy_question(tracker)
         )
+        as_fallback = (tracker.latest_message.get("intent") or {}).get("name") in FALLBACK_INTENTS
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
             # retrieval and generation are blocking (torch): keep the event loop free
@@ -169,9 +179,12 @@ class ActionAnswerKnowledge(Action):
         if not answer.found or composed.mode == "declined":
             # declined: the passages looked relevant, but the grounded LLM read them and says
             # they do not answer the question
-            dispatcher.utter_message(
-                text="I couldn't find that in our shop policies, so I don't want to guess."
-            )
+            if as_fallback:
+                dispatcher.utter_message(response="utter_default")
+            else:
+                dispatcher.utter_message(
+                    text="I couldn't find that in our shop policies, so I don't want to guess."
+                )
             # as an action (not a dispatcher message) so rules can react to the yes/no after it
             return [*not_found, FollowupAction("utter_offer_human")]
         cited = [answer.passages[n - 1] for n in composed.citations]
@@ -197,11 +210,19 @@ class ActionAnswerKnowledge(Action):
 
 
 def _previous_policy_question(tracker: Tracker) -> str | None:
-    """The customer's previous knowledge question, for follow-ups like 'and for watches?'."""
-    users = [e for e in tracker.events if e.get("event") == "user"]
-    for event in reversed(users[:-1]):
+    """The customer's previous knowledge question, for follow-ups like 'and for watches?': the
+    last earlier message that was classified ``ask_policy`` or answered by this action (which
+    covers retrieval intents and the fallback)."""
+    events = tracker.events
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    for position, index in reversed(list(enumerate(users[:-1]))):
+        event = events[index]
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent == "ask_policy":
+        following = events[index + 1 : users[position + 1]]
+        if intent == "ask_policy" or any(
+            e.get("event") == "action" and e.get("name") == "action_answer_knowledge"
+            for e in following
+        ):
             return event.get("text")
     return None
 

@@ -111,6 +111,42 @@ def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
 
+@pytest.mark.parametrize("intent", ["nlu_fallback", "faq"])  # fallback, retrieval intent
+def test_knowledge_answers_for_the_fallback_and_retrieval_intents(monkeypatch, knowledge, intent):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    messages, events = run(
+        kefu_actions.ActionAnswerKnowledge(), make_tracker("how long do refunds take?", intent)
+    )
+    assert "(refunds.md)" in messages[0]["text"]
+    assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is True
+
+
+def test_knowledge_as_fallback_apologises_and_offers_a_human(monkeypatch, knowledge):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    messages, events = run(
+        kefu_actions.ActionAnswerKnowledge(), make_tracker("blorp zxqv wuzzle", "nlu_fallback")
+    )
+    assert messages[0]["response"] == "utter_default"
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
+
+
+def test_previous_question_is_one_the_knowledge_action_answered():
+    def user(text, intent):
+        return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+
+    answered = {"event": "action", "name": "action_answer_knowledge"}
+    events = [
+        user("how long is the warranty?", "nlu_fallback"),
+        answered,
+        user("track my order", "order_status"),
+        {"event": "action", "name": "order_status_form"},
+        user("and for watches?", "ask_policy"),
+    ]
+    tracker = make_tracker("and for watches?", "ask_policy", events=events)
+    assert kefu_actions._previous_policy_question(tracker) == "how long is the warranty?"
+    assert kefu_actions._previous_policy_question(make_tracker("hi", events=events[2:])) is None
+
+
 def test_knowledge_refuses_when_the_grounded_llm_declines(monkeypatch, knowledge):
     from components.llm import LLMClient
     from knowledge.answering import AnswerComposer
