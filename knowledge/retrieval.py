@@ -243,8 +243,8 @@ class KnowledgeBase:
 
         The cosines say the passage is about the same thing; the support says it holds the
         words that carry the question (a question about something the knowledge base never
-        mentions, "Who founded Demo Shop?", keeps a low support even when it names the shop).
-        Without the sentence reranker the passage cosine stands in for the sentence's.
+        mentions, "Who is the CEO of Demo Shop?", keeps a low support although it names the
+        shop). Without the sentence reranker the passage cosine stands in for the sentence's.
         """
         dense = doc.meta.get("dense_score") or 0.0
         sentence = doc.meta.get("sentence_score")
