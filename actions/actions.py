@@ -160,10 +160,13 @@ class ActionAnswerKnowledge(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        question = rewrite_follow_up(
-            tracker.latest_message.get("text") or "", _previous_policy_question(tracker)
-        )
+        text = tracker.latest_message.get("text") or ""
         as_fallback = (tracker.latest_message.get("intent") or {}).get("name") in FALLBACK_INTENTS
+        # a message the NLU is unsure of is not joined to the previous question: "but I don't
+        # understand" must not repeat the last answer
+        question = (
+            text if as_fallback else rewrite_follow_up(text, _previous_policy_question(tracker))
+        )
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
             # retrieval and generation are blocking (torch): keep the event loop free
@@ -174,6 +177,9 @@ class ActionAnswerKnowledge(Action):
         except Exception as exc:
             error = exc if isinstance(exc, KefuError) else KnowledgeBaseError("retrieval failed")
             logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
+            if as_fallback:  # the customer did not ask about policies: the usual apology
+                dispatcher.utter_message(response="utter_default")
+                return [*not_found, FollowupAction("utter_offer_human")]
             dispatcher.utter_message(text=error.user_message)
             return not_found
         if not answer.found or composed.mode == "declined":
@@ -211,8 +217,9 @@ class ActionAnswerKnowledge(Action):
 
 def _previous_policy_question(tracker: Tracker) -> str | None:
     """The customer's previous knowledge question, for follow-ups like 'and for watches?': the
-    last earlier message that was classified ``ask_policy`` or answered by this action (which
-    covers retrieval intents and the fallback)."""
+    last earlier message that was classified ``ask_policy`` or that this action answered
+    (``kb_found`` set true after it: retrieval intents and the fallback); an unanswered
+    low-confidence message is not one."""
     events = tracker.events
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
     for position, index in reversed(list(enumerate(users[:-1]))):
@@ -220,7 +227,7 @@ def _previous_policy_question(tracker: Tracker) -> str | None:
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         following = events[index + 1 : users[position + 1]]
         if intent == "ask_policy" or any(
-            e.get("event") == "action" and e.get("name") == "action_answer_knowledge"
+            e.get("event") == "slot" and e.get("name") == "kb_found" and e.get("value") is True
             for e in following
         ):
             return event.get("text")

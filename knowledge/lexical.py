@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CONTRACTIONS = (
@@ -34,7 +35,7 @@ _CONTRACTIONS = (
     (re.compile(r"['’](s|re|ve|ll|d|m)\b"), ""),
 )
 _SUFFIXES = (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
-_NO_UNDOUBLING = set("lsz")
+_VOWELS = set("aeiou")
 
 
 @lru_cache(maxsize=1)
@@ -45,9 +46,14 @@ def stop_words() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
+def _doubled(word: str) -> bool:
+    return word[-1] == word[-2] and word[-1] not in _VOWELS and word[-1] != "s"
+
+
 @lru_cache(maxsize=50000)
 def stem(word: str) -> str:
-    """Strip one suffix and a final e (``shipping`` → ``ship``, ``stores`` → ``stor``)."""
+    """Strip one suffix, a doubled final consonant and a final e (``shipping`` → ``ship``,
+    ``cancelled`` and ``cancel`` → ``cancel``, ``stores`` → ``stor``)."""
     if len(word) <= 3:
         return word
     for suffix, replacement in _SUFFIXES:
@@ -55,19 +61,36 @@ def stem(word: str) -> str:
             if suffix == "s" and word.endswith(("ss", "us", "is")):
                 break
             word = word[: -len(suffix)] + replacement
-            if suffix in ("ing", "ed") and word[-1] == word[-2] and word[-1] not in _NO_UNDOUBLING:
-                word = word[:-1]  # shipping → shipp → ship
+            if suffix in ("ing", "ed") and _doubled(word) and word[-1] not in "lz":
+                word = word[:-1]  # shipping → shipp → ship (but calling → call)
             break
+    if len(word) > 5 and _doubled(word):
+        word = word[:-1]  # cancelled → cancell → cancel, install → instal
     return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
-def terms(text: str) -> set[str]:
-    """Stemmed content words of English ``text``."""
+def words(text: str) -> list[tuple[str, str]]:
+    """``(word, stem)`` of each content word of English ``text``: lower-cased, contractions
+    expanded, stop words dropped (before and after stemming: ``whats`` → ``what``)."""
     text = text.lower()
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
     stops = stop_words()
-    return {stem(w) for w in _WORD.findall(text) if len(w) > 1 and w not in stops}
+    pairs = ((w, stem(w)) for w in _WORD.findall(text) if len(w) > 1 and w not in stops)
+    return [(w, s) for w, s in pairs if s not in stops]
+
+
+def terms(text: str) -> set[str]:
+    """Stemmed content words of English ``text``."""
+    return {s for _, s in words(text)}
+
+
+def encoder_vocabulary(folder: str | Path) -> frozenset[str] | None:
+    """The whole words of a WordPiece encoder (``vocab.txt``), or None when it has none."""
+    path = Path(folder) / "vocab.txt"
+    if not path.is_file():
+        return None
+    return frozenset(w for w in path.read_text(encoding="utf-8").split() if w.isalnum())
 
 
 class TermStatistics:
@@ -75,11 +98,16 @@ class TermStatistics:
 
     Args:
         passages: The text of every passage (heading included) in the knowledge base.
+        vocabulary: Words the encoder knows whole (:func:`encoder_vocabulary`). A question
+            word that neither the knowledge base nor the encoder knows is most likely a typo or
+            slang ("refnuds", "pls") and is left out of the support, instead of weighing the
+            most; None counts every word.
     """
 
-    def __init__(self, passages: Iterable[str]) -> None:
+    def __init__(self, passages: Iterable[str], vocabulary: frozenset[str] | None = None) -> None:
         self.document_frequency: Counter[str] = Counter()
         self.passages = 0
+        self.vocabulary = vocabulary
         for text in passages:
             self.document_frequency.update(terms(text))
             self.passages += 1
@@ -91,7 +119,11 @@ class TermStatistics:
     def support(self, question: str, passage: str) -> float:
         """IDF-weighted share of the question's content words that occur in the passage
         (0 when the question has none)."""
-        wanted = terms(question)
+        wanted = {
+            s
+            for w, s in words(question)
+            if self.vocabulary is None or w in self.vocabulary or s in self.document_frequency
+        }
         if not wanted:
             return 0.0
         found = terms(passage)

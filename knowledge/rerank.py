@@ -37,7 +37,7 @@ def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
     units = [s.strip() for s in SENTENCE_END.split(body) if s and s.strip()][:max_sentences]
     title, section = doc.meta.get("title"), doc.meta.get("section")
     heading = f"{title}: {section}" if title and section and section != title else title
-    return ([heading] if heading else []) + (units or [body])
+    return ([heading] if heading else []) + units or [body]
 
 
 @component

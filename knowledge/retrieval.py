@@ -22,7 +22,7 @@ from components.errors import ConfigError, KnowledgeBaseError
 from components.fact_check import language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
-from knowledge.lexical import TermStatistics
+from knowledge.lexical import TermStatistics, encoder_vocabulary
 from knowledge.rerank import SentenceReranker
 from knowledge.stores import KnowledgeStore
 
@@ -45,6 +45,7 @@ class Answer:
     source: str = ""
     title: str = ""
     section: str = ""
+    # gate score (KnowledgeBase.gate_score) of the quoted passage, or of the best candidate
     score: float = 0.0
     # the relevant passages, best first: {"text", "source", "title", "section"}
     passages: list[dict] = field(default_factory=list)
@@ -83,11 +84,16 @@ class KnowledgeBase:
         support_weight: Weight of the lexical support (share of the question's IDF-weighted
             content words found in the passage, :class:`~knowledge.lexical.TermStatistics`)
             added to the relevance.
+        gate_top_k: Ranked candidates the relevance gate looks at; the first relevant one is
+            quoted (a passage ranked lower than this is not quoted, however many words it
+            shares with the question).
         min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
             the English MiniLM encoder says little).
         fusion: Keyword arguments for :class:`HybridRanker`.
         rerank_weight: Weight of the best sentence's similarity in the final score
-            (:class:`SentenceReranker`; 0 turns reranking off).
+            (:class:`SentenceReranker`; 0 turns reranking off, and the relevance gate then uses
+            the passage cosine in place of the best sentence's, which is stricter: lower
+            ``min_relevance`` with it).
         cross_encoder: Local cross-encoder folder (e.g. a downloaded
             ``ms-marco-MiniLM-L-6-v2``) that orders the reranked candidates last, through
             Haystack's ``SentenceTransformersSimilarityRanker``; default
@@ -103,6 +109,7 @@ class KnowledgeBase:
         min_relevance: float = 0.54,
         sentence_share: float = 0.7,
         support_weight: float = 0.3,
+        gate_top_k: int = 3,
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
         rerank_weight: float = 0.5,
@@ -116,6 +123,9 @@ class KnowledgeBase:
             raise ConfigError("sentence_share", sentence_share, "a number within [0, 1]")
         if support_weight < 0:
             raise ConfigError("support_weight", support_weight, "a number >= 0")
+        if gate_top_k < 1:
+            raise ConfigError("gate_top_k", gate_top_k, "a positive number of candidates")
+        self.gate_top_k = gate_top_k
         self.min_relevance = min_relevance
         self.sentence_share = sentence_share
         self.support_weight = support_weight
@@ -196,7 +206,9 @@ class KnowledgeBase:
             passages = keywords.filter_documents()
             if self.rerank_weight > 0 and len(passages) <= PRIME_LIMIT:
                 pipeline.get_component("rerank").prime(passages)
-            self._terms = TermStatistics(d.content or "" for d in passages)
+            self._terms = TermStatistics(
+                (d.content or "" for d in passages), vocabulary=encoder_vocabulary(encoder)
+            )
             self._pipeline = pipeline
             logger.info(
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
@@ -255,32 +267,42 @@ class KnowledgeBase:
         support = self._terms.support(question, doc.content or "") if self._terms else 0.0
         return similarity + self.support_weight * support
 
-    def is_relevant(self, question: str, doc: Document) -> bool:
-        """Whether ``doc`` answers ``question`` well enough to be quoted: for Chinese, enough of
-        the question's content characters occur in it; for English, :meth:`relevance` reaches
-        ``min_relevance``."""
+    def gate_score(self, question: str, doc: Document) -> float:
+        """What the relevance gate compares: for Chinese questions the share of the question's
+        content characters found in ``doc`` (against ``min_zh_overlap``), for English ones
+        :meth:`relevance` (against ``min_relevance``)."""
         if language_of(question) == "zh":
-            return zh_overlap(question, doc.content or "") >= self.min_zh_overlap
-        return self.relevance(question, doc) >= self.min_relevance
+            return zh_overlap(question, doc.content or "")
+        return self.relevance(question, doc)
+
+    def threshold(self, question: str) -> float:
+        """The gate score a passage needs for ``question`` (by its language)."""
+        return self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
+
+    def is_relevant(self, question: str, doc: Document) -> bool:
+        """Whether ``doc`` answers ``question`` well enough to be quoted (:meth:`gate_score`)."""
+        return self.gate_score(question, doc) >= self.threshold(question)
 
     def answer(self, question: str) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``."""
         if not question or not question.strip():
             return Answer(found=False)
         ranked = self.retrieve(question)
-        relevant = [d for d in ranked if self.is_relevant(question, d)]
+        scores = [self.gate_score(question, d) for d in ranked[: self.gate_top_k]]
+        threshold = self.threshold(question)
+        relevant = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
         if not relevant:
-            best = max((d.meta.get("dense_score") or 0.0 for d in ranked), default=0.0)
-            logger.info("knowledge.no_answer similarity=%.3f", best)
+            best = max(scores, default=0.0)
+            logger.info("knowledge.no_answer gate_score=%.3f", best)
             return Answer(found=False, score=best)
-        top = relevant[0]
+        top, top_score = relevant[0]
         return Answer(
             found=True,
             text=top.meta.get("body", top.content),
             source=top.meta["source"],
             title=top.meta["title"],
             section=top.meta.get("section", ""),
-            score=float(top.meta.get("dense_score") or 0.0),
+            score=float(top_score),
             passages=[
                 {
                     "text": d.meta.get("body", d.content),
@@ -288,6 +310,6 @@ class KnowledgeBase:
                     "title": d.meta["title"],
                     "section": d.meta.get("section", ""),
                 }
-                for d in relevant[:3]
+                for d, _ in relevant
             ],
         )

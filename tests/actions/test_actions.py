@@ -134,17 +134,42 @@ def test_previous_question_is_one_the_knowledge_action_answered():
     def user(text, intent):
         return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
 
-    answered = {"event": "action", "name": "action_answer_knowledge"}
+    def answered(found):
+        return [
+            {"event": "action", "name": "action_answer_knowledge"},
+            {"event": "slot", "name": "kb_found", "value": found},
+        ]
+
     events = [
         user("how long is the warranty?", "nlu_fallback"),
-        answered,
+        *answered(True),
+        user("asdf qwer zzz", "nlu_fallback"),  # not found: not a question to follow up on
+        *answered(False),
         user("track my order", "order_status"),
         {"event": "action", "name": "order_status_form"},
         user("and for watches?", "ask_policy"),
     ]
     tracker = make_tracker("and for watches?", "ask_policy", events=events)
     assert kefu_actions._previous_policy_question(tracker) == "how long is the warranty?"
-    assert kefu_actions._previous_policy_question(make_tracker("hi", events=events[2:])) is None
+    assert kefu_actions._previous_policy_question(make_tracker("hi", events=events[3:])) is None
+
+
+def test_an_unsure_message_is_not_joined_to_the_previous_question(monkeypatch, knowledge):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+    first = {"text": "how long is the warranty on a watch?", "intent": {"name": "ask_policy"}}
+    events = [{"event": "user", "text": first["text"], "parse_data": first}]
+    tracker = make_tracker("but I don't understand", "nlu_fallback", events=events)
+    messages, _ = run(kefu_actions.ActionAnswerKnowledge(), tracker)
+    assert messages[0]["response"] == "utter_default"  # not the watch warranty again
+
+
+def test_knowledge_outage_as_fallback_is_the_usual_apology(monkeypatch, tmp_path):
+    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
+    messages, events = run(
+        kefu_actions.ActionAnswerKnowledge(), make_tracker("blorp zxqv", "nlu_fallback")
+    )
+    assert messages[0]["response"] == "utter_default"
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
 
 
 def test_knowledge_refuses_when_the_grounded_llm_declines(monkeypatch, knowledge):

@@ -58,26 +58,27 @@ def test_ungrounded_answers_fall_back_to_extractive(reply, reason):
 
 @pytest.mark.parametrize(
     "reply",
-    [
-        "I don't know.",
-        "I do not know, the passages do not mention it.",
-        "The passages don't say who founded the shop.",
-        "There is no information about that.",
-        "我不知道。",
-        "文中没有相关信息",
-    ],
+    ["I don't know.", "I don’t know", "Sorry, I do not know the answer.", "我不知道。", "不知道"],
 )
-def test_llm_that_says_the_passages_do_not_answer_declines(reply):
+def test_llm_that_only_says_it_does_not_know_declines(reply):
     answer = composer(reply).compose("who founded the shop?", PASSAGES)
     assert answer.mode == "declined" and answer.reason == "llm_declined"
     assert answer.text == "" and answer.citations == []
 
 
-def test_a_cited_answer_that_mentions_not_knowing_is_still_checked_not_declined():
-    reply = "Card refunds take 5 to 10 working days [1]; I don't know about cash."
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # answers that mention not knowing something else are checked like any other answer
+        "Card refunds take 5 to 10 working days [1]; I don't know about cash.",
+        "Returns of faulty items are free, but I don't know about watches.",
+        "The passages do not mention a fee, so returns are free.",
+        "退货政策未提及运费，所以退货免费。",
+    ],
+)
+def test_an_answer_that_mentions_not_knowing_is_not_a_decline(reply):
     answer = composer(reply).compose("how long do card refunds take?", PASSAGES)
-    # it went through the grounding checks (and "cash" is not in the passage)
-    assert answer.mode == "extractive" and answer.reason == "unsupported_sentence"
+    assert answer.mode != "declined" and answer.reason != "llm_declined"
 
 
 def test_llm_timeout_falls_back_quickly():

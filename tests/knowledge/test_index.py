@@ -297,7 +297,8 @@ def test_cli(tmp_path, library, capsys):
 
 
 @pytest.mark.parametrize(
-    "setting", [{"sentence_share": 1.5}, {"sentence_share": -0.1}, {"support_weight": -1}]
+    "setting",
+    [{"sentence_share": 1.5}, {"sentence_share": -0.1}, {"support_weight": -1}, {"gate_top_k": 0}],
 )
 def test_bad_relevance_settings_are_named(tmp_path, setting):
     with pytest.raises(ConfigError, match=next(iter(setting))):
