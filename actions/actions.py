@@ -178,21 +178,19 @@ class ActionAnswerKnowledge(Action):
             error = exc if isinstance(exc, KefuError) else KnowledgeBaseError("retrieval failed")
             logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
             if as_fallback:  # the customer did not ask about policies: the usual apology
-                dispatcher.utter_message(response="utter_default")
-                return [*not_found, FollowupAction("utter_offer_human")]
+                return _say_and_offer_a_human(dispatcher, not_found, response="utter_default")
             dispatcher.utter_message(text=error.user_message)
             return not_found
         if not answer.found or composed.mode == "declined":
             # declined: the passages looked relevant, but the grounded LLM read them and says
             # they do not answer the question
             if as_fallback:
-                dispatcher.utter_message(response="utter_default")
-            else:
-                dispatcher.utter_message(
-                    text="I couldn't find that in our shop policies, so I don't want to guess."
-                )
-            # as an action (not a dispatcher message) so rules can react to the yes/no after it
-            return [*not_found, FollowupAction("utter_offer_human")]
+                return _say_and_offer_a_human(dispatcher, not_found, response="utter_default")
+            return _say_and_offer_a_human(
+                dispatcher,
+                not_found,
+                text="I couldn't find that in our shop policies, so I don't want to guess.",
+            )
         cited = [answer.passages[n - 1] for n in composed.citations]
         lines = [
             f"{p['title']} — {p['section']} ({p['source']})"
@@ -213,6 +211,15 @@ class ActionAnswerKnowledge(Action):
             SlotSet("kb_found", True),
             SlotSet("kb_sources", list(dict.fromkeys(p["source"] for p in cited))),
         ]
+
+
+def _say_and_offer_a_human(
+    dispatcher: CollectingDispatcher, events: list[dict[str, Any]], **message: str
+) -> list[dict[str, Any]]:
+    """Send ``message`` (``text=`` or ``response=``), then offer a human — as an action (not a
+    dispatcher message) so rules can react to the yes/no after it."""
+    dispatcher.utter_message(**message)
+    return [*events, FollowupAction("utter_offer_human")]
 
 
 def _previous_policy_question(tracker: Tracker) -> str | None:

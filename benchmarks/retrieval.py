@@ -91,7 +91,7 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
                 ids = [d.meta.get("faq_id") for d in docs]
                 ranks[name].append(ids.index(q["faq_id"]) + 1 if q["faq_id"] in ids else None)
                 if ranker == "rerank":
-                    passed = [d for d in docs if kb.is_relevant(q["query"], d)]
+                    passed = [d for d, _ in kb.relevant(q["query"], docs)]
                     cosine = [d for d in docs if (d.meta.get("dense_score") or 0) >= 0.35]
                     for key, kept in zip(gated, (passed, cosine), strict=True):
                         gated[key] += bool(kept) and kept[0].meta.get("faq_id") == q["faq_id"]
@@ -195,11 +195,16 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
     variants = [(name, weight, None) for name, weight in SHOP_VARIANTS.items()]
     if kb_llm:
         composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0})
-        variants.append((f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})", 0.5, composer))
+        variants.append(
+            (f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})", SHOP_VARIANTS[DEFAULT_SHOP], composer)
+        )
     result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
-        kbs = {w: KnowledgeBase(Path(tmp) / "index.json", rerank_weight=w) for w in (0.0, 0.5)}
+        kbs = {
+            w: KnowledgeBase(Path(tmp) / "index.json", rerank_weight=w)
+            for w in SHOP_VARIANTS.values()
+        }
         for name, weight, composer in variants:
             kb = kbs[weight]
             kb.warm_up()

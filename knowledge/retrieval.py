@@ -45,7 +45,7 @@ class Answer:
     source: str = ""
     title: str = ""
     section: str = ""
-    # gate score (KnowledgeBase.gate_score) of the quoted passage, or of the best candidate
+    # gate score (KnowledgeBase.gate_scores) of the quoted passage, or of the best candidate
     score: float = 0.0
     # the relevant passages, best first: {"text", "source", "title", "section"}
     passages: list[dict] = field(default_factory=list)
@@ -267,32 +267,35 @@ class KnowledgeBase:
         support = self._terms.support(question, doc.content or "") if self._terms else 0.0
         return similarity + self.support_weight * support
 
-    def gate_score(self, question: str, doc: Document) -> float:
-        """What the relevance gate compares: for Chinese questions the share of the question's
-        content characters found in ``doc`` (against ``min_zh_overlap``), for English ones
-        :meth:`relevance` (against ``min_relevance``)."""
+    def gate_scores(self, question: str, ranked: list[Document]) -> list[float]:
+        """What the relevance gate compares, for the first ``gate_top_k`` of ``ranked``: for a
+        Chinese question the share of its content characters found in each passage (against
+        ``min_zh_overlap``), for an English one :meth:`relevance` (against ``min_relevance``)."""
+        candidates = ranked[: self.gate_top_k]
         if language_of(question) == "zh":
-            return zh_overlap(question, doc.content or "")
-        return self.relevance(question, doc)
+            return [zh_overlap(question, d.content or "") for d in candidates]
+        return [self.relevance(question, d) for d in candidates]
 
-    def threshold(self, question: str) -> float:
-        """The gate score a passage needs for ``question`` (by its language)."""
-        return self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
+    def relevant(self, question: str, ranked: list[Document]) -> list[tuple[Document, float]]:
+        """The candidates among the first ``gate_top_k`` of ``ranked`` that answer ``question``
+        well enough to be quoted, best first, with their gate scores."""
+        return self._gate(question, ranked)[0]
 
-    def is_relevant(self, question: str, doc: Document) -> bool:
-        """Whether ``doc`` answers ``question`` well enough to be quoted (:meth:`gate_score`)."""
-        return self.gate_score(question, doc) >= self.threshold(question)
+    def _gate(
+        self, question: str, ranked: list[Document]
+    ) -> tuple[list[tuple[Document, float]], float]:
+        threshold = self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
+        scores = self.gate_scores(question, ranked)
+        passed = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
+        return passed, max(scores, default=0.0)
 
     def answer(self, question: str) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``."""
         if not question or not question.strip():
             return Answer(found=False)
         ranked = self.retrieve(question)
-        scores = [self.gate_score(question, d) for d in ranked[: self.gate_top_k]]
-        threshold = self.threshold(question)
-        relevant = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
+        relevant, best = self._gate(question, ranked)
         if not relevant:
-            best = max(scores, default=0.0)
             logger.info("knowledge.no_answer gate_score=%.3f", best)
             return Answer(found=False, score=best)
         top, top_score = relevant[0]
