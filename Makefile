@@ -89,7 +89,7 @@ endef
 
 # Rasa silently keeps conversations in memory when a custom tracker store cannot be imported
 check-endpoints: setup
-	@$(PY) -m components.masking_tracker_store --check endpoints.yml
+	@$(PY) -m components.privacy.tracker_store --check endpoints.yml
 
 run: train index check-endpoints
 	@set -e; $(start_actions) \

@@ -17,11 +17,11 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.orders import STATUS_TEXT, OrderRepository, normalize_order_id
-from actions.tickets import TicketStore
-from components import log_masking
+from actions.demo_shop.orders import STATUS_TEXT, OrderRepository, normalize_order_id
+from actions.demo_shop.tickets import TicketStore
 from components.errors import KefuError, KnowledgeBaseError
-from components.guard import default_engine
+from components.privacy import log_masking
+from components.safety.engine import default_engine
 from knowledge.answering import AnswerComposer, rewrite_follow_up
 from knowledge.retrieval import KnowledgeBase
 

@@ -37,8 +37,9 @@ from common import DATASETS, offline_env, percentile, read_jsonl, require_files,
 
 offline_env()
 
-from components.guard import DEFAULT_LEXICONS, GuardEngine, LexiconEntry, load_lexicon  # noqa: E402
-from components.pii import TOKEN, PIIMasker, Vault, find_pii  # noqa: E402
+from components.privacy.pii import TOKEN, PIIMasker, Vault, find_pii  # noqa: E402
+from components.safety.engine import GuardEngine  # noqa: E402
+from components.safety.lexicon import DEFAULT_LEXICONS, LexiconEntry, load_lexicon  # noqa: E402
 from tests import pii_samples as samples  # noqa: E402
 
 # Presidio type → Kefu type (types Kefu does not mask, e.g. DATE_TIME or GPE, are not scored).

@@ -101,7 +101,7 @@ def reuse(new_tokens: int = 32, batch: int = 4) -> dict:
     """Kefu default backend: prefix cache on/off (TTFT with the NLG's system prompt) and a
     batch of chats in one decode vs one at a time (total tokens/s)."""
     from components.llm.transformers_backend import TransformersBackend
-    from components.nlg import SYSTEM_PROMPT
+    from components.nlg.rephrasing import SYSTEM_PROMPT
 
     chats = [
         [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": p}]
@@ -165,7 +165,7 @@ def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.utils.endpoints import EndpointConfig
 
-    from components.nlg import RephrasingNLG
+    from components.nlg.rephrasing import RephrasingNLG
 
     rng = random.Random(seed)
     names = list(TEMPLATES)
@@ -175,7 +175,7 @@ def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
         text, slots = _fill(TEMPLATES[action], rng)
         cases.append((action, text, slots))
     endpoint = EndpointConfig(
-        type="components.nlg.RephrasingNLG", warm_up=False, llm=llm_config, timeout=2.0
+        type="components.nlg.rephrasing.RephrasingNLG", warm_up=False, llm=llm_config, timeout=2.0
     )
     client = create_client(llm_config)
     client.warm_up()

@@ -292,7 +292,9 @@ def kefu_config(spec: dict) -> str:
     """Pipeline with only Kefu's component (it tokenises by itself)."""
     options = {"epochs": spec["epochs"], "random_seed": spec["seed"], **spec["kefu_options"]}
     lines = [f"language: {spec['lang']}", "pipeline:"]
-    lines.append("  - name: components.intent_entity_classifier.TransformerIntentEntityClassifier")
+    lines.append(
+        "  - name: components.nlu.intent_entity_classifier.TransformerIntentEntityClassifier"
+    )
     lines += [f"    {k}: {json.dumps(v)}" for k, v in options.items()]
     return "\n".join(lines) + "\n"
 

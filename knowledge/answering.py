@@ -25,21 +25,15 @@ import re
 from dataclasses import dataclass, field
 
 from components.errors import KefuError
-from components.guard import default_engine
-from components.injection import screen
+from components.safety.engine import default_engine
+from components.safety.injection import screen
+from components.text import CJK_CLASS, EN_FUNCTION_WORDS, sentences
 
 logger = logging.getLogger(__name__)
 
-_WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
-_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
+_WORD = re.compile(f"[a-z0-9]+|[{CJK_CLASS}]", re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d+)\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_STOP = set(
-    "a an the and or but if of to in on at for with from by is are was were be been do does did "
-    "i you we they it my your our their me us this that these those can could will would should "
-    "how what when where which who why there here not no yes have has had get got any some as so "
-    "than then also just about into over under up down out more most very all each".split()
-)
 # the whole reply is one "I don't know" sentence (the prompt asks for exactly that); a reply
 # that answers and mentions not knowing something else is checked like any other answer
 _DECLINE = re.compile(
@@ -55,12 +49,7 @@ _FOLLOW_UP = re.compile(
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words (single characters for Chinese) minus function words."""
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
-
-
-def sentences(text: str) -> list[str]:
-    """Split a passage into sentences (English and Chinese end marks)."""
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in EN_FUNCTION_WORDS}
 
 
 def is_follow_up(question: str) -> bool:

@@ -18,12 +18,10 @@ from pathlib import Path
 from haystack import Document
 
 from components.errors import KnowledgeBaseError
-from components.fact_check import language_of
+from components.text import SENTENCE_END, language_of
 
 SUPPORTED = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".csv", ".jsonl"}
 MAX_CHARS = 900
-# sentence ends: . ! ? before a space, and 。！？； (the reranker splits passages the same way)
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _NO_SPACE_AFTER = ("\n", "。", "！", "？", "；")
 

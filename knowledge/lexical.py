@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from components.text import en_stop_words
+
 _WORD = re.compile(r"[a-z0-9]+")
 _CONTRACTIONS = (
     (re.compile(r"\bcan['’]t\b"), "can not"),
@@ -36,14 +38,6 @@ _CONTRACTIONS = (
 )
 _SUFFIXES = (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
 _VOWELS = set("aeiou")
-
-
-@lru_cache(maxsize=1)
-def stop_words() -> frozenset[str]:
-    """spaCy's English stop words (imported on first use: spaCy is slow to import)."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
 
 
 def _doubled(word: str) -> bool:
@@ -75,7 +69,7 @@ def words(text: str) -> list[tuple[str, str]]:
     text = text.lower()
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
-    stops = stop_words()
+    stops = en_stop_words()
     pairs = ((w, stem(w)) for w in _WORD.findall(text) if len(w) > 1 and w not in stops)
     return [(w, s) for w, s in pairs if s not in stops]
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from knowledge.converters import SENTENCE_END
+from components.text import sentences
 
 
 def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
@@ -34,7 +34,7 @@ def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
     if doc.meta.get("faq_question"):
         return [doc.meta["faq_question"]]
     body = doc.meta.get("body") or doc.content or ""
-    units = [s.strip() for s in SENTENCE_END.split(body) if s and s.strip()][:max_sentences]
+    units = sentences(body)[:max_sentences]
     title, section = doc.meta.get("title"), doc.meta.get("section")
     heading = f"{title}: {section}" if title and section and section != title else title
     return ([heading] if heading else []) + units or [body]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
 from components.errors import ConfigError, KnowledgeBaseError
-from components.fact_check import language_of
+from components.text import CJK, ZH_FUNCTION_CHARS, language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
 from knowledge.lexical import TermStatistics, encoder_vocabulary
@@ -30,10 +29,6 @@ logger = logging.getLogger(__name__)
 
 # indexes up to this many passages get their sentence embeddings computed at warm-up
 PRIME_LIMIT = 5000
-
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-# frequent function characters that say nothing about the topic of a Chinese question
-_ZH_STOP = set("的了吗呢吧啊我你您他她它们是在有和与及或怎么么什哪那这个一不也就都要会能可以请问")
 
 
 @dataclass
@@ -63,7 +58,7 @@ class Answer:
 
 def zh_overlap(question: str, passage: str) -> float:
     """Share of the question's content characters (CJK, minus function words) in the passage."""
-    chars = {c for c in _CJK.findall(question) if c not in _ZH_STOP}
+    chars = {c for c in CJK.findall(question) if c not in ZH_FUNCTION_CHARS}
     if not chars:
         return 0.0
     return sum(1 for c in chars if c in passage) / len(chars)

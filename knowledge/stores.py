@@ -30,13 +30,14 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import ConfigError, KnowledgeBaseError
 from components.paths import kefu_home
+from components.text import CJK_CLASS
 
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = "knowledge_index.json"
 BM25_ALGORITHM = "BM25Plus"
 # one token per CJK character, words of 2+ characters elsewhere
-BM25_TOKENS = r"(?u)[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]{2,}"
+BM25_TOKENS = f"(?u)[{CJK_CLASS}]|[^\\W{CJK_CLASS}]{{2,}}"
 STORE_KINDS = ("memory", "pgvector")
 DEFAULT_TABLE = "kefu_knowledge"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")

@@ -7,7 +7,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as kefu_actions
-from actions.tickets import TicketStore
+from actions.demo_shop.tickets import TicketStore
 from knowledge.index import DOCS_DIR, build_index
 from knowledge.retrieval import KnowledgeBase
 

@@ -109,7 +109,7 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
     endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{action_port}/webhook"
     endpoints["tracker_store"]["inner"]["db"] = str(home / "tracker.db")
     endpoints["event_broker"] = {
-        "type": "components.masking_event_broker.MaskingEventBroker",
+        "type": "components.privacy.event_broker.MaskingEventBroker",
         "inner": {"type": "file", "path": str(home / "events.jsonl")},
     }
     endpoints_file = home / "endpoints.yml"

@@ -13,7 +13,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-from components.pii import TOKEN, Vault
+from components.privacy.pii import TOKEN, Vault
 from tests import pii_samples as samples
 from tests.e2e.harness import VAULT_KEY, Servers
 

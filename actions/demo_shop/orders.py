@@ -1,0 +1,92 @@
+"""The sample order database (SQLite), materialised from ``actions/demo_shop/data/orders.sql``."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from actions.demo_shop.sqlite import open_db
+from components.errors import OrderStoreError
+from components.paths import kefu_home
+
+SEED_SQL = Path(__file__).resolve().parent / "data" / "orders.sql"
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:#\s*)?(?:kf[\s-]?)?(\d{6})(?!\d)", re.IGNORECASE)
+
+STATUS_TEXT = {
+    "processing": "being prepared in our warehouse",
+    "shipped": "on its way",
+    "out_for_delivery": "out for delivery today",
+    "delivered": "delivered",
+    "cancelled": "cancelled",
+    "returned": "returned to us",
+}
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order row."""
+
+    order_id: str
+    items: str
+    total_cny: float
+    status: str
+    carrier: str | None
+    tracking_no: str | None
+    placed_on: str
+    eta: str | None
+
+    def status_detail(self) -> str:
+        """One sentence with the carrier, tracking number and dates that fit the status."""
+        if self.status in ("shipped", "out_for_delivery") and self.carrier:
+            return (
+                f"Carrier: {self.carrier}, tracking number {self.tracking_no}, "
+                f"expected by {self.eta}."
+            )
+        if self.status == "processing":
+            return f"It should leave the warehouse soon and arrive by {self.eta}."
+        if self.status == "delivered":
+            return f"It was delivered by {self.carrier} on {self.eta}."
+        if self.status == "cancelled":
+            return "The payment has been refunded to the original payment method."
+        return "The refund is handled as described in our refunds policy."
+
+
+def normalize_order_id(text: str) -> str | None:
+    """Extract an order number (``KF`` + 6 digits, prefix optional) from free text."""
+    match = ORDER_ID.search(text or "")
+    return f"KF{match.group(1)}" if match else None
+
+
+class OrderRepository:
+    """Read access to the orders table.
+
+    Args:
+        db_path: SQLite file; created from the seed SQL when missing.
+    """
+
+    def __init__(self, db_path: str | Path | None = None) -> None:
+        self.db_path = Path(db_path or kefu_home() / "orders.db")
+        self._seeded = False
+
+    def get(self, order_id: str) -> Order | None:
+        """The order with this id, or None.
+
+        Raises:
+            OrderStoreError: when the database cannot be opened or queried.
+        """
+        # the seed is re-applied only once per process (INSERT OR REPLACE keeps it current)
+        conn = open_db(self.db_path, "" if self._seeded else SEED_SQL.read_text(), OrderStoreError)
+        self._seeded = True
+        try:
+            row = conn.execute(
+                "SELECT order_id, items, total_cny, status, carrier, tracking_no, placed_on, eta "
+                "FROM orders WHERE order_id = ?",
+                (order_id,),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise OrderStoreError(f"order query failed: {type(exc).__name__}") from exc
+        finally:
+            conn.close()
+        return Order(*row) if row else None

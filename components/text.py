@@ -1,0 +1,69 @@
+"""Shared text utilities: CJK ranges, language detection, sentence splitting and stop words.
+
+One home for what the NLU, the NLG's fact checks, the guard and the knowledge base all need to
+agree on: which characters count as Chinese, what language a text is in, where a sentence ends
+and which words say nothing about a question's topic. Engines only: no ``rasa`` here.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+#: CJK unified ideographs (extension A + basic block) and compatibility ideographs, as the body
+#: of a regex character class.
+CJK_CLASS = "\u3400-\u9fff\uf900-\ufaff"
+#: One CJK ideograph.
+CJK = re.compile(f"[{CJK_CLASS}]")
+#: Word tokens for offsets: one token per CJK ideograph, runs of other word characters, and
+#: single punctuation marks.
+WORD_TOKENS = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+|[^\\w\\s]")
+#: Sentence ends: ``.``, ``!``, ``?`` before whitespace, and ``。！？；`` (no space needed).
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+
+_LETTER = re.compile(f"[A-Za-z{CJK_CLASS}]")
+
+#: Short English function-word list used where a fixed, small list is wanted (the answer
+#: composer's grounding check); the knowledge base's lexical support uses spaCy's longer list
+#: (:func:`en_stop_words`). Both live here so that there is one place to look.
+EN_FUNCTION_WORDS = frozenset(
+    "a an the and or but if of to in on at for with from by is are was were be been do does did "
+    "i you we they it my your our their me us this that these those can could will would should "
+    "how what when where which who why there here not no yes have has had get got any some as so "
+    "than then also just about into over under up down out more most very all each".split()
+)
+#: Frequent Chinese function characters that say nothing about the topic of a question.
+ZH_FUNCTION_CHARS = frozenset(
+    "的了吗呢吧啊我你您他她它们是在有和与及或怎么么什哪那这个一不也就都要会能可以请问"
+)
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` contains at least one CJK ideograph."""
+    return CJK.search(text) is not None
+
+
+def language_of(text: str) -> str:
+    """The language of ``text``: ``zh``, ``en`` or ``und`` (no letters).
+
+    ``zh`` when at least a third of the letters are CJK ideographs, so mixed text such as
+    "KF100234 的物流到哪了" counts as Chinese.
+    """
+    letters = _LETTER.findall(text)
+    if not letters:
+        return "und"
+    cjk = sum(1 for ch in letters if CJK.match(ch))
+    return "zh" if cjk / len(letters) >= 1 / 3 else "en"
+
+
+def sentences(text: str) -> list[str]:
+    """Split ``text`` into trimmed, non-empty sentences at :data:`SENTENCE_END` (zh and en)."""
+    return [s.strip() for s in SENTENCE_END.split(text) if s and s.strip()]
+
+
+@lru_cache(maxsize=1)
+def en_stop_words() -> frozenset[str]:
+    """SpaCy's English stop words (imported on first use: spaCy is slow to import)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)

@@ -1,0 +1,1 @@
+"""Build tools that prepare shipped data (not imported at run time)."""

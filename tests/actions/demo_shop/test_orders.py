@@ -1,0 +1,52 @@
+import sqlite3
+
+import pytest
+
+from actions.demo_shop.orders import OrderRepository, normalize_order_id
+from components.errors import OrderStoreError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("KF100234", "KF100234"),
+        ("kf100234", "KF100234"),
+        ("my order is KF-100234 thanks", "KF100234"),
+        ("#100234", "KF100234"),
+        ("订单号是KF100234", "KF100234"),
+        ("100234", "KF100234"),
+        ("KF12345", None),
+        ("1002345", None),
+        ("hello", None),
+        ("", None),
+    ],
+)
+def test_normalize_order_id(text, expected):
+    assert normalize_order_id(text) == expected
+
+
+def test_database_is_created_from_the_seed(kefu_home):
+    repo = OrderRepository()
+    order = repo.get("KF100234")
+    assert order.status == "shipped"
+    assert order.carrier == "SF Express"
+    assert "SF1402938475" in order.status_detail()
+    assert repo.get("KF999999") is None
+    assert (kefu_home / "orders.db").is_file()
+
+
+def test_every_status_has_a_detail_sentence(kefu_home):
+    repo = OrderRepository()
+    conn = sqlite3.connect(repo.db_path)
+    repo.get("KF100234")
+    ids = [r[0] for r in sqlite3.connect(repo.db_path).execute("SELECT order_id FROM orders")]
+    conn.close()
+    assert len(ids) >= 8
+    for order_id in ids:
+        assert repo.get(order_id).status_detail().endswith(".")
+
+
+def test_unusable_database_raises_a_catalogued_error(tmp_path):
+    with pytest.raises(OrderStoreError) as info:
+        OrderRepository(tmp_path / "missing-dir" / "orders.db").get("KF100234")
+    assert info.value.code == "KEFU-ORDERS"

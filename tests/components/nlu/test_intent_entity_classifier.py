@@ -1,0 +1,171 @@
+"""Train -> persist -> load -> process through Rasa's ModelStorage."""
+
+import pytest
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.errors import ConfigError
+from components.nlu.intent_entity_classifier import TransformerIntentEntityClassifier as Classifier
+
+EN = {
+    "greet": ["hi", "hello", "hey there", "good morning", "hello friend", "hiya"],
+    "order_status": [
+        "where is my order",
+        "track my parcel",
+        "has my order shipped",
+        "when will my package arrive",
+        "status of my delivery",
+        "check my order",
+    ],
+}
+ORDER_EXAMPLES = [
+    ("where is order KF100234", 15, 23),
+    ("track KF100871 please", 6, 14),
+    ("status of KF104512", 10, 18),
+    ("has KF100555 shipped", 4, 12),
+    ("查一下订单KF100321", 5, 13),
+    ("订单KF109999到哪了", 2, 10),
+]
+
+
+def _training_data() -> TrainingData:
+    examples = [Message.build(text, intent) for intent, texts in EN.items() for text in texts]
+    for text, start, end in ORDER_EXAMPLES:
+        entity = {"start": start, "end": end, "value": text[start:end], "entity": "order_id"}
+        examples.append(Message.build(text, "order_status", entities=[entity]))
+    examples += [Message.build(t, "greet") for t in ("你好", "您好", "哈喽")]
+    return TrainingData(examples)
+
+
+@pytest.mark.slow
+def test_round_trip_en_and_zh(model_storage, resource, execution_context):
+    config = {"epochs": 12, "show_progress": False, "random_seed": 7}
+    component = Classifier.create(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    component.train(_training_data())
+
+    loaded = Classifier.load(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    messages = [
+        Message.build("hello there"),
+        Message.build("can you track order KF100042"),
+        Message.build("帮我查订单KF100234"),
+        Message.build(""),
+    ]
+    loaded.process(messages)
+    assert messages[0].get("intent")["name"] == "greet"
+    assert messages[1].get("intent")["name"] == "order_status"
+    ranking = messages[1].get("intent_ranking")
+    assert [r["name"] for r in ranking] == sorted(
+        [r["name"] for r in ranking],
+        key=lambda n: -dict((r["name"], r["confidence"]) for r in ranking)[n],
+    )
+    for message, value in ((messages[1], "KF100042"), (messages[2], "KF100234")):
+        entities = message.get("entities")
+        assert [e["value"] for e in entities] == [value]
+        entity = entities[0]
+        assert message.get("text")[entity["start"] : entity["end"]] == value
+        assert entity["extractor"] == "TransformerIntentEntityClassifier"
+        assert 0 < entity["confidence_entity"] <= 1
+    assert messages[3].get("intent")["confidence"] == 0.0  # empty text -> fallback
+
+
+def test_untrained_component_passes_messages_through(model_storage, resource, execution_context):
+    component = Classifier.load(
+        Classifier.get_default_config(), model_storage, resource, execution_context
+    )
+    message = Message.build("hello")
+    component.process([message])
+    assert message.get("intent") == {"name": None, "confidence": 0.0}
+    # FallbackClassifier must be able to run after it (it reads message.data["intent"])
+    from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+
+    FallbackClassifier.create(
+        FallbackClassifier.get_default_config(), model_storage, resource, execution_context
+    ).process([message])
+    assert message.get("intent")["name"] == "nlu_fallback"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("epochs", 0),
+        ("batch_size", "16"),
+        ("learning_rate", 2),
+        ("dropout", 1.5),
+        ("calibration_fraction", 1.0),
+        ("model_name_or_path", "/nonexistent/model"),
+        ("contrastive_weight", -1),
+        ("contrastive_weight", "auto"),
+        ("prototype_head_init", "yes"),
+        ("extend_vocabulary", 1),
+        ("new_token_learning_rate", 0),
+    ],
+)
+def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
+    with pytest.raises(ConfigError, match=key):
+        Classifier({key: value}, model_storage, resource, execution_context)
+
+
+def test_calibration_split_is_stratified_and_deterministic():
+    from components.nlu.joint_model import Example
+
+    examples = [Example(f"a{i}", "a", []) for i in range(60)]
+    examples += [Example(f"b{i}", "b", []) for i in range(40)]
+    examples += [Example(f"c{i}", "c", []) for i in range(3)]  # too few to give any
+    train, held = Classifier.calibration_split(examples, 0.1, seed=1)
+    assert sorted(e.intent for e in held) == ["a"] * 6 + ["b"] * 4
+    assert len(train) + len(held) == len(examples)
+    assert not {e.text for e in train} & {e.text for e in held}
+    assert Classifier.calibration_split(examples, 0.1, seed=1) == (train, held)
+    assert Classifier.calibration_split(examples, 0.0, seed=1) == (examples, [])
+    small = examples[:20] + examples[60:80]
+    assert Classifier.calibration_split(small, 0.1, seed=1)[1] == []  # < 10 held back: off
+
+
+def test_contrastive_loss_is_on_for_few_shot_data_only():
+    from components.nlu.joint_model import Example
+
+    few = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(8)]
+    many = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(40)]
+    assert Classifier.contrastive_weight(few, None) == 1.0
+    assert Classifier.contrastive_weight(many, None) == 0.0
+    assert Classifier.contrastive_weight(few[:8], None) == 0.0  # one intent: nothing to contrast
+    assert Classifier.contrastive_weight(many, 0.5) == 0.5  # configured wins
+
+
+ROUTES = [
+    ("ship from Shanghai to Beijing", "Shanghai", "Beijing"),
+    ("send it from Hangzhou to Chengdu", "Hangzhou", "Chengdu"),
+    ("deliver from Shenzhen to Wuhan", "Shenzhen", "Wuhan"),
+    ("from Nanjing to Xiamen please", "Nanjing", "Xiamen"),
+    ("move my parcel from Tianjin to Suzhou", "Tianjin", "Suzhou"),
+    ("ship from Qingdao to Dalian", "Qingdao", "Dalian"),
+    ("from Kunming to Harbin", "Kunming", "Harbin"),
+    ("send from Changsha to Fuzhou", "Changsha", "Fuzhou"),
+]
+
+
+@pytest.mark.slow
+def test_entity_roles_are_learned_and_reported(model_storage, resource, execution_context):
+    examples = []
+    for text, origin, target in ROUTES:
+        entities = [
+            {"start": text.index(city), "end": text.index(city) + len(city), "value": city,
+             "entity": "city", "role": role}
+            for city, role in ((origin, "from"), (target, "to"))
+        ]  # fmt: skip
+        examples.append(Message.build(text, "change_address", entities=entities))
+    examples += [Message.build(t, "greet") for t in EN["greet"]]
+    config = {"epochs": 40, "show_progress": False, "random_seed": 5}
+    component = Classifier.create(
+        {**Classifier.get_default_config(), **config}, model_storage, resource, execution_context
+    )
+    component.train(TrainingData(examples))
+    message = Message.build("ship from Xi'an to Beijing")
+    component.process([message])
+    by_role = {e.get("role"): e["value"] for e in message.get("entities")}
+    assert by_role.get("to") == "Beijing"
+    assert all(e["entity"] == "city" for e in message.get("entities"))

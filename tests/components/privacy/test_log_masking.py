@@ -1,0 +1,38 @@
+import logging
+
+import pytest
+
+from components.privacy import log_masking
+from components.privacy.pii import PIIMasker
+
+
+@pytest.fixture
+def root_handler():
+    handler = logging.StreamHandler()
+    handler.records = []
+    handler.emit = handler.records.append  # keep formatted records in memory
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+
+
+def test_personal_data_in_any_logger_is_masked(root_handler):
+    log_masking.install(PIIMasker("log-test-key-0123456789"))
+    log_masking.install()  # idempotent: one filter per handler
+    assert sum(isinstance(f, log_masking.PIILogFilter) for f in root_handler.filters) == 1
+    logging.getLogger("rasa.core.processor").warning(
+        "Received user message '%s'", "call me on 13812345678"
+    )
+    logging.getLogger("kefu").warning("clean %d", 5)
+    first, second = (r.getMessage() for r in root_handler.records)
+    assert "13812345678" not in first and "[PHONE_" in first
+    assert second == "clean 5"
+
+
+def test_json_escaped_chinese_is_checked_too(root_handler):
+    log_masking.install(PIIMasker("log-test-key-0123456789"))
+    event = '{"parse_data_text": "\\u6211\\u53eb\\u738b\\u4f1f\\u82b3", "event": "x"}'
+    logging.getLogger("rasa.core.processor").warning(event)
+    message = root_handler.records[-1].getMessage()
+    assert "\\u738b" not in message and "王伟芳" not in message and "[NAME_" in message
