@@ -1,6 +1,10 @@
-"""rasa-sdk actions: order lookup, knowledge answers and human handoff.
+"""rasa-sdk actions: order lookup, knowledge answers and human handoff (thin adapters).
 
-Every free-text reply goes through the shared guard engine before it leaves the action server
+The work is done by engines the process's services object holds (:mod:`components.services`:
+the knowledge base, the answer composer, the guard) and by the demo shop's stores
+(:mod:`actions.demo_shop`). Nothing is built at import: the action server warms the services up
+when it starts (``rasa_sdk_plugins``), and the first request builds whatever is still missing.
+Every free-text reply goes through the configured guard before it leaves the action server
 (``dispatcher.utter_message(text=...)`` bypasses Rasa's NLG, so the NLG cannot guard it).
 """
 
@@ -8,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -17,65 +19,19 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.demo_shop.orders import STATUS_TEXT, OrderRepository, normalize_order_id
-from actions.demo_shop.tickets import TicketStore
+from actions.demo_shop import shop
+from actions.demo_shop.intents import FALLBACK_INTENTS, POLICY_INTENT, UNHANDLED_INTENTS
+from actions.demo_shop.orders import STATUS_TEXT, normalize_order_id
 from components.errors import KefuError, KnowledgeBaseError
-from components.privacy import log_masking
-from components.safety.engine import default_engine
-from knowledge.answering import AnswerComposer, rewrite_follow_up
-from knowledge.retrieval import KnowledgeBase
+from components.services import get_services
+from knowledge.answering import rewrite_follow_up
 
 logger = logging.getLogger(__name__)
-log_masking.install()  # rasa-sdk logs whole trackers at debug level
-
-ORDERS = OrderRepository()
-TICKETS = TicketStore()
-KNOWLEDGE = KnowledgeBase()
-
-
-def _composer_from_env() -> AnswerComposer:
-    """Grounded LLM answers when ``KEFU_KB_LLM`` names a backend (default: extractive only).
-
-    ``KEFU_KB_LLM=transformers`` or ``llamacpp`` runs the model in this process;
-    ``KEFU_KB_LLM=openai`` with ``KEFU_KB_LLM_URL`` (and ``KEFU_KB_LLM_MODEL``) uses a server,
-    e.g. the one ``python -m components.llm.serve`` shares with the Rasa process.
-    """
-    backend = os.environ.get("KEFU_KB_LLM", "off").strip().lower()
-    if backend in ("", "off", "none", "0"):
-        return AnswerComposer(llm=None)
-    config: dict[str, Any] = {
-        "backend": backend,
-        "timeout": float(os.environ.get("KEFU_KB_LLM_TIMEOUT", "3.0")),
-    }
-    if backend == "openai":
-        config["base_url"] = os.environ.get("KEFU_KB_LLM_URL", "")
-        config["model"] = os.environ.get("KEFU_KB_LLM_MODEL", "kefu-local")
-    return AnswerComposer(llm=config)
-
-
-COMPOSER = _composer_from_env()
-
-
-def _warm_up_knowledge() -> None:
-    try:
-        KNOWLEDGE.warm_up()
-    except KefuError as exc:
-        logger.warning("knowledge.warm_up_failed code=%s", exc.code)
-    except Exception as exc:  # corrupt index etc.: answered per question with KEFU-KB
-        logger.warning("knowledge.warm_up_failed error=%s", type(exc).__name__)
-
-
-if os.environ.get("KEFU_WARMUP", "1") != "0":
-    # load the index and encoder while the server starts, not on the first question
-    from components.llm.transformers_backend import preload_transformers
-
-    preload_transformers()  # a request thread may import it too; see preload_transformers
-    threading.Thread(target=_warm_up_knowledge, name="kefu-kb-warmup", daemon=True).start()
 
 
 def guarded(text: str) -> str:
-    """Mask sensitive words in text produced by an action."""
-    return default_engine().mask(text)
+    """Mask sensitive words in text produced by an action (the configured guard)."""
+    return get_services().guard.mask(text)
 
 
 class ValidateOrderStatusForm(FormValidationAction):
@@ -97,7 +53,7 @@ class ValidateOrderStatusForm(FormValidationAction):
             dispatcher.utter_message(response="utter_invalid_order_id")
             return {"order_id": None}
         try:
-            order = ORDERS.get(order_id)
+            order = shop().orders.get(order_id)
         except KefuError as exc:
             logger.error("orders.unavailable code=%s", exc.code)
             dispatcher.utter_message(text=exc.user_message)
@@ -119,7 +75,7 @@ class ActionLookupOrder(Action):
     ) -> list[dict[str, Any]]:
         order_id = tracker.get_slot("order_id")
         try:
-            order = ORDERS.get(order_id) if order_id else None
+            order = shop().orders.get(order_id) if order_id else None
         except KefuError as exc:
             dispatcher.utter_message(text=exc.user_message)
             return [SlotSet("order_id", None)]
@@ -136,11 +92,6 @@ class ActionLookupOrder(Action):
         logger.info("orders.lookup status=%s", order.status)
         # cleared so the next "where is my order?" asks again
         return [SlotSet("order_id", None)]
-
-
-# intents after which the knowledge action runs as the fallback: a message the NLU is unsure of
-# may still be a question the knowledge base answers; if not, the usual apology follows
-FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 
 
 class ActionAnswerKnowledge(Action):
@@ -169,10 +120,11 @@ class ActionAnswerKnowledge(Action):
         )
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
+            services = get_services()
             # retrieval and generation are blocking (torch): keep the event loop free
-            answer = await asyncio.to_thread(KNOWLEDGE.answer, question)
+            answer = await asyncio.to_thread(services.knowledge.answer, question)
             composed = await asyncio.to_thread(
-                COMPOSER.compose, question, [p["text"] for p in answer.passages]
+                services.composer.compose, question, [p["text"] for p in answer.passages]
             )
         except Exception as exc:
             error = exc if isinstance(exc, KefuError) else KnowledgeBaseError("retrieval failed")
@@ -233,7 +185,7 @@ def _previous_policy_question(tracker: Tracker) -> str | None:
         event = events[index]
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         following = events[index + 1 : users[position + 1]]
-        if intent == "ask_policy" or any(
+        if intent == POLICY_INTENT or any(
             e.get("event") == "slot" and e.get("name") == "kb_found" and e.get("value") is True
             for e in following
         ):
@@ -256,9 +208,9 @@ class ActionHandoff(Action):
             for e in tracker.events
             if e.get("event") == "user"
         ]
-        reason = "fallback" if {"nlu_fallback", "out_of_scope"} & set(intents[-3:]) else "request"
+        reason = "fallback" if UNHANDLED_INTENTS & set(intents[-3:]) else "request"
         try:
-            ticket = TICKETS.create(
+            ticket = shop().tickets.create(
                 sender_id=tracker.sender_id,
                 reason=reason,
                 last_intent=intent,

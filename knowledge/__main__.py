@@ -42,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sync the shipped documents folder")
-    build.add_argument("--docs", type=Path, default=None, help="folder of documents")
+    build.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="folder of documents (default: kefu.knowledge.docs, else the demo shop's)",
+    )
     ingest = sub.add_parser("ingest", help="add or update files and folders")
     ingest.add_argument("paths", nargs="+", type=Path)
     ingest.add_argument("--prune", action="store_true", help="drop sources deleted from folders")
@@ -64,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         index = KnowledgeIndex(args.index)
         if args.command in ("build", "ingest"):
             if args.command == "build":
-                report = build_index(args.docs or DOCS_DIR, args.index)
+                from components.settings import load_settings
+
+                docs = args.docs or load_settings().knowledge.docs or DOCS_DIR
+                report = build_index(docs, args.index)
             else:
                 missing = [str(p) for p in args.paths if not p.exists()]
                 if missing:

@@ -23,11 +23,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from components.errors import KefuError
 from components.safety.engine import default_engine
 from components.safety.injection import screen
 from components.text import CJK_CLASS, EN_FUNCTION_WORDS, sentences
+
+if TYPE_CHECKING:
+    from components.llm.client import LLMClient
+    from components.safety.engine import GuardEngine
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +84,11 @@ class AnswerComposer:
 
     Args:
         llm: LLM client configuration (see ``components.llm.create_client``); None = extractive
-            only.
+            only. Its ``timeout`` is this composer's deadline per answer (default: the client's).
+        client: The loaded client for ``llm`` (shared through :mod:`components.services`);
+            None builds one on first use.
+        guard: The guard engine that checks LLM answers (default: the shipped lexicons; the
+            services object passes the configured one).
         max_passages: Passages shown to the LLM.
         max_sentences: Sentences in an extractive reply.
         min_support: Share of a sentence's content words that must occur in its cited passages.
@@ -88,15 +97,20 @@ class AnswerComposer:
     def __init__(
         self,
         llm: dict | None = None,
+        client: LLMClient | None = None,
+        guard: GuardEngine | None = None,
         max_passages: int = 3,
         max_sentences: int = 2,
         min_support: float = 0.7,
     ) -> None:
         self.llm = llm
+        timeout = (llm or {}).get("timeout")
+        self.timeout_s = float(timeout) if timeout is not None else None  # None: the client's
         self.max_passages = max_passages
         self.max_sentences = max_sentences
         self.min_support = min_support
-        self._client = None
+        self._client = client
+        self._guard = guard
 
     def extractive(self, question: str, passages: list[str]) -> ComposedAnswer:
         """The sentences of the best passage that best match the question, in order."""
@@ -126,11 +140,11 @@ class AnswerComposer:
                 return [], "unsupported_sentence"
         if set(_NUMBER.findall(_CITATION.sub("", answer))) - set(_NUMBER.findall(evidence)):
             return [], "new_number"
-        if default_engine().scan(answer).hits:
+        if (self._guard or default_engine()).scan(answer).hits:
             return [], "guard"
         return cited, ""
 
-    def _llm_client(self):
+    def _llm_client(self) -> LLMClient:
         if self._client is None:
             from components.llm import create_client
 
@@ -153,7 +167,9 @@ class AnswerComposer:
             {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
         ]
         try:
-            generation = self._llm_client().generate(messages, max_new_tokens=80)
+            generation = self._llm_client().generate(
+                messages, timeout_s=self.timeout_s, max_new_tokens=80
+            )
         except KefuError as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "llm_error"
             return self._fallback(question, shown, reason)

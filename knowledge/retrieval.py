@@ -1,20 +1,23 @@
 """Query the knowledge index: BM25 + dense retrieval fused by :class:`HybridRanker`, then
 reranked by each candidate's best sentence (:class:`SentenceReranker`).
 
-:class:`KnowledgeBase` is what the action server uses. It loads the persisted store once
-(:meth:`KnowledgeBase.warm_up`), runs a Haystack ``Pipeline`` per question and returns the best
-passage with its sources, or ``found=False`` when nothing is relevant enough.
+:class:`KnowledgeBase` is what the action server uses (through :mod:`components.services`). It
+loads the persisted store and its Haystack components once (:meth:`KnowledgeBase.warm_up`), runs
+them in order per question and returns the best passage with its sources, or ``found=False`` when
+nothing is relevant enough. It calls the components directly rather than through a Haystack
+``Pipeline``: ``Pipeline.run`` deep-copies every document (embedding included) between
+components, which cost ~20 ms per query here; the components and their order are the same.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypedDict
 
-from haystack import Document, Pipeline
+from haystack import Document
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
 from components.errors import ConfigError, KnowledgeBaseError
@@ -31,6 +34,27 @@ logger = logging.getLogger(__name__)
 PRIME_LIMIT = 5000
 
 
+class Passage(TypedDict):
+    """One relevant passage handed from retrieval to answering and citing."""
+
+    text: str
+    source: str
+    title: str
+    section: str
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """The warmed-up Haystack components, in the order a question runs through them."""
+
+    embedder: Any
+    dense: Any
+    bm25: InMemoryBM25Retriever
+    ranker: HybridRanker
+    rerank: SentenceReranker
+    cross: Any | None
+
+
 @dataclass
 class Answer:
     """The knowledge base's reply to one question."""
@@ -42,8 +66,8 @@ class Answer:
     section: str = ""
     # gate score (KnowledgeBase.gate_scores) of the quoted passage, or of the best candidate
     score: float = 0.0
-    # the relevant passages, best first: {"text", "source", "title", "section"}
-    passages: list[dict] = field(default_factory=list)
+    # the relevant passages, best first
+    passages: list[Passage] = field(default_factory=list)
 
     @property
     def sources(self) -> list[dict]:
@@ -92,7 +116,8 @@ class KnowledgeBase:
         cross_encoder: Local cross-encoder folder (e.g. a downloaded
             ``ms-marco-MiniLM-L-6-v2``) that orders the reranked candidates last, through
             Haystack's ``SentenceTransformersSimilarityRanker``; default
-            ``$KEFU_KB_CROSS_ENCODER``, none when unset (none ships offline).
+            ``kefu.knowledge.cross_encoder`` (or ``KEFU_KB_CROSS_ENCODER``), none when unset
+            (none ships offline).
         store: Where the index lives (see :mod:`knowledge.stores`).
     """
 
@@ -127,12 +152,18 @@ class KnowledgeBase:
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
         self.rerank_weight = rerank_weight
-        self.cross_encoder = cross_encoder or os.environ.get("KEFU_KB_CROSS_ENCODER") or None
+        if cross_encoder is None:
+            from components.settings import load_settings
+
+            cross_encoder = load_settings().knowledge.cross_encoder
+        self.cross_encoder = cross_encoder or None
         if self.cross_encoder and not Path(self.cross_encoder).is_dir():
             raise ConfigError(
-                "KEFU_KB_CROSS_ENCODER", self.cross_encoder, "a local cross-encoder model folder"
+                "kefu.knowledge.cross_encoder (KEFU_KB_CROSS_ENCODER)",
+                self.cross_encoder,
+                "a local cross-encoder model folder",
             )
-        self._pipeline: Pipeline | None = None
+        self._stages: _Stages | None = None
         self._terms: TermStatistics | None = None
         self._lock = threading.Lock()
 
@@ -142,10 +173,10 @@ class KnowledgeBase:
         Raises:
             KnowledgeBaseError: when the index has not been built or cannot be read.
         """
-        if self._pipeline is not None:
+        if self._stages is not None:
             return
         with self._lock:
-            if self._pipeline is not None:
+            if self._stages is not None:
                 return
             from haystack_integrations.components.embedders.sentence_transformers import (
                 SentenceTransformersTextEmbedder,
@@ -161,69 +192,59 @@ class KnowledgeBase:
                 )
             store = self.store.open()
             encoder = self.encoder or str(minilm_path())
-            pipeline = Pipeline()
-            pipeline.add_component(
-                "embedder",
-                SentenceTransformersTextEmbedder(
-                    model=encoder,
-                    local_files_only=True,
-                    normalize_embeddings=True,
-                    progress_bar=False,
-                ),
-            )
-            pipeline.add_component("dense", self.store.dense_retriever(store, self.top_k))
             keywords = self.store.keyword_store(store)  # in memory: every passage's text
-            pipeline.add_component("bm25", InMemoryBM25Retriever(keywords, top_k=self.top_k))
-            pipeline.add_component("ranker", HybridRanker(**{"top_k": self.top_k, **self.fusion}))
-            pipeline.add_component(
-                "rerank",
-                SentenceReranker(model=encoder, weight=self.rerank_weight, top_k=self.top_k),
-            )
+            cross = None
             if self.cross_encoder:
                 from haystack_integrations.components.rankers.sentence_transformers import (
                     SentenceTransformersSimilarityRanker,
                 )
 
-                pipeline.add_component(
-                    "cross",
-                    SentenceTransformersSimilarityRanker(
-                        model=self.cross_encoder, top_k=self.top_k, token=None
-                    ),
+                cross = SentenceTransformersSimilarityRanker(
+                    model=self.cross_encoder, top_k=self.top_k, token=None
                 )
-                pipeline.connect("rerank.documents", "cross.documents")
-            pipeline.connect("embedder.embedding", "dense.query_embedding")
-            pipeline.connect("embedder.embedding", "ranker.query_embedding")
-            pipeline.connect("dense.documents", "ranker.dense_documents")
-            pipeline.connect("bm25.documents", "ranker.bm25_documents")
-            pipeline.connect("ranker.documents", "rerank.documents")
-            pipeline.connect("embedder.embedding", "rerank.query_embedding")
-            pipeline.warm_up()
+            stages = _Stages(
+                embedder=SentenceTransformersTextEmbedder(
+                    model=encoder,
+                    local_files_only=True,
+                    normalize_embeddings=True,
+                    progress_bar=False,
+                ),
+                dense=self.store.dense_retriever(store, self.top_k),
+                bm25=InMemoryBM25Retriever(keywords, top_k=self.top_k),
+                ranker=HybridRanker(**{"top_k": self.top_k, **self.fusion}),
+                rerank=SentenceReranker(model=encoder, weight=self.rerank_weight, top_k=self.top_k),
+                cross=cross,
+            )
+            for component in (
+                stages.embedder,
+                stages.dense,
+                stages.ranker,
+                stages.rerank,
+                stages.cross,
+            ):
+                if hasattr(component, "warm_up"):
+                    component.warm_up()
             passages = keywords.filter_documents()
             if self.rerank_weight > 0 and len(passages) <= PRIME_LIMIT:
-                pipeline.get_component("rerank").prime(passages)
+                stages.rerank.prime(passages)
             self._terms = TermStatistics(
                 (d.content or "" for d in passages), vocabulary=encoder_vocabulary(encoder)
             )
-            self._pipeline = pipeline
+            self._stages = stages
             logger.info(
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
             )
 
     def candidates(self, question: str) -> dict:
-        """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).
-
-        Runs the pipeline's components in its order. ``Pipeline.run`` would deep-copy every
-        document (embedding included) between components, which cost ~20 ms per query here;
-        the components and their wiring are the same.
-        """
+        """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``)."""
         self.warm_up()
-        get = self._pipeline.get_component
+        stages = self._stages
         try:
-            embedding = get("embedder").run(text=question)["embedding"]
+            embedding = stages.embedder.run(text=question)["embedding"]
             return {
                 "embedding": embedding,
-                "dense": get("dense").run(query_embedding=embedding)["documents"],
-                "bm25": get("bm25").run(query=question)["documents"],
+                "dense": stages.dense.run(query_embedding=embedding)["documents"],
+                "bm25": stages.bm25.run(query=question)["documents"],
             }
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
@@ -232,13 +253,13 @@ class KnowledgeBase:
         """Final ranking, best first (scores in ``meta``: see :class:`HybridRanker` and
         :class:`SentenceReranker`); ``rerank=False`` stops after fusion."""
         found = self.candidates(question)
-        get = self._pipeline.get_component
-        fused = get("ranker").run(found["dense"], found["bm25"], question, found["embedding"])
+        stages = self._stages
+        fused = stages.ranker.run(found["dense"], found["bm25"], question, found["embedding"])
         if not rerank:
             return fused["documents"]
-        ranked = get("rerank").run(fused["documents"], found["embedding"])["documents"]
-        if self.cross_encoder and ranked:
-            scored = get("cross").run(query=question, documents=ranked)["documents"]
+        ranked = stages.rerank.run(fused["documents"], found["embedding"])["documents"]
+        if stages.cross is not None and ranked:
+            scored = stages.cross.run(query=question, documents=ranked)["documents"]
             ranked = [replace(d, meta={**d.meta, "cross_score": d.score}) for d in scored]
         return ranked
 
@@ -302,12 +323,12 @@ class KnowledgeBase:
             section=top.meta.get("section", ""),
             score=float(top_score),
             passages=[
-                {
-                    "text": d.meta.get("body", d.content),
-                    "source": d.meta["source"],
-                    "title": d.meta["title"],
-                    "section": d.meta.get("section", ""),
-                }
+                Passage(
+                    text=d.meta.get("body", d.content),
+                    source=d.meta["source"],
+                    title=d.meta["title"],
+                    section=d.meta.get("section", ""),
+                )
                 for d, _ in relevant
             ],
         )

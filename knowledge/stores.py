@@ -13,8 +13,9 @@ incremental whatever the store:
   the process, over the store's texts loaded at warm-up: PostgreSQL's full-text search has no
   Chinese parser and ``plainto_tsquery`` requires every query word, which loses most answers.
 
-Choose with ``KEFU_KB_STORE=memory|pgvector``; pgvector reads the connection string from
-``PG_CONN_STR`` (Haystack's variable) and the table from ``KEFU_KB_TABLE``.
+Choose with ``kefu.knowledge.store: memory|pgvector`` in ``endpoints.yml`` (or the
+``KEFU_KB_STORE`` override); pgvector reads the connection string from ``PG_CONN_STR`` (Haystack's
+variable, a secret) and the table from ``kefu.knowledge.table`` (or ``KEFU_KB_TABLE``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from components.errors import ConfigError, KnowledgeBaseError
 from components.paths import kefu_home
 from components.text import CJK_CLASS
+
+if TYPE_CHECKING:
+    from components.settings import KnowledgeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -292,21 +296,36 @@ class PgvectorStore:
         }
 
 
+def store_from_settings(
+    config: KnowledgeSettings, embedding_dimension: int = 384
+) -> KnowledgeStore:
+    """The store ``config`` names (``kefu.knowledge.store``: ``memory`` or ``pgvector``).
+
+    Raises:
+        ConfigError: for bad pgvector settings.
+    """
+    if config.store == "pgvector":
+        return PgvectorStore(
+            table=config.table,
+            embedding_dimension=embedding_dimension,
+            search_strategy=config.search,
+        )
+    return MemoryStore(config.index_path)
+
+
 def store_from_env(
     index_path: str | Path | None = None, embedding_dimension: int = 384
 ) -> KnowledgeStore:
-    """The store this deployment is configured for (``KEFU_KB_STORE``, default ``memory``).
+    """The store this deployment is configured for: the ``kefu.knowledge`` settings, with the
+    ``KEFU_KB_STORE`` / ``KEFU_KB_TABLE`` / ``KEFU_KB_SEARCH`` overrides (read now).
 
     Raises:
-        ConfigError: for an unknown ``KEFU_KB_STORE`` or bad pgvector settings.
+        ConfigError: for an unknown store kind or bad pgvector settings (names the key or
+            variable).
     """
-    kind = os.environ.get("KEFU_KB_STORE", "memory").strip().lower() or "memory"
-    if kind == "memory":
+    from components.settings import load_settings
+
+    config = load_settings().knowledge
+    if index_path is not None and config.store == "memory":
         return MemoryStore(index_path)
-    if kind == "pgvector":
-        return PgvectorStore(
-            table=os.environ.get("KEFU_KB_TABLE", DEFAULT_TABLE),
-            embedding_dimension=embedding_dimension,
-            search_strategy=os.environ.get("KEFU_KB_SEARCH", "exact_nearest_neighbor"),
-        )
-    raise ConfigError("KEFU_KB_STORE", kind, " or ".join(repr(k) for k in STORE_KINDS))
+    return store_from_settings(config, embedding_dimension)

@@ -39,6 +39,32 @@ def kefu_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def fresh_services(kefu_home):
+    """Every test starts with a fresh process services object (built lazily from settings)."""
+    from components.services import set_services
+
+    previous = set_services(None)
+    yield
+    set_services(previous)
+
+
+@pytest.fixture
+def guard_settings(tmp_path):
+    """Install services whose guard uses an extra lexicon: ``install(lines) -> Services``."""
+    from components.services import Services, set_services
+    from components.settings import GuardSettings, Settings
+
+    def install(lexicon: str, **guard) -> Services:
+        path = tmp_path / "custom_lexicon.tsv"
+        path.write_text(lexicon, encoding="utf-8")
+        services = Services(Settings(guard=GuardSettings(lexicons=(str(path),), **guard)))
+        set_services(services)
+        return services
+
+    return install
+
+
 def fast_config(target: Path, intent_epochs: int = 10, ted_epochs: int = 30) -> Path:
     """config.yml with fewer epochs, for tests that need a trained model quickly."""
     config = yaml.safe_load((ROOT / "config.yml").read_text())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
@@ -29,14 +29,12 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError, KefuError, LLMUnavailableError
+from components.llm.client import LLMClient
 from components.nlg.fact_check import check_rephrase
-from components.privacy.pii import PIIMasker
-from components.safety.engine import default_engine
 from components.safety.injection import neutralize
+from components.services import get_services
 
 logger = logging.getLogger(__name__)
-# personal data never goes into a prompt (the LLM may be a remote server); one-way tokens
-_PROMPT_MASKER = PIIMasker()
 
 SYSTEM_PROMPT = (
     "You rewrite replies of a shop's customer-service assistant so they sound natural and "
@@ -49,6 +47,17 @@ EMPATHY = (
 )
 CHECK_MARGIN_S = 0.15  # time kept from the timeout for the fact checks and the guard
 UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
+
+
+class NLGInfo(TypedDict):
+    """What the NLG adds to a response's metadata under ``kefu_nlg``."""
+
+    tone: str  # neutral | empathetic
+    rephrased: bool
+    template_used: bool
+    reason: str  # ok, timeout, llm_loading, llm_unavailable, llm_down, check_failed:<checks>
+    latency_s: float
+    backend: str
 
 
 class RephrasingNLG(TemplatedNaturalLanguageGenerator):
@@ -75,12 +84,14 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             "empathetic_intents": ["complain", "complaint", "request_human", "nlu_fallback"],
         }
 
-    def __init__(self, endpoint_config: EndpointConfig | None = None, domain: Domain | None = None):
+    def __init__(
+        self, endpoint_config: EndpointConfig | None = None, domain: Domain | None = None
+    ) -> None:
         super().__init__(domain.responses if domain else {})
         extra = dict(endpoint_config.kwargs) if endpoint_config else {}
         self.config = {**self.get_default_config(), **extra}
         self._validate(self.config)
-        self._client = None
+        self._client: LLMClient | None = None
         self._client_error: str | None = None
         self._client_lock = threading.Lock()
         self._loading: threading.Thread | None = None
@@ -115,16 +126,16 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 "empathetic_intents", intents, "a list of intent names", component="RephrasingNLG"
             )
 
-    def _get_client(self):
-        """The shared LLM client, loaded once; None (and logged) when it cannot load."""
+    def _get_client(self) -> LLMClient | None:
+        """The process's client for the configured backend, loaded once.
+
+        Shared with other callers of the same backend (e.g. the few-shot intent classifier);
+        None (and logged) when it cannot load.
+        """
         with self._client_lock:
             if self._client is None and self._client_error is None:
-                from components.llm import create_client
-
                 try:
-                    client = create_client(
-                        {"timeout": self.config["timeout"], **self.config["llm"]}
-                    )
+                    client = get_services().llm(self.config["llm"])
                     client.warm_up()
                     self._client = client
                 except Exception as exc:  # model missing etc.: templates keep working
@@ -154,7 +165,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         protected = [str(v) for v in kwargs.values() if isinstance(v, (str, int, float))]
         tone = self.tone(tracker)
         text, reason = await self._rephrase(template, tracker, protected, tone)
-        info = {
+        info: NLGInfo = {
             "tone": tone,
             "rephrased": text is not None,
             "template_used": text is None,
@@ -229,7 +240,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))
         ]
         reasons = check_rephrase(template, candidate, slots + protected)
-        if not reasons and default_engine().scan(candidate).hits:
+        if not reasons and get_services().guard.scan(candidate).hits:
             reasons = ["guard"]
         if reasons:
             return None, "check_failed:" + ",".join(reasons)
@@ -238,14 +249,16 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
     def _prompt(
         self, template: str, tracker: DialogueStateTracker, tone: str = "neutral"
     ) -> list[dict[str, str]]:
-        guard = default_engine()
+        services = get_services()
+        # personal data never goes into a prompt (the LLM may be a remote server): one-way tokens
+        guard, masker = services.guard, services.prompt_masker
         turns = []
         for event in tracker.events:
             if event.type_name == "user" and getattr(event, "text", None):
-                text = neutralize(guard.mask(_PROMPT_MASKER.mask(event.text)))
+                text = neutralize(guard.mask(masker.mask(event.text)))
                 turns.append(f"Customer: {text[:300]}")
             elif event.type_name == "bot" and getattr(event, "text", None):
-                turns.append(f"Assistant: {_PROMPT_MASKER.mask(event.text)[:300]}")
+                turns.append(f"Assistant: {masker.mask(event.text)[:300]}")
         history = "\n".join(turns[-self.config["history"] :]) if self.config["history"] else ""
         user = (f"Conversation so far:\n{history}\n\n" if history else "") + (
             f"Reply to rewrite:\n{template}"

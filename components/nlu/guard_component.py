@@ -1,39 +1,77 @@
 """Rasa NLU component that runs the guard engine on every user message.
 
-It is the last component of the pipeline. It never changes the text (Rasa keeps the original
-user text no matter what a component does); it adds a ``guard`` property to the parse data:
-the strongest action (``block``/``mask``/``flag``), the categories and the offsets of each
-hit, the prompt-injection rules that fired (``injection``) and the types and offsets of personal
-data (``pii``), so policies and actions can act on it. The matched words and values themselves
-are not copied into the parse data. When a ``block`` entry matches, the intent becomes
-``block_intent`` (default ``guard_blocked``), which a rule answers with a fixed safe reply.
+It runs after the intent classifiers (``required_components`` makes Rasa enforce that). It never
+changes the text (Rasa keeps the original user text no matter what a component does); it adds a
+``guard`` property to the parse data (:class:`GuardSummary`): the strongest action
+(``block``/``mask``/``flag``), the categories and the offsets of each hit, the prompt-injection
+rules that fired and the types and offsets of personal data, so policies and actions can act on
+it. The matched words and values themselves are not copied into the parse data. When a
+``block`` entry matches, the intent becomes ``block_intent`` (default ``guard_blocked``), which
+a rule answers with a fixed safe reply — which is why it is registered as an intent classifier.
+
+What the guard matches (lexicons, allow-list, category actions, pinyin) is configured once for
+every path in ``endpoints.yml`` under ``kefu.guard`` (:mod:`components.settings`); the engine
+comes from the process's services object, shared with the NLG, the knowledge answers and the
+actions.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.errors import ConfigError
-from components.privacy.pii import find_pii
-from components.safety.engine import GuardEngine, default_engine
+from components.privacy.recognisers import find_pii
+from components.safety.engine import GuardEngine
 from components.safety.injection import screen
+from components.services import get_services
 
 logger = logging.getLogger(__name__)
 
 GUARD = "guard"
+#: Keys that used to configure the matcher here; they now live in ``kefu.guard``.
+MOVED_KEYS = ("lexicons", "allow", "category_actions", "pinyin")
+
+
+class GuardHitSummary(TypedDict):
+    """One lexicon hit, without the matched text."""
+
+    category: str
+    severity: int
+    action: str
+    start: int
+    end: int
+
+
+class PIISummary(TypedDict):
+    """Where one piece of personal data is, without its value."""
+
+    type: str
+    start: int
+    end: int
+
+
+class GuardSummary(TypedDict):
+    """The ``guard`` property of a message's parse data."""
+
+    action: str | None
+    categories: list[str]
+    hits: list[GuardHitSummary]
+    injection: list[str]
+    pii: list[PIISummary]
 
 
 @DefaultV1Recipe.register(
-    # Rasa runs non-trainable entity extractors at inference only, which is what a guard needs.
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR],
+    # it may replace the intent (block_intent); non-trainable: it runs at inference only
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER],
     is_trainable=False,
 )
 class SensitiveContentGuard(GraphComponent):
@@ -43,53 +81,43 @@ class SensitiveContentGuard(GraphComponent):
     engine fails on an input.
     """
 
+    @classmethod
+    def required_components(cls) -> list[type]:
+        """An intent classifier must run first: a block hit overrides its intent."""
+        return [IntentClassifier]
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """Packages the guard engine needs."""
+        return ["ahocorasick_rs", "pypinyin", "opencc"]
+
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """Default configuration."""
+        """Default configuration (the matcher itself is configured in ``kefu.guard``)."""
         return {
-            # Lexicon TSV files (term, category, severity, action); empty = shipped default.
-            "lexicons": [],
-            # Phrases inside which nothing is reported, e.g. brand names containing a term
-            # (added to the shipped allow-list, components/safety/lexicons/allow.txt).
-            "allow": [],
-            # Action per category, overriding the lexicon, e.g. {"political": "mask"}.
-            "category_actions": {},
-            # Also match Chinese terms typed in full pinyin ("sha bi").
-            "pinyin": True,
             # Intent forced when a "block" entry matches (a rule answers it with a fixed reply);
-            # null keeps the classifier's intent. Place the guard after the classifiers.
+            # null keeps the classifier's intent.
             "block_intent": "guard_blocked",
         }
 
     def __init__(self, config: dict[str, Any], engine: GuardEngine | None = None) -> None:
         self._config = {**self.get_default_config(), **config}
         name = type(self).__name__
-        for key in ("lexicons", "allow"):
-            if not isinstance(self._config[key], list):
-                raise ConfigError(key, self._config[key], "a list", component=name)
-        if not isinstance(self._config["category_actions"], dict):
-            raise ConfigError(
-                "category_actions", self._config["category_actions"], "a mapping", component=name
-            )
-        if not isinstance(self._config["pinyin"], bool):
-            raise ConfigError("pinyin", self._config["pinyin"], "true or false", component=name)
+        for key in MOVED_KEYS:
+            if key in self._config:
+                raise ConfigError(
+                    key,
+                    self._config[key],
+                    f"no '{key}' here: the guard is configured once for input, NLG output, "
+                    f"knowledge answers and actions, under 'kefu: guard: {key}:' in endpoints.yml",
+                    component=name,
+                )
         block_intent = self._config["block_intent"]
         if block_intent is not None and (not isinstance(block_intent, str) or not block_intent):
             raise ConfigError(
                 "block_intent", block_intent, "an intent name or null", component=name
             )
         self._engine = engine
-
-    def _build_engine(self) -> GuardEngine:
-        config, defaults = self._config, self.get_default_config()
-        if {key: config[key] for key in defaults} == defaults:
-            return default_engine()  # shared with the NLG and knowledge answers in this process
-        return GuardEngine.from_files(
-            config["lexicons"],
-            config["allow"],
-            category_actions=config["category_actions"],
-            pinyin=config["pinyin"],
-        )
 
     @classmethod
     def create(
@@ -99,15 +127,13 @@ class SensitiveContentGuard(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SensitiveContentGuard:
-        """Build the component and its matcher (lexicons are read once, here)."""
-        component = cls(config)
-        component._engine = component._build_engine()
-        return component
+        """Build the component; the process's guard engine is built (lexicons read) here."""
+        return cls(config, get_services().guard)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Annotate each message with a ``guard`` property (added to the parse output)."""
         if self._engine is None:
-            self._engine = self._build_engine()
+            self._engine = get_services().guard
         texts = [message.get(TEXT) or "" for message in messages]
         try:
             results = self._engine.scan_many(texts)
@@ -115,13 +141,13 @@ class SensitiveContentGuard(GraphComponent):
             logger.warning("guard.error error=%s", type(exc).__name__)
             return messages
         for message, text, result in zip(messages, texts, results, strict=True):
-            summary = result.as_dict()
-            summary["injection"] = screen(text).rules
-            # where personal data is (types and offsets, never values): actions can ask for it
-            # from the vault instead of reading it from the stored, masked text
-            summary["pii"] = [
-                {"type": p.type, "start": p.start, "end": p.end} for p in find_pii(text)
-            ]
+            summary = GuardSummary(
+                **result.as_dict(),
+                injection=screen(text).rules,
+                # where personal data is (types and offsets, never values): actions can ask for
+                # it from the vault instead of reading it from the stored, masked text
+                pii=[PIISummary(type=p.type, start=p.start, end=p.end) for p in find_pii(text)],
+            )
             message.set(GUARD, summary, add_to_output=True)
             if summary["injection"]:
                 logger.info("guard.injection rules=%s", ",".join(summary["injection"]))

@@ -35,7 +35,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.errors import ConfigError
-from components.privacy.pii import PIIMasker
+from components.services import get_services
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class FewShotLLMIntentClassifier(GraphComponent):
     At inference it warns and passes the message through with ``fallback_intent`` rather than
     crash when the LLM fails, times out or answers something that is not an intent.
     """
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        """Packages the classifier needs (the sentence encoder and the LLM)."""
+        return ["torch", "transformers", "sentence_transformers"]
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -93,7 +98,6 @@ class FewShotLLMIntentClassifier(GraphComponent):
         self._intents = sorted({e["intent"] for e in self._examples})
         self._matrix: Any = None
         self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._masker = PIIMasker()
         self._encoder: Any = None  # the sentence encoder, loaded on first use
 
     @classmethod
@@ -167,15 +171,16 @@ class FewShotLLMIntentClassifier(GraphComponent):
         """The chat for one message and the examples shown in it (personal data masked)."""
         import numpy as np
 
+        masker = get_services().prompt_masker  # one-way: personal data never reaches the LLM
         scores = self._matrix @ query_vector
         nearest = np.argsort(-scores)[: self._config["examples_per_prompt"]]
         shown = "\n".join(
-            f"Message: {self._masker.mask(self._examples[i]['text'])}\n"
+            f"Message: {masker.mask(self._examples[i]['text'])}\n"
             f"Intent: {self._examples[i]['intent']}"
             for i in nearest
         )
         content = PROMPT.format(
-            intents=", ".join(self._intents), examples=shown, text=self._masker.mask(text)
+            intents=", ".join(self._intents), examples=shown, text=masker.mask(text)
         )
         return [{"role": "user", "content": content}], [self._examples[i] for i in nearest]
 
@@ -187,13 +192,14 @@ class FewShotLLMIntentClassifier(GraphComponent):
         if text in self._cache:
             self._cache.move_to_end(text)
             return self._cache[text]
-        from components.llm import create_client
-
         query = self.embed([text])[0]
         chat, shown = self.prompt(text, query)
         try:
-            client = create_client({"timeout": self._config["timeout"], **self._config["llm"]})
-            answer = client.generate(chat, max_new_tokens=12).text
+            # the same loaded model as the NLG when both name the same backend
+            client = get_services().llm(self._config["llm"])
+            answer = client.generate(
+                chat, timeout_s=self._config["timeout"], max_new_tokens=12
+            ).text
         except Exception as exc:  # LLM down, slow or broken: the fallback intent answers
             logger.warning("llm_intent.llm_failed error=%s", type(exc).__name__)
             return fallback

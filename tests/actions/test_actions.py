@@ -7,7 +7,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as kefu_actions
+from actions.demo_shop import Shop, set_shop
 from actions.demo_shop.tickets import TicketStore
+from components.services import Services, set_services
 from knowledge.index import DOCS_DIR, build_index
 from knowledge.retrieval import KnowledgeBase
 
@@ -33,9 +35,23 @@ def run(action, tracker):
 
 
 @pytest.fixture(autouse=True)
-def fresh_stores(monkeypatch, kefu_home):
-    monkeypatch.setattr(kefu_actions, "ORDERS", kefu_actions.OrderRepository())
-    monkeypatch.setattr(kefu_actions, "TICKETS", TicketStore())
+def fresh_stores(kefu_home):
+    previous = set_shop(Shop())
+    yield
+    set_shop(previous)
+
+
+@pytest.fixture
+def use_services():
+    """Install a services object built from the given parts for one test."""
+    installed = []
+
+    def install(**parts):
+        installed.append(set_services(Services(**parts)))
+
+    yield install
+    for previous in reversed(installed):
+        set_services(previous)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +90,8 @@ def test_lookup_reports_status_from_the_database():
     assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": None}]
 
 
-def test_knowledge_answer_cites_its_source(monkeypatch, knowledge):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_knowledge_answer_cites_its_source(use_services, knowledge):
+    use_services(knowledge=knowledge)
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(),
         make_tracker("how long do refunds take?", "ask_policy"),
@@ -86,8 +102,8 @@ def test_knowledge_answer_cites_its_source(monkeypatch, knowledge):
     assert slots["kb_found"] is True and slots["kb_sources"][0] == "refunds.md"
 
 
-def test_follow_up_questions_use_the_previous_question(monkeypatch, knowledge):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_follow_up_questions_use_the_previous_question(use_services, knowledge):
+    use_services(knowledge=knowledge)
     first = {"text": "how long is the warranty on electronics?", "intent": {"name": "ask_policy"}}
     follow = {"text": "and for watches?", "intent": {"name": "ask_policy"}}
     events = [
@@ -101,8 +117,8 @@ def test_follow_up_questions_use_the_previous_question(monkeypatch, knowledge):
     assert "(warranty.md)" in messages[0]["text"]
 
 
-def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_knowledge_refuses_and_offers_a_human(use_services, knowledge):
+    use_services(knowledge=knowledge)
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("who won the world cup", "ask_policy")
     )
@@ -112,8 +128,8 @@ def test_knowledge_refuses_and_offers_a_human(monkeypatch, knowledge):
 
 
 @pytest.mark.parametrize("intent", ["nlu_fallback", "faq"])  # fallback, retrieval intent
-def test_knowledge_answers_for_the_fallback_and_retrieval_intents(monkeypatch, knowledge, intent):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_knowledge_answers_for_the_fallback_and_retrieval_intents(use_services, knowledge, intent):
+    use_services(knowledge=knowledge)
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("how long do refunds take?", intent)
     )
@@ -121,8 +137,8 @@ def test_knowledge_answers_for_the_fallback_and_retrieval_intents(monkeypatch, k
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is True
 
 
-def test_knowledge_as_fallback_apologises_and_offers_a_human(monkeypatch, knowledge):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_knowledge_as_fallback_apologises_and_offers_a_human(use_services, knowledge):
+    use_services(knowledge=knowledge)
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("blorp zxqv wuzzle", "nlu_fallback")
     )
@@ -154,8 +170,8 @@ def test_previous_question_is_one_the_knowledge_action_answered():
     assert kefu_actions._previous_policy_question(make_tracker("hi", events=events[3:])) is None
 
 
-def test_an_unsure_message_is_not_joined_to_the_previous_question(monkeypatch, knowledge):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
+def test_an_unsure_message_is_not_joined_to_the_previous_question(use_services, knowledge):
+    use_services(knowledge=knowledge)
     first = {"text": "how long is the warranty on a watch?", "intent": {"name": "ask_policy"}}
     events = [{"event": "user", "text": first["text"], "parse_data": first}]
     tracker = make_tracker("but I don't understand", "nlu_fallback", events=events)
@@ -163,8 +179,8 @@ def test_an_unsure_message_is_not_joined_to_the_previous_question(monkeypatch, k
     assert messages[0]["response"] == "utter_default"  # not the watch warranty again
 
 
-def test_knowledge_outage_as_fallback_is_the_usual_apology(monkeypatch, tmp_path):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
+def test_knowledge_outage_as_fallback_is_the_usual_apology(use_services, tmp_path):
+    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("blorp zxqv", "nlu_fallback")
     )
@@ -172,15 +188,14 @@ def test_knowledge_outage_as_fallback_is_the_usual_apology(monkeypatch, tmp_path
     assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
 
 
-def test_knowledge_refuses_when_the_grounded_llm_declines(monkeypatch, knowledge):
+def test_knowledge_refuses_when_the_grounded_llm_declines(use_services, knowledge):
     from components.llm import LLMClient
     from knowledge.answering import AnswerComposer
     from tests.scripted_llm import ScriptedBackend
 
     composer = AnswerComposer(llm={"backend": "transformers"})
     composer._client = LLMClient(ScriptedBackend("I don't know."), timeout_s=2.0)
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", knowledge)
-    monkeypatch.setattr(kefu_actions, "COMPOSER", composer)
+    use_services(knowledge=knowledge, composer=composer)
     tracker = make_tracker("how long do refunds take?", "ask_policy")
     assert knowledge.answer("how long do refunds take?").found  # retrieval alone would answer
     messages, events = run(kefu_actions.ActionAnswerKnowledge(), tracker)
@@ -189,18 +204,18 @@ def test_knowledge_refuses_when_the_grounded_llm_declines(monkeypatch, knowledge
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
 
-def test_knowledge_unavailable_uses_the_error_catalogue(monkeypatch, tmp_path):
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", KnowledgeBase(tmp_path / "missing.json"))
+def test_knowledge_unavailable_uses_the_error_catalogue(use_services, tmp_path):
+    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
     messages, _ = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?", "ask_policy"))
     assert messages[0]["text"].startswith("I can't reach the knowledge base")
 
 
-def test_unexpected_retrieval_errors_are_caught(monkeypatch):
+def test_unexpected_retrieval_errors_are_caught(use_services):
     class Corrupt:
         def answer(self, question):
             raise ValueError("index is not JSON")
 
-    monkeypatch.setattr(kefu_actions, "KNOWLEDGE", Corrupt())
+    use_services(knowledge=Corrupt())
     messages, events = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?"))
     assert messages[0]["text"].startswith("I can't reach the knowledge base")
     assert {e["name"]: e["value"] for e in events}["kb_found"] is False
@@ -222,8 +237,8 @@ def test_handoff_writes_a_ticket():
     assert tickets[0].reason == "request" and tickets[0].last_intent == "request_human"
 
 
-def test_handoff_failure_is_told_not_hidden(monkeypatch, tmp_path):
-    monkeypatch.setattr(kefu_actions, "TICKETS", TicketStore(tmp_path / "no" / "such" / "t.db"))
+def test_handoff_failure_is_told_not_hidden(tmp_path):
+    set_shop(Shop(tickets=TicketStore(tmp_path / "no" / "such" / "t.db")))
     messages, events = run(kefu_actions.ActionHandoff(), make_tracker("human", "request_human"))
     assert events == []
     assert messages[0]["text"].startswith("I couldn't create a ticket")

@@ -25,10 +25,11 @@ def test_flags_are_added_to_the_parse_output(model_storage, resource, execution_
     assert dirty.get("text") == "你这个傻 逼"  # text is never changed
 
 
-def test_custom_lexicon_and_allow_list(tmp_path, model_storage, resource, execution_context):
-    lexicon = tmp_path / "shop.tsv"
-    lexicon.write_text("refund scam\tfraud\t2\tflag\n", encoding="utf-8")
-    guard = _guard(model_storage, resource, execution_context, lexicons=[str(lexicon)])
+def test_custom_lexicon_and_allow_list(
+    guard_settings, model_storage, resource, execution_context
+):
+    guard_settings("refund scam\tfraud\t2\tflag\n")  # kefu.guard.lexicons in endpoints.yml
+    guard = _guard(model_storage, resource, execution_context)
     message = Message.build("this is a REFUND-SCAM!")
     guard.process([message])
     assert message.get(GUARD)["categories"] == ["fraud"]

@@ -1,0 +1,405 @@
+"""Kefu's one settings block: the ``kefu:`` section of ``endpoints.yml``, validated at start-up.
+
+Rasa users already edit ``endpoints.yml``; Rasa itself ignores keys it does not know, so the
+Rasa server and the action server read the same block (the action server runs in the project
+folder; ``KEFU_ENDPOINTS`` names another file). Every key is optional::
+
+    kefu:
+      guard:                       # one configuration for input, NLG output, answers, actions
+        lexicons: []               # extra TSV lexicons (paths relative to this file)
+        shipped_lexicons: true     # false: only the lexicons above
+        allow: []                  # phrases inside which nothing is reported
+        category_actions: {}       # e.g. {political: mask}
+        pinyin: true               # also match Chinese terms typed in pinyin
+      knowledge:
+        store: memory              # or pgvector (PG_CONN_STR holds the connection string)
+        table: kefu_knowledge      # pgvector table
+        search: exact_nearest_neighbor   # pgvector: or hnsw
+        top_k: 10
+        min_relevance: 0.54
+        cross_encoder: null        # a local cross-encoder folder
+        llm: {backend: "off"}      # grounded answers: transformers / llamacpp / openai
+      privacy:
+        vault: vault.db            # relative to KEFU_HOME; the key is KEFU_VAULT_KEY
+
+Values may use ``${VAR}`` or ``${VAR:-default}`` (as Rasa's own ``endpoints.yml`` does).
+Environment variables are only for secrets (``KEFU_VAULT_KEY``, ``PG_CONN_STR``, API keys) and
+for the deployment overrides in :data:`ENV_OVERRIDES`, which win over the file.
+
+A bad value stops start-up with a :class:`~components.errors.ConfigError` that names the key
+(``kefu.knowledge.top_k``) or the variable it came from (``KEFU_KB_STORE``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.errors import ConfigError
+from components.paths import PROJECT_ROOT
+
+#: Environment variables that override one setting each (deployment choices, not secrets).
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "KEFU_KB_STORE": ("knowledge", "store"),
+    "KEFU_KB_TABLE": ("knowledge", "table"),
+    "KEFU_KB_SEARCH": ("knowledge", "search"),
+    "KEFU_KB_CROSS_ENCODER": ("knowledge", "cross_encoder"),
+}
+GUARD_ACTIONS = ("flag", "mask", "block")
+STORE_KINDS = ("memory", "pgvector")
+SEARCH_STRATEGIES = ("exact_nearest_neighbor", "hnsw")
+LLM_BACKENDS = ("off", "transformers", "llamacpp", "openai")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """What the guard matches and what it does (see :class:`~components.safety.engine.GuardEngine`).
+
+    Attributes:
+        lexicons: Extra lexicon TSV files, matched together with the shipped ones.
+        shipped_lexicons: Whether the shipped lexicons apply (false: only ``lexicons``).
+        allow: Phrases inside which nothing is reported (added to the shipped allow-list).
+        category_actions: Action per category, overriding the lexicons' (``flag``, ``mask``,
+            ``block``).
+        pinyin: Also match Chinese terms written in full pinyin.
+    """
+
+    lexicons: tuple[str, ...] = ()
+    shipped_lexicons: bool = True
+    allow: tuple[str, ...] = ()
+    category_actions: Mapping[str, str] = field(default_factory=dict)
+    pinyin: bool = True
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the shipped configuration (no custom lexicon, allow-list or action)."""
+        return self == GuardSettings()
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    """Where the knowledge index lives and how answers are chosen.
+
+    Attributes:
+        store: ``memory`` (a file under ``KEFU_HOME``) or ``pgvector``.
+        index_path: The memory store's file (default ``KEFU_HOME/knowledge_index.json``).
+        table: The pgvector table.
+        search: The pgvector search strategy.
+        docs: The folder ``python -m knowledge build`` indexes (default: the demo shop's).
+        top_k: Candidates taken from each retriever.
+        min_relevance: Relevance gate for English questions.
+        sentence_share: Share of the best sentence's cosine in the gate's similarity.
+        support_weight: Weight of the lexical support in the gate.
+        gate_top_k: Ranked candidates the gate looks at.
+        min_zh_overlap: Character-overlap gate for Chinese questions.
+        rerank_weight: Weight of the best sentence in the final ranking (0: no reranking).
+        fusion: Keyword arguments for :class:`~knowledge.fusion.HybridRanker`.
+        cross_encoder: Local cross-encoder folder ordering the candidates last, or None.
+        llm: LLM client configuration for grounded answers; ``backend: "off"`` is extractive.
+    """
+
+    store: str = "memory"
+    index_path: str | None = None
+    table: str = "kefu_knowledge"
+    search: str = "exact_nearest_neighbor"
+    docs: str | None = None
+    top_k: int = 10
+    min_relevance: float = 0.54
+    sentence_share: float = 0.7
+    support_weight: float = 0.3
+    gate_top_k: int = 3
+    min_zh_overlap: float = 0.6
+    rerank_weight: float = 0.5
+    fusion: Mapping[str, Any] = field(default_factory=dict)
+    cross_encoder: str | None = None
+    llm: Mapping[str, Any] = field(default_factory=lambda: {"backend": "off"})
+
+    def retrieval_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~knowledge.retrieval.KnowledgeBase` for these settings."""
+        keys = (
+            "top_k",
+            "min_relevance",
+            "sentence_share",
+            "support_weight",
+            "gate_top_k",
+            "min_zh_overlap",
+            "rerank_weight",
+            "cross_encoder",
+        )
+        return {"fusion": dict(self.fusion), **{k: getattr(self, k) for k in keys}}
+
+    @property
+    def llm_config(self) -> dict[str, Any] | None:
+        """The grounded-answer LLM configuration, or None when answers are extractive only."""
+        if llm_backend(self.llm) == "off":
+            return None
+        return {"timeout": 3.0, **self.llm, "backend": llm_backend(self.llm)}
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """Where masked-away originals are kept.
+
+    Attributes:
+        vault: The encrypted vault's file, relative to ``KEFU_HOME`` unless absolute; used only
+            when ``KEFU_VAULT_KEY`` is set (without a key, masking is one-way).
+    """
+
+    vault: str = "vault.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of Kefu's settings for one process.
+
+    Attributes:
+        guard: The guard's configuration.
+        knowledge: The knowledge base's configuration.
+        privacy: The personal-data configuration.
+        source: The file the settings were read from (None: defaults only).
+    """
+
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    source: str | None = None
+
+
+_SECTIONS: dict[str, type] = {
+    "guard": GuardSettings,
+    "knowledge": KnowledgeSettings,
+    "privacy": PrivacySettings,
+}
+
+
+def llm_backend(config: Mapping[str, Any]) -> str:
+    """The backend named in an LLM configuration, lower-cased (YAML's bare ``off`` is False)."""
+    backend = config.get("backend", "off")
+    return "off" if backend is False or backend is None else str(backend).strip().lower()
+
+
+def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value`` (recursively).
+
+    Args:
+        value: A string, list or mapping read from YAML.
+        environ: The variables (default: ``os.environ``).
+
+    Returns:
+        The value with variables substituted; a string that is only ``${VAR}`` of an unset
+        variable without a default becomes None.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+        whole = _VARIABLE.fullmatch(value)
+        if whole and whole.group(1) not in env and whole.group(2) is None:
+            return None
+        return _VARIABLE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [expand_variables(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_variables(v, env) for k, v in value.items()}
+    return value
+
+
+def settings_path() -> Path:
+    """The file the ``kefu:`` block is read from.
+
+    ``KEFU_ENDPOINTS`` if set, else ``endpoints.yml`` in the working folder (where ``rasa run``
+    and ``rasa run actions`` start), else the project's own ``endpoints.yml``.
+    """
+    named = os.environ.get("KEFU_ENDPOINTS")
+    if named:
+        return Path(named)
+    here = Path("endpoints.yml")
+    return here if here.is_file() else PROJECT_ROOT / "endpoints.yml"
+
+
+def load_settings(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate the ``kefu:`` block, then apply :data:`ENV_OVERRIDES`.
+
+    Args:
+        path: The YAML file (default: :func:`settings_path`); a missing file or block gives the
+            defaults.
+        environ: The environment (default: ``os.environ``).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: naming the key (``kefu.knowledge.top_k``) or variable of a bad value.
+    """
+    import yaml
+
+    env = os.environ if environ is None else environ
+    file = Path(path) if path is not None else settings_path()
+    block: Any = {}
+    if file.is_file():
+        try:
+            content = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                "kefu", str(file), f"valid YAML ({exc})", component="settings"
+            ) from None
+        block = content.get("kefu") if isinstance(content, dict) else None
+        block = {} if block is None else block
+    if not isinstance(block, dict):
+        raise ConfigError("kefu", block, "a mapping of sections", component="settings")
+    block = expand_variables(block, env)
+    unknown = sorted(set(block) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"kefu.{unknown[0]}",
+            block[unknown[0]],
+            f"one of the sections {sorted(_SECTIONS)}",
+            component="settings",
+        )
+    origins: dict[tuple[str, str], str] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    for name in _SECTIONS:
+        section = block.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"kefu.{name}", section, "a mapping", component="settings")
+        raw[name] = dict(section)
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        value = env.get(variable)
+        if value is not None and value.strip():
+            raw[section][key] = value.strip()
+            origins[(section, key)] = variable
+    built = {
+        name: _build(name, cls, raw[name], origins, file.parent) for name, cls in _SECTIONS.items()
+    }
+    return Settings(**built, source=str(file) if file.is_file() else None)
+
+
+def _build(
+    section: str,
+    cls: type,
+    values: dict[str, Any],
+    origins: dict[tuple[str, str], str],
+    base: Path,
+) -> Any:
+    """One section's dataclass from its raw values, each checked against its default's type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"kefu.{section}.{unknown[0]}",
+            values[unknown[0]],
+            f"one of the keys {sorted(fields)}",
+            component="settings",
+        )
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = origins.get((section, key), f"kefu.{section}.{key}")
+        kwargs[key] = _checked(where, value, getattr(defaults, key), key)
+    if section == "guard":
+        kwargs = _guard_values(kwargs, base)
+    if section == "knowledge":
+        _check_knowledge(kwargs, origins)
+    return cls(**kwargs)
+
+
+def _checked(where: str, value: Any, default: Any, key: str) -> Any:
+    """``value`` converted to the type of ``default``, or a ConfigError naming ``where``."""
+    if value is None:
+        if default is None or key in ("index_path", "docs", "cross_encoder"):
+            return None
+        raise ConfigError(where, value, f"a value like {default!r}", component="settings")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(where, value, "true or false", component="settings")
+    if isinstance(default, int):
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < 1:
+            raise ConfigError(where, value, "a positive integer", component="settings")
+        return number
+    if isinstance(default, float):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < 0:
+            raise ConfigError(where, value, "a number >= 0", component="settings")
+        return number
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(where, value, "a list of strings", component="settings")
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(where, value, "a list of non-empty strings", component="settings")
+        return tuple(value)
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(where, value, "a mapping", component="settings")
+        return dict(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(where, value, "a non-empty string", component="settings")
+    return value.strip()
+
+
+def _guard_values(kwargs: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Resolve lexicon paths against the settings file's folder and check category actions."""
+    lexicons = []
+    for item in kwargs.get("lexicons", ()):
+        path = Path(item) if Path(item).is_absolute() else base / item
+        if not path.is_file():
+            raise ConfigError(
+                "kefu.guard.lexicons", item, "an existing TSV lexicon file", component="settings"
+            )
+        lexicons.append(str(path))
+    if lexicons:
+        kwargs["lexicons"] = tuple(lexicons)
+    for category, action in dict(kwargs.get("category_actions", {})).items():
+        if action not in GUARD_ACTIONS:
+            raise ConfigError(
+                f"kefu.guard.category_actions.{category}",
+                action,
+                f"one of {GUARD_ACTIONS}",
+                component="settings",
+            )
+    return kwargs
+
+
+def _check_knowledge(kwargs: dict[str, Any], origins: dict[tuple[str, str], str]) -> None:
+    """Check the knowledge section's choices and ranges (names the key or the variable)."""
+
+    def where(key: str) -> str:
+        return origins.get(("knowledge", key), f"kefu.knowledge.{key}")
+
+    store = str(kwargs.get("store", "memory")).lower()
+    if store not in STORE_KINDS:
+        raise ConfigError(where("store"), store, " or ".join(map(repr, STORE_KINDS)))
+    kwargs["store"] = store
+    search = kwargs.get("search", SEARCH_STRATEGIES[0])
+    if search not in SEARCH_STRATEGIES:
+        raise ConfigError(where("search"), search, " or ".join(map(repr, SEARCH_STRATEGIES)))
+    if not 0.0 <= kwargs.get("sentence_share", 0.7) <= 1.0:
+        raise ConfigError(where("sentence_share"), kwargs["sentence_share"], "a number in [0, 1]")
+    cross = kwargs.get("cross_encoder")
+    if cross and not Path(cross).is_dir():
+        raise ConfigError(where("cross_encoder"), cross, "a local cross-encoder model folder")
+    llm = kwargs.get("llm")
+    if llm is not None:
+        backend = llm_backend(llm)
+        if backend not in LLM_BACKENDS:
+            raise ConfigError(
+                "kefu.knowledge.llm.backend",
+                backend,
+                f"one of {LLM_BACKENDS}",
+                component="settings",
+            )
