@@ -51,6 +51,9 @@ class LLMBackend(abc.ABC):
             temperature: 0 means greedy decoding.
             stop: Strings that end generation (not included in the text).
             deadline: ``time.monotonic()`` after which generation stops.
+
+        Returns:
+            The reply; ``stopped_by`` says why it ended (``deadline`` when the deadline did).
         """
 
     def generate_batch(
@@ -67,6 +70,16 @@ class LLMBackend(abc.ABC):
         The default runs them one after the other, and once the deadline has passed it
         calls the backend no more: the remaining chats come back empty with
         ``stopped_by="deadline"``. Backends that can decode several sequences at once override it.
+
+        Args:
+            chats: The chats, each oldest message first.
+            max_new_tokens: Upper bound on generated tokens per chat.
+            temperature: 0 means greedy decoding.
+            stop: Strings that end a reply (not included in its text).
+            deadline: ``time.monotonic()`` after which no more generation happens.
+
+        Returns:
+            One generation per chat, in order.
         """
         results: list[Generation] = []
         for chat in chats:

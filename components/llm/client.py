@@ -26,9 +26,17 @@ BACKENDS = ("transformers", "openai", "llamacpp")
 class LLMClient:
     """Front door to one backend.
 
+    The timeout is per call: callers with different budgets (the NLG, a few-shot intent
+    classifier) share one client, hence one loaded model, and pass their own ``timeout_s`` to
+    :meth:`generate`, :meth:`generate_batch` or :meth:`agenerate`; without it the call gets the
+    client's default.
+
     Args:
         backend: The backend that produces text.
         timeout_s: Default deadline per call, in seconds.
+
+    Raises:
+        ConfigError: When ``timeout_s`` is not positive.
     """
 
     def __init__(self, backend: LLMBackend, timeout_s: float = 2.0) -> None:
@@ -43,8 +51,21 @@ class LLMClient:
         self.backend.warm_up()
 
     def _call(self, method: Any, payload: Any, timeout: float, **kw: Any) -> Any:
-        """Run a backend method with a deadline ``timeout`` seconds away; any exception that
-        is not already an :class:`LLMError` becomes one (callers fall back on it)."""
+        """Run a backend method with a deadline ``timeout`` seconds away.
+
+        Args:
+            method: The backend's ``generate`` or ``generate_batch``.
+            payload: Its first argument (a chat, or a list of chats).
+            timeout: Seconds until the deadline passed to the backend.
+            **kw: Further generation settings (``max_new_tokens``, ``stop``, ...).
+
+        Returns:
+            What ``method`` returns.
+
+        Raises:
+            LLMError: For any failure; exceptions that are not already an :class:`LLMError`
+                are wrapped (callers fall back on it).
+        """
         try:
             return method(payload, deadline=time.monotonic() + timeout, **kw)
         except LLMError:
@@ -56,7 +77,21 @@ class LLMClient:
     def generate(
         self, messages: list[Message], timeout_s: float | None = None, **kw: Any
     ) -> Generation:
-        """Blocking generation with a deadline (see :meth:`LLMBackend.generate`)."""
+        """Blocking generation with a deadline (see :meth:`LLMBackend.generate`).
+
+        Args:
+            messages: The chat so far, oldest first.
+            timeout_s: Seconds for this call; None (or 0) uses the client's ``timeout_s``.
+            **kw: Generation settings passed on to the backend (``max_new_tokens``,
+                ``temperature``, ``stop``).
+
+        Returns:
+            The finished generation.
+
+        Raises:
+            LLMTimeoutError: When the deadline stopped generation.
+            LLMError: When the backend failed.
+        """
         timeout = timeout_s or self.timeout_s
         gen = self._call(self.backend.generate, messages, timeout, **kw)
         if gen.stopped_by == "deadline":
@@ -80,9 +115,18 @@ class LLMClient:
     ) -> list[Generation]:
         """Blocking generation for several chats with one deadline for all of them.
 
+        Args:
+            chats: The chats, each oldest message first.
+            timeout_s: Seconds for the whole batch; None (or 0) uses the client's
+                ``timeout_s``.
+            **kw: Generation settings passed on to the backend, the same for every chat.
+
+        Returns:
+            One generation per chat, in order.
+
         Raises:
-            LLMTimeoutError: when the deadline stopped any of them.
-            LLMError: when the backend failed.
+            LLMTimeoutError: When the deadline stopped any of them.
+            LLMError: When the backend failed.
         """
         timeout = timeout_s or self.timeout_s
         started = time.monotonic()
@@ -105,7 +149,21 @@ class LLMClient:
     async def agenerate(
         self, messages: list[Message], timeout_s: float | None = None, **kw: Any
     ) -> Generation:
-        """Async wrapper for event loops (Rasa, sanic): never blocks the loop."""
+        """Async wrapper for event loops (Rasa, sanic): never blocks the loop.
+
+        Args:
+            messages: The chat so far, oldest first.
+            timeout_s: Seconds for this call; None (or 0) uses the client's ``timeout_s``.
+            **kw: Generation settings passed on to the backend.
+
+        Returns:
+            The finished generation.
+
+        Raises:
+            LLMTimeoutError: When the deadline passed (or the worker thread did not answer
+                within a second after it).
+            LLMError: When the backend failed.
+        """
         timeout = timeout_s or self.timeout_s
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, lambda: self.generate(messages, timeout, **kw))

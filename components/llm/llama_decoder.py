@@ -23,9 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 
@@ -178,7 +182,12 @@ class LlamaDecoder:
         )
 
     @staticmethod
-    def _check(config) -> None:
+    def _check(config: PretrainedConfig) -> None:
+        """Refuse architectures and options this decoder does not reproduce.
+
+        Raises:
+            UnsupportedModel: Naming what is not covered.
+        """
         if config.model_type not in SUPPORTED_TYPES:
             raise UnsupportedModel(f"model_type {config.model_type!r}")
         if getattr(config, "hidden_act", "silu") != "silu":
@@ -313,8 +322,8 @@ def _activation_ranges(model: torch.nn.Module, calibration: list[list[int]]) -> 
     ranges: list[dict] = [{} for _ in model.model.layers]
     hooks = []
 
-    def record(layer: int, name: str):
-        def hook(module, inputs, output) -> None:
+    def record(layer: int, name: str) -> Callable[[torch.nn.Module, tuple, Any], None]:
+        def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: Any) -> None:
             x = inputs[0].detach().abs().reshape(-1, inputs[0].shape[-1]).amax(0)
             seen = ranges[layer].get(name)
             ranges[layer][name] = x if seen is None else torch.maximum(seen, x)
@@ -342,8 +351,16 @@ def _activation_ranges(model: torch.nn.Module, calibration: list[list[int]]) -> 
 def _smooth(
     act_range: torch.Tensor, weight_range: torch.Tensor, alpha: float = 0.5
 ) -> torch.Tensor:
-    """SmoothQuant's per-input-channel scale ``max|X_j|^a / max|W_j|^(1-a)`` from the two
-    per-channel maxima."""
+    """SmoothQuant's per-input-channel scale ``max|X_j|^a / max|W_j|^(1-a)``.
+
+    Args:
+        act_range: Largest absolute input per channel, measured on calibration prompts.
+        weight_range: Largest absolute weight per input channel.
+        alpha: How much of the outlier range moves from the activations to the weights.
+
+    Returns:
+        The scale s_j per input channel (inputs are divided by it, weights multiplied).
+    """
     scale = act_range.clamp(min=1e-5) ** alpha / weight_range.clamp(min=1e-5) ** (1 - alpha)
     return scale.clamp(min=1e-5)
 
@@ -354,6 +371,7 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
     return x * energy.rsqrt_() * weight
 
 
-def _rope_theta(config) -> float:
+def _rope_theta(config: PretrainedConfig) -> float:
+    """The rotary base frequency (``rope_parameters`` in transformers 5, else ``rope_theta``)."""
     params = getattr(config, "rope_parameters", None) or {}
     return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))

@@ -32,7 +32,7 @@ class LlamaCppBackend(LLMBackend):
 
     def __init__(
         self, model_path: str | None = None, threads: int | None = None, n_ctx: int = 2048
-    ):
+    ) -> None:
         self.model_path, self.threads, self.n_ctx = model_path, threads, n_ctx
         self._llama: Any = None
         self._lock = threading.Lock()

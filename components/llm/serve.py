@@ -40,8 +40,16 @@ class RequestError(ValueError):
 def parse_request(body: Any, max_tokens_limit: int = 1024) -> dict[str, Any]:
     """Validate a chat-completions body into generation arguments.
 
+    Args:
+        body: The decoded JSON body.
+        max_tokens_limit: Largest ``max_tokens`` accepted.
+
+    Returns:
+        ``messages``, ``max_new_tokens``, ``temperature`` and ``stop`` for
+        :meth:`~components.llm.client.LLMClient.agenerate`.
+
     Raises:
-        RequestError: naming the bad field.
+        RequestError: Naming the bad field.
     """
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
@@ -83,7 +91,16 @@ def _error(status: int, message: str, kind: str, code: str) -> Any:
 
 
 def create_app(client: LLMClient, api_key: str | None = None, timeout_s: float = 30.0) -> Any:
-    """The sanic app serving ``client`` (one generation at a time, in a worker thread)."""
+    """The sanic app serving ``client`` (one generation at a time, in a worker thread).
+
+    Args:
+        client: The client whose backend answers the requests.
+        api_key: Key every request must send as ``Authorization: Bearer``; None: no key.
+        timeout_s: Seconds per request, passed to the client per call.
+
+    Returns:
+        The (not yet running) ``sanic.Sanic`` app.
+    """
     from sanic import Sanic, response
 
     app = Sanic(f"kefu_llm_{uuid.uuid4().hex[:8]}")
@@ -163,7 +180,14 @@ def create_app(client: LLMClient, api_key: str | None = None, timeout_s: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, build the local backend and serve until interrupted."""
+    """Parse arguments, build the local backend and serve until interrupted.
+
+    Args:
+        argv: Command-line arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status (2 for a bad port).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8008)

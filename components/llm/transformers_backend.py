@@ -1,17 +1,36 @@
-"""In-process generation with a local transformers causal LM (default: bundled SmolLM2)."""
+"""In-process generation with a local transformers causal LM (default: bundled SmolLM2).
+
+The backend tokenises, caches system-message prefixes and turns tokens into
+:class:`~components.llm.base.Generation` objects; the decoding itself is delegated to one
+:class:`DecoderPath`, chosen once when the model loads:
+
+* :class:`LeanDecoderPath`: :class:`~components.llm.llama_decoder.LlamaDecoder` (Llama-family
+  models, the default);
+* :class:`GenerateDecoderPath`: transformers' ``model.generate()`` (every other architecture,
+  and ``decoder="generate"``).
+"""
 
 from __future__ import annotations
 
+import abc
 import copy
 import logging
 import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from components.errors import ConfigError, ModelNotFoundError
 from components.llm.base import Generation, LLMBackend, Message
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria
+
+    from components.llm.llama_decoder import KVCache, LlamaDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +78,296 @@ def preload_transformers() -> None:
         getattr(transformers, name)
 
 
+class DecoderPath(abc.ABC):
+    """How :class:`TransformersBackend` runs its loaded model: one implementation per path.
+
+    The backend tokenises, holds the lock and ``torch.inference_mode()`` and post-processes the
+    tokens; a path only turns token ids into new token ids. Implementations are internal to
+    this module; :func:`select_decoder_path` picks one at load time.
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def prefill(self, prefix: list[int]) -> Any:
+        """Run a prompt prefix (a system message) once and return its key/value cache.
+
+        Args:
+            prefix: Token ids of the prefix, one sequence.
+
+        Returns:
+            A cache that :meth:`generate` accepts as ``prefix``; it is never modified there.
+        """
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        ids: list[int],
+        prefix: Any | None,
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[int]:
+        """Decode one prompt.
+
+        Args:
+            ids: Token ids of the whole prompt.
+            prefix: A :meth:`prefill` cache of the prompt's first tokens, or None.
+            max_new_tokens: Upper bound on generated tokens.
+            temperature: 0 for greedy decoding, else nucleus sampling (top-p 0.9).
+            watch: Decides after each token whether to stop (EOS, deadline, stop strings).
+
+        Returns:
+            The generated token ids (the last may be EOS).
+        """
+
+    @abc.abstractmethod
+    def generate_batch(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[list[int]]:
+        """Decode a left-padded batch, one forward pass per step for all rows.
+
+        Args:
+            inputs: The tokenizer's ``input_ids`` and ``attention_mask``, ``[batch, width]``.
+            max_new_tokens: Upper bound on generated tokens per row.
+            temperature: 0 for greedy decoding, else nucleus sampling (top-p 0.9).
+            watch: Its deadline stops the whole batch.
+
+        Returns:
+            The generated token ids of each row, in order; a row may run on after its EOS.
+        """
+
+
+class LeanDecoderPath(DecoderPath):
+    """Decoding with :class:`~components.llm.llama_decoder.LlamaDecoder` (no ``generate()``).
+
+    Args:
+        decoder: The lean decoder built from the loaded model.
+        tokenizer: The model's tokenizer (for the EOS id).
+    """
+
+    name = "lean"
+
+    def __init__(self, decoder: LlamaDecoder, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.decoder = decoder
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(
+        cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, int8: bool
+    ) -> LeanDecoderPath:
+        """Build the lean decoder from a loaded fp32 model.
+
+        Args:
+            model: The loaded ``AutoModelForCausalLM``.
+            tokenizer: Its tokenizer (int8: tokenises the calibration chats).
+            int8: Quantise the linear layers, smoothed on :data:`CALIBRATION_CHATS`.
+
+        Returns:
+            The path.
+
+        Raises:
+            UnsupportedModel: The architecture is not one the lean decoder covers.
+        """
+        import torch
+
+        from components.llm.llama_decoder import LlamaDecoder
+
+        calibration = None  # smoothing only matters for int8
+        if int8:
+            template = tokenizer.apply_chat_template
+            calibration = [
+                tokenizer(template(chat, tokenize=False))["input_ids"] for chat in CALIBRATION_CHATS
+            ]
+        with torch.inference_mode():
+            decoder = LlamaDecoder(model, int8=int8, calibration=calibration)
+        return cls(decoder, tokenizer)
+
+    def prefill(self, prefix: list[int]) -> KVCache:
+        """See :meth:`DecoderPath.prefill`."""
+        import torch
+
+        cache = self.decoder.new_cache(1, len(prefix))
+        self.decoder.forward(torch.tensor([prefix]), cache, 0)
+        return cache
+
+    def generate(
+        self,
+        ids: list[int],
+        prefix: KVCache | None,
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[int]:
+        """See :meth:`DecoderPath.generate`."""
+        return self.decoder.decode(
+            ids, max_new_tokens, _picker(temperature), watch.done, prefix=prefix
+        )
+
+    def generate_batch(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[list[int]]:
+        """See :meth:`DecoderPath.generate_batch`; each row keeps its own rotary positions."""
+        import torch
+
+        mask = inputs["attention_mask"].bool()
+        batch, width = mask.shape
+        key_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.bool)
+        key_mask[:, :width] = mask
+        positions = (mask.long().cumsum(1) - 1).clamp(min=0)
+        cache = self.decoder.new_cache(batch, width + max_new_tokens)
+        logits = self.decoder.forward(inputs["input_ids"], cache, 0, positions, key_mask)
+        following = positions[:, -1:] + 1
+        pick, eos = _picker(temperature), self.tokenizer.eos_token_id
+        rows: list[list[int]] = [[] for _ in range(batch)]
+        for step in range(max_new_tokens):
+            picked = [pick(logits[r]) for r in range(batch)]
+            for r, token in enumerate(picked):
+                if not rows[r] or rows[r][-1] != eos:
+                    rows[r].append(token)
+            if all(row[-1] == eos for row in rows) or watch.late():
+                break
+            if step + 1 < max_new_tokens:
+                logits = self.decoder.forward(
+                    torch.tensor(picked).view(batch, 1), cache, width + step, following, key_mask
+                )
+                following = following + 1
+        return rows
+
+
+class GenerateDecoderPath(DecoderPath):
+    """Decoding with transformers' ``model.generate()`` (any causal LM architecture).
+
+    Args:
+        model: The loaded model (int8 through torch's dynamic quantisation, or fp32).
+        tokenizer: The model's tokenizer (for the pad and EOS ids).
+    """
+
+    name = "generate"
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(
+        cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, int8: bool
+    ) -> GenerateDecoderPath:
+        """Wrap a loaded fp32 model, quantising its linear layers dynamically with ``int8``.
+
+        Args:
+            model: The loaded ``AutoModelForCausalLM``.
+            tokenizer: Its tokenizer.
+            int8: Replace ``torch.nn.Linear`` layers by dynamically quantised int8 ones.
+
+        Returns:
+            The path.
+        """
+        if int8:
+            import torch
+
+            with warnings.catch_warnings():  # torch points to torchao; the API still works
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear}, dtype=torch.qint8
+                )
+        return cls(model, tokenizer)
+
+    def prefill(self, prefix: list[int]) -> Any:
+        """See :meth:`DecoderPath.prefill` (the cache is a transformers ``DynamicCache``)."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        self.model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+        return cache
+
+    def generate(
+        self,
+        ids: list[int],
+        prefix: Any | None,
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[int]:
+        """See :meth:`DecoderPath.generate` (``generate()`` grows a copy of ``prefix``)."""
+        import torch
+        from transformers import StoppingCriteria
+
+        prompt_len = len(ids)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
+                return watch.done(input_ids[0, prompt_len:].tolist())
+
+        tokenizer = self.tokenizer
+        kwargs = _generation_kwargs(
+            max_new_tokens, temperature, _Stop(), tokenizer.pad_token_id or tokenizer.eos_token_id
+        )
+        if prefix is not None:
+            kwargs["past_key_values"] = copy.deepcopy(prefix)
+        input_ids = torch.tensor([ids])
+        output = self.model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs
+        )
+        return output[0, prompt_len:].tolist()
+
+    def generate_batch(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        max_new_tokens: int,
+        temperature: float,
+        watch: _StopWatch,
+    ) -> list[list[int]]:
+        """See :meth:`DecoderPath.generate_batch`."""
+        from transformers import StoppingCriteria
+
+        class _Deadline(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
+                return watch.late()
+
+        tokenizer = self.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        kwargs = _generation_kwargs(max_new_tokens, temperature, _Deadline(), pad)
+        output = self.model.generate(**inputs, **kwargs)
+        width = inputs["input_ids"].shape[1]
+        return [output[row, width:].tolist() for row in range(output.shape[0])]
+
+
+def select_decoder_path(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, quantize: str, decoder: str
+) -> DecoderPath:
+    """Choose and build the decoding path for a loaded model (once, at load time).
+
+    Args:
+        model: The loaded fp32 ``AutoModelForCausalLM``.
+        tokenizer: Its tokenizer.
+        quantize: One of :data:`QUANTIZE`.
+        decoder: One of :data:`DECODERS`; ``lean`` falls back to ``generate()`` for
+            architectures the lean decoder does not cover.
+
+    Returns:
+        A :class:`LeanDecoderPath` or a :class:`GenerateDecoderPath`.
+    """
+    int8 = quantize == "int8"
+    if decoder == "lean":
+        from components.llm.llama_decoder import UnsupportedModel
+
+        try:
+            return LeanDecoderPath.load(model, tokenizer, int8)
+        except UnsupportedModel as exc:
+            logger.info("llm.lean_decoder_unavailable reason=%s", exc)
+    return GenerateDecoderPath.load(model, tokenizer, int8)
+
+
 class TransformersBackend(LLMBackend):
     """Greedy or sampled generation with ``AutoModelForCausalLM`` on the CPU.
 
@@ -68,7 +377,8 @@ class TransformersBackend(LLMBackend):
     preallocated KV cache, no per-step ``generate()`` machinery): on 2 CPU cores SmolLM2-135M
     decodes several times faster than fp32 ``generate()`` (see ``benchmarks/llm.py``); the NLG's
     fact checks guard the output either way. Other architectures, and ``decoder="generate"``,
-    use ``model.generate()`` (int8 through torch's dynamic quantisation).
+    use ``model.generate()`` (int8 through torch's dynamic quantisation). The choice is made
+    once at load time (:func:`select_decoder_path`).
 
     The key/value cache of a chat's system message is kept (``prefix_cache`` entries, LRU):
     the NLG, the knowledge composer and the intent prompts all start with a fixed system text,
@@ -81,6 +391,9 @@ class TransformersBackend(LLMBackend):
         prefix_cache: System-message KV caches kept (0 turns prefix caching off).
         decoder: ``lean`` (default: the lean decoder where the architecture allows) or
             ``generate`` (always transformers' ``generate()``).
+
+    Raises:
+        ConfigError: For an unknown ``quantize`` or ``decoder``, or a bad ``prefix_cache``.
     """
 
     name = "transformers"
@@ -105,10 +418,10 @@ class TransformersBackend(LLMBackend):
         self.prefix_cache = prefix_cache
         self.decoder = decoder
         # system text -> (its token ids, its KV cache)
-        self._prefixes: OrderedDict[str, tuple[list[int], object]] = OrderedDict()
+        self._prefixes: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
         self.prefix_hits = 0
-        self._model = None  # a transformers model, or a LlamaDecoder
-        self._tokenizer = None
+        self._path: DecoderPath | None = None  # chosen once the model is loaded
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -117,10 +430,15 @@ class TransformersBackend(LLMBackend):
         self.generate([{"role": "user", "content": "hi"}], max_new_tokens=1)
 
     def _ensure_loaded(self) -> None:
-        if self._model is not None:
+        """Load the tokenizer and model and choose the decoding path (once, thread-safe).
+
+        Raises:
+            ModelNotFoundError: The model folder has no ``config.json``.
+        """
+        if self._path is not None:
             return
         with self._lock:
-            if self._model is not None:
+            if self._path is not None:
                 return
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -140,46 +458,19 @@ class TransformersBackend(LLMBackend):
             self._tokenizer = AutoTokenizer.from_pretrained(str(path))
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
             model.eval()
-            lean = None
-            if self.decoder == "lean":
-                from components.llm.llama_decoder import LlamaDecoder, UnsupportedModel
-
-                calibration = None  # smoothing only matters for int8
-                if self.quantize == "int8":
-                    template = self._tokenizer.apply_chat_template
-                    calibration = [
-                        self._tokenizer(template(chat, tokenize=False))["input_ids"]
-                        for chat in CALIBRATION_CHATS
-                    ]
-                try:
-                    with torch.inference_mode():
-                        lean = LlamaDecoder(
-                            model, int8=self.quantize == "int8", calibration=calibration
-                        )
-                except UnsupportedModel as exc:
-                    logger.info("llm.lean_decoder_unavailable reason=%s", exc)
-            if lean is not None:
-                model = lean
-            elif self.quantize == "int8":
-                with warnings.catch_warnings():  # torch points to torchao; the API still works
-                    warnings.simplefilter("ignore")
-                    model = torch.ao.quantization.quantize_dynamic(
-                        model, {torch.nn.Linear}, dtype=torch.qint8
-                    )
-            self._model = model
+            decoding = select_decoder_path(model, self._tokenizer, self.quantize, self.decoder)
+            self._path = decoding
             logger.info(
                 "llm.loaded backend=transformers quantize=%s decoder=%s seconds=%.1f",
                 self.quantize,
-                "lean" if lean is not None else "generate",
+                decoding.name,
                 time.monotonic() - started,
             )
 
     @property
     def lean(self) -> bool:
-        """Whether the loaded model runs on the lean decoder."""
-        from components.llm.llama_decoder import LlamaDecoder
-
-        return isinstance(self._model, LlamaDecoder)
+        """Whether the loaded model runs on the lean decoder (False until it is loaded)."""
+        return isinstance(self._path, LeanDecoderPath)
 
     def generate(
         self,
@@ -190,7 +481,19 @@ class TransformersBackend(LLMBackend):
         stop: list[str] | None = None,
         deadline: float | None = None,
     ) -> Generation:
-        """See :meth:`LLMBackend.generate`."""
+        """Generate a reply to one chat (see :meth:`LLMBackend.generate`).
+
+        Args:
+            messages: The chat so far, oldest first; a leading system message is cached.
+            max_new_tokens: Upper bound on generated tokens.
+            temperature: 0 means greedy decoding, else nucleus sampling (top-p 0.9).
+            stop: Strings that end generation (not included in the text).
+            deadline: ``time.monotonic()`` after which generation stops.
+
+        Returns:
+            The reply; ``extra`` holds ``prompt_tokens``, ``first_token_s`` and
+            ``cached_prefix_tokens``.
+        """
         import torch
 
         self._ensure_loaded()
@@ -201,12 +504,7 @@ class TransformersBackend(LLMBackend):
         watch = _StopWatch(tokenizer, stop, deadline, started)
         with self._lock, torch.inference_mode():
             cached, cached_tokens = self._prefix_kv(messages, ids)
-            if self.lean:
-                new_tokens = self._model.decode(
-                    ids, max_new_tokens, _picker(temperature), watch.done, prefix=cached
-                )
-            else:
-                new_tokens = self._hf_generate(ids, cached, max_new_tokens, temperature, watch)
+            new_tokens = self._path.generate(ids, cached, max_new_tokens, temperature, watch)
         if new_tokens and new_tokens[-1] == tokenizer.eos_token_id:
             new_tokens = new_tokens[:-1]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
@@ -229,29 +527,6 @@ class TransformersBackend(LLMBackend):
             },
         )
 
-    def _hf_generate(self, ids, cached, max_new_tokens, temperature, watch) -> list[int]:
-        """``model.generate()`` for one prompt (architectures the lean decoder lacks)."""
-        import torch
-        from transformers import StoppingCriteria
-
-        prompt_len = len(ids)
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
-                return watch.done(input_ids[0, prompt_len:].tolist())
-
-        tokenizer = self._tokenizer
-        kwargs = _generation_kwargs(
-            max_new_tokens, temperature, _Stop(), tokenizer.pad_token_id or tokenizer.eos_token_id
-        )
-        if cached is not None:
-            kwargs["past_key_values"] = copy.deepcopy(cached)
-        input_ids = torch.tensor([ids])
-        output = self._model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs
-        )
-        return output[0, prompt_len:].tolist()
-
     def generate_batch(
         self,
         chats: list[list[Message]],
@@ -266,6 +541,17 @@ class TransformersBackend(LLMBackend):
         One forward pass per step serves every sequence, so on CPU the batch's total tokens/s
         is well above one-at-a-time. Stop strings are cut afterwards; the deadline stops the
         whole batch. A single chat goes through :meth:`generate` (prefix cache included).
+
+        Args:
+            chats: The chats, each oldest message first.
+            max_new_tokens: Upper bound on generated tokens per chat.
+            temperature: 0 means greedy decoding, else nucleus sampling (top-p 0.9).
+            stop: Strings that end a reply (not included in its text).
+            deadline: ``time.monotonic()`` after which the whole batch stops.
+
+        Returns:
+            One reply per chat, in order; ``extra`` holds ``prompt_tokens`` and
+            ``batch_size``.
         """
         import torch
 
@@ -295,10 +581,7 @@ class TransformersBackend(LLMBackend):
             tokenizer.padding_side = side
         watch = _StopWatch(tokenizer, None, deadline, started)
         with self._lock, torch.inference_mode():
-            if self.lean:
-                rows = self._lean_batch(inputs, max_new_tokens, temperature, watch)
-            else:
-                rows = self._hf_batch(inputs, max_new_tokens, temperature, watch)
+            rows = self._path.generate_batch(inputs, max_new_tokens, temperature, watch)
         latency = time.monotonic() - started
         results = []
         eos = tokenizer.eos_token_id
@@ -325,61 +608,22 @@ class TransformersBackend(LLMBackend):
             )
         return results
 
-    def _lean_batch(self, inputs, max_new_tokens, temperature, watch) -> list[list[int]]:
-        """Left-padded batch decoding on the lean decoder: each row keeps its own positions."""
-        import torch
-
-        mask = inputs["attention_mask"].bool()
-        batch, width = mask.shape
-        key_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.bool)
-        key_mask[:, :width] = mask
-        positions = (mask.long().cumsum(1) - 1).clamp(min=0)
-        cache = self._model.new_cache(batch, width + max_new_tokens)
-        logits = self._model.forward(inputs["input_ids"], cache, 0, positions, key_mask)
-        following = positions[:, -1:] + 1
-        pick, eos = _picker(temperature), self._tokenizer.eos_token_id
-        rows: list[list[int]] = [[] for _ in range(batch)]
-        for step in range(max_new_tokens):
-            picked = [pick(logits[r]) for r in range(batch)]
-            for r, token in enumerate(picked):
-                if not rows[r] or rows[r][-1] != eos:
-                    rows[r].append(token)
-            if all(row[-1] == eos for row in rows) or watch.late():
-                break
-            if step + 1 < max_new_tokens:
-                logits = self._model.forward(
-                    torch.tensor(picked).view(batch, 1), cache, width + step, following, key_mask
-                )
-                following = following + 1
-        return rows
-
-    def _hf_batch(self, inputs, max_new_tokens, temperature, watch) -> list[list[int]]:
-        """Left-padded batch decoding with ``model.generate()``."""
-        import torch
-        from transformers import StoppingCriteria
-
-        class _Deadline(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: object) -> bool:
-                return watch.late()
-
-        tokenizer = self._tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        kwargs = _generation_kwargs(max_new_tokens, temperature, _Deadline(), pad)
-        output = self._model.generate(**inputs, **kwargs)
-        width = inputs["input_ids"].shape[1]
-        return [output[row, width:].tolist() for row in range(output.shape[0])]
-
-    def _prefix_kv(self, messages: list[Message], ids: list[int]) -> tuple[object | None, int]:
+    def _prefix_kv(self, messages: list[Message], ids: list[int]) -> tuple[Any | None, int]:
         """The system message's KV cache (read-only: callers copy it) and its length in tokens.
 
         Computed on first sight and kept (LRU); ``(None, 0)`` when caching is off, the chat has
         no system message, or the prompt's tokens do not start with the system message's.
         Runs under the backend lock.
+
+        Args:
+            messages: The chat; only a leading system message is cached.
+            ids: Token ids of the whole prompt.
+
+        Returns:
+            The cache (None when there is none to use) and the number of tokens it covers.
         """
         if not self.prefix_cache or not messages or messages[0].get("role") != "system":
             return None, 0
-        import torch
-
         key = messages[0].get("content", "")
         entry = self._prefixes.get(key)
         if entry is None:  # tokenised and prefilled once per system text
@@ -389,14 +633,7 @@ class TransformersBackend(LLMBackend):
         if len(prefix) >= len(ids) or ids[: len(prefix)] != prefix:
             return None, 0
         if cache is None:
-            if self.lean:
-                cache = self._model.new_cache(1, len(prefix))
-                self._model.forward(torch.tensor([prefix]), cache, 0)
-            else:
-                from transformers import DynamicCache
-
-                cache = DynamicCache()
-                self._model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+            cache = self._path.prefill(prefix)
             self._prefixes[key] = (prefix, cache)
             while len(self._prefixes) > self.prefix_cache:
                 self._prefixes.popitem(last=False)
@@ -412,9 +649,21 @@ class _StopWatch:
     ``reason`` is ``eos`` until the deadline passes (``deadline``) or a stop string appears in
     the decoded tail (``stop_string``); an EOS token stops generation with ``reason`` left at
     ``eos`` (callers turn that into ``max_tokens`` when the budget ran out instead).
+
+    Args:
+        tokenizer: Decodes the tail for stop strings; gives the EOS id.
+        stop: Stop strings (None or empty: none).
+        deadline: ``time.monotonic()`` after which generation stops (None: no deadline).
+        started: ``time.monotonic()`` when the call began (for ``first_token_s``).
     """
 
-    def __init__(self, tokenizer, stop: list[str] | None, deadline: float | None, started: float):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        stop: list[str] | None,
+        deadline: float | None,
+        started: float,
+    ) -> None:
         self.tokenizer = tokenizer
         self.stop = stop or []
         self.deadline = deadline
@@ -445,15 +694,24 @@ class _StopWatch:
         return False
 
 
-def _picker(temperature: float):
-    """Next-token choice from ``[vocab]`` logits: argmax at temperature 0, else nucleus
-    sampling (top-p 0.9), the same settings :func:`_generation_kwargs` gives ``generate()``."""
+def _picker(temperature: float) -> Callable[[torch.Tensor], int]:
+    """Next-token choice from ``[vocab]`` logits.
+
+    Argmax at temperature 0, else nucleus sampling (top-p 0.9): the same settings
+    :func:`_generation_kwargs` gives ``generate()``.
+
+    Args:
+        temperature: 0 or less for greedy decoding.
+
+    Returns:
+        A function from ``[vocab]`` logits to a token id.
+    """
     import torch
 
     if temperature <= 0:
         return lambda logits: int(logits.argmax())
 
-    def sample(logits):
+    def sample(logits: torch.Tensor) -> int:
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         ordered, order = probs.sort(descending=True)
         keep = ordered.cumsum(0) - ordered < 0.9  # the smallest set reaching 0.9, at least one
@@ -463,13 +721,22 @@ def _picker(temperature: float):
 
 
 def _generation_kwargs(
-    max_new_tokens: int, temperature: float, criterion, pad_token_id: int
-) -> dict:
-    """``generate()`` settings shared by single and batched calls: greedy at temperature 0,
-    nucleus sampling (top-p 0.9) above it."""
+    max_new_tokens: int, temperature: float, criterion: StoppingCriteria, pad_token_id: int
+) -> dict[str, Any]:
+    """``generate()`` settings shared by single and batched calls.
+
+    Args:
+        max_new_tokens: Upper bound on generated tokens.
+        temperature: 0 for greedy decoding, else nucleus sampling (top-p 0.9).
+        criterion: The stopping criterion (stop strings, EOS, deadline).
+        pad_token_id: Id ``generate()`` pads finished sequences with.
+
+    Returns:
+        Keyword arguments for ``model.generate()``.
+    """
     from transformers import StoppingCriteriaList
 
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "stopping_criteria": StoppingCriteriaList([criterion]),
         "pad_token_id": pad_token_id,

@@ -144,3 +144,26 @@ def test_bad_config_is_reported():
         LLMClient(_Broken(), timeout_s=0)
     with pytest.raises(ConfigError, match="quantize"):
         create_client({"quantize": "int3"})
+
+
+class _Recording(LLMBackend):
+    name = "recording"
+
+    def __init__(self):
+        self.budgets = []
+
+    def generate(self, messages, *, deadline=None, **kw):
+        self.budgets.append(deadline - time.monotonic())
+        return Generation(text="ok", backend=self.name, latency_s=0.0)
+
+
+def test_timeout_is_per_call_so_callers_share_one_client():
+    backend = _Recording()
+    client = LLMClient(backend, timeout_s=2.0)
+    client.generate(CHAT)  # the configured default
+    client.generate(CHAT, timeout_s=0.5)  # e.g. a few-shot intent classifier
+    asyncio.run(client.agenerate(CHAT, timeout_s=7.0))
+    client.generate_batch([CHAT, CHAT], timeout_s=4.0)
+    expected = [2.0, 0.5, 7.0, 4.0, 4.0]
+    assert [round(b, 1) for b in backend.budgets] == expected
+    assert client.timeout_s == 2.0  # a call's timeout never changes the client's
