@@ -37,7 +37,9 @@ from common import DATASETS, offline_env, percentile, read_jsonl, require_files,
 
 offline_env()
 
-from components.privacy.pii import TOKEN, PIIMasker, Vault, find_pii  # noqa: E402
+from components.privacy.pii import PIIMasker  # noqa: E402
+from components.privacy.recognisers import TOKEN, find_pii  # noqa: E402
+from components.privacy.vault import Vault  # noqa: E402
 from components.safety.engine import GuardEngine  # noqa: E402
 from components.safety.lexicon import DEFAULT_LEXICONS, LexiconEntry, load_lexicon  # noqa: E402
 from tests import pii_samples as samples  # noqa: E402

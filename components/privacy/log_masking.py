@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import re
 
-from components.privacy.pii import PIIMasker, find_pii
+from components.privacy.pii import PIIMasker
+from components.privacy.recognisers import find_pii
 
 # Rasa 3.6 logs structlog events as JSON with non-ASCII characters escaped ("\\u738b")
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -32,9 +33,9 @@ class PIILogFilter(logging.Filter):
         self._masker = masker or PIIMasker()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the record's message by its masked form when it holds personal data.
+        r"""Replace the record's message by its masked form when it holds personal data.
 
-        JSON-escaped text (Rasa's structured debug events) is unescaped first, so "\\u738b..."
+        JSON-escaped text (Rasa's structured debug events) is unescaped first, so "\u738b..."
         is checked as the Chinese it stands for; a masked message is written unescaped.
         """
         try:

@@ -10,27 +10,42 @@ Set it in ``endpoints.yml``::
         db: .kefu/tracker.db
 
 Before each save, user and bot texts, the text and entity values in parse data, and slot values
-are masked by :class:`components.privacy.pii.PIIMasker` (tokens like ``[PHONE_1d37a3d9]``); the inner
-store (SQL, Redis, Mongo, ...) and its event broker only ever see the masked copy. With
+are masked by :class:`components.privacy.pii.PIIMasker` (tokens like ``[PHONE_1d37a3d9]``); the
+inner store (SQL, Redis, Mongo, ...) and its event broker only ever see the masked copy. With
 ``KEFU_VAULT_KEY`` set, originals go to an encrypted vault (``KEFU_HOME/vault.db``) from which the
 action server can recover a value it needs. Rasa falls back to an in-memory store without
 saying so loudly when a custom class path is wrong; ``make run``/``make serve`` therefore check
 this class path before starting (``python -m components.privacy.tracker_store --check``).
+
+Saving masks only the events added since the last save of the conversation: the masked tracker
+built so far is kept per conversation (least recently used first out, ``masked_cache_size``
+conversations, default 1000; 0 turns it off) and the new events are masked and applied to it,
+so the masking cost of a save does not grow with the length of the conversation. The inner store
+always gets a tracker with exactly the incoming tracker's events (masked) and the state they
+produce (slots, latest message), as it would from masking everything. A tracker that continues
+the kept one (same first event, and the kept one's last event at the same position) only has
+its further events masked, including those another replica stored in between; any other (a new
+session was retrieved, the process restarted, the cache was full) is masked whole again.
+Masking is idempotent, so events that come back masked from the store stay as they are.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import TrackerStore, create_tracker_store
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from components.errors import ConfigError
 from components.paths import kefu_home
 from components.privacy import log_masking
 from components.privacy.event_masking import mask_event
@@ -39,8 +54,31 @@ from components.privacy.pii import PIIMasker
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class _MaskedSoFar:
+    """A conversation's masked tracker and what of the source tracker it covers."""
+
+    tracker: DialogueStateTracker
+    covered: int  # source events masked into ``tracker``
+    first: tuple[str, float]  # (type, timestamp) of the first source event
+    last: tuple[str, float]  # (type, timestamp) of the last covered source event
+
+
+def _mark(event: Event) -> tuple[str, float]:
+    return event.type_name, event.timestamp
+
+
 class MaskingTrackerStore(TrackerStore):
-    """Masks personal data, then delegates to the configured inner tracker store."""
+    """Masks personal data, then delegates to the configured inner tracker store.
+
+    Args:
+        domain: The assistant's domain (its slots are needed to rebuild trackers).
+        host: Unused (Rasa passes the endpoint's ``url``).
+        event_broker: Passed on to the inner store.
+        inner: The inner store's endpoint configuration (default: SQLite ``tracker.db``).
+        masked_cache_size: Conversations whose masked tracker is kept for incremental saves.
+        **kwargs: Other endpoint keys (ignored).
+    """
 
     def __init__(
         self,
@@ -48,8 +86,15 @@ class MaskingTrackerStore(TrackerStore):
         host: str | None = None,
         event_broker: EventBroker | None = None,
         inner: dict | None = None,
+        masked_cache_size: int = 1000,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(masked_cache_size, int) or masked_cache_size < 0:
+            raise ConfigError(
+                "tracker_store.masked_cache_size", masked_cache_size, "an integer >= 0"
+            )
+        self._cache_size = masked_cache_size
+        self._cache: OrderedDict[str, _MaskedSoFar] = OrderedDict()
         super().__init__(domain, event_broker)
         config = dict(inner or {"type": "SQL", "dialect": "sqlite", "db": "tracker.db"})
         self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, event_broker)
@@ -69,19 +114,58 @@ class MaskingTrackerStore(TrackerStore):
     @domain.setter
     def domain(self, domain: Domain | None) -> None:
         self._domain = domain or Domain.empty()
+        self._cache.clear()  # kept trackers were built with the old domain's slots
         if hasattr(self, "_inner"):
             self._inner.domain = self._domain
 
+    def _mask_events(self, events: Iterable[Event]) -> list[Event]:
+        return deserialise_events([mask_event(self._masker, e.as_dict()) for e in events])
+
     def masked(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
-        """A copy of ``tracker`` whose events carry no raw personal data."""
+        """A copy of ``tracker`` whose events carry no raw personal data (all of them masked)."""
         events = [mask_event(self._masker, e.as_dict()) for e in tracker.events]
         return DialogueStateTracker.from_dict(
             tracker.sender_id, events, self.domain.slots, tracker._max_event_history
         )
 
+    def _masked_incrementally(
+        self, tracker: DialogueStateTracker, kept: _MaskedSoFar | None
+    ) -> _MaskedSoFar:
+        """The masked form of ``tracker``, extending ``kept`` when ``tracker`` continues it.
+
+        ``tracker`` continues ``kept`` when it has at least as many events and its first and
+        last covered events are the ones ``kept`` was built from (same type and timestamp):
+        stores only ever append events, so the events in between are the same too.
+        """
+        events = tracker.events
+        total = len(events)
+        if (
+            kept is not None
+            and 0 < kept.covered <= total
+            and _mark(events[0]) == kept.first
+            and _mark(events[kept.covered - 1]) == kept.last
+            and kept.tracker._max_event_history == tracker._max_event_history
+        ):
+            for event in self._mask_events(events[i] for i in range(kept.covered, total)):
+                kept.tracker.update(event)
+            masked = kept.tracker
+        else:
+            masked = self.masked(tracker)
+        if not total:
+            return _MaskedSoFar(masked, 0, ("", 0.0), ("", 0.0))
+        return _MaskedSoFar(masked, total, _mark(events[0]), _mark(events[-1]))
+
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Save the masked copy through the inner store."""
-        await self._inner.save(self.masked(tracker))
+        """Save the masked copy through the inner store, masking only events not masked yet."""
+        # taken out while in use: a concurrent save of the same conversation masks from scratch
+        kept = self._cache.pop(tracker.sender_id, None)
+        current = self._masked_incrementally(tracker, kept)
+        length = len(current.tracker.events)
+        await self._inner.save(current.tracker)  # on failure nothing is kept
+        if self._cache_size and current.covered and len(current.tracker.events) == length:
+            self._cache[tracker.sender_id] = current
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """The stored (masked) tracker."""

@@ -13,7 +13,8 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-from components.privacy.pii import TOKEN, Vault
+from components.privacy.recognisers import TOKEN
+from components.privacy.vault import Vault
 from tests import pii_samples as samples
 from tests.e2e.harness import VAULT_KEY, Servers
 

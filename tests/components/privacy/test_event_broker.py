@@ -8,8 +8,8 @@ from rasa.utils.endpoints import EndpointConfig
 from components.errors import ConfigError
 from components.paths import kefu_home
 from components.privacy.event_broker import MaskingEventBroker
-from components.privacy.pii import Vault
 from components.privacy.tracker_store import main
+from components.privacy.vault import Vault
 
 PHONE, CARD = "13812345678", "4111 1111 1111 1111"
 

@@ -1,7 +1,9 @@
 import pytest
 
 from components.errors import ConfigError
-from components.privacy.pii import TOKEN, PIIMasker, Vault, find_pii
+from components.privacy.pii import PIIMasker
+from components.privacy.recognisers import TOKEN, find_pii
+from components.privacy.vault import Vault
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,23 @@
 """The wrapper against a real SQLite tracker store: nothing raw reaches the database."""
 
 import asyncio
+import json
 import sqlite3
+import time
 
-from rasa.core.tracker_store import SQLTrackerStore
+import pytest
+from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
+from components.errors import ConfigError
 from components.privacy.tracker_store import MaskingTrackerStore, main
 
 DOMAIN = Domain.from_yaml(
@@ -73,3 +83,246 @@ def test_endpoint_check(tmp_path, capsys):
     bad.write_text("tracker_store:\n  type: components.nope.MaskingTrackerStore\n")
     assert main(["--check", str(bad)]) == 1
     assert "silently" in capsys.readouterr().err
+
+
+# --- incremental masking on save --------------------------------------------------------------
+
+
+class Conversation:
+    """Raw events as Rasa would produce them, with increasing timestamps, and a log of all."""
+
+    def __init__(self):
+        self.clock = time.time() + 1.0
+        self.log = []  # every raw event, across sessions, in order
+
+    def _ts(self):
+        self.clock += 0.5
+        return self.clock
+
+    def turn(self, i):
+        phone, email = f"139{i:08d}", f"user{i}@example.cn"
+        text = f"my number is {phone}, mail {email}"
+        start = text.index(phone)
+        intent = {"name": "inform", "confidence": 1.0}
+        entities = [{"entity": "phone", "value": phone, "start": start, "end": start + 11}]
+        parse = {"text": text, "intent": intent, "entities": entities}
+        events = [
+            UserUttered(text, intent, entities, parse, timestamp=self._ts()),
+            SlotSet("phone", phone, timestamp=self._ts()),
+            ActionExecuted("utter_confirm", timestamp=self._ts()),
+            BotUttered(f"We will call {phone} and mail {email}.", timestamp=self._ts()),
+            ActionExecuted("action_listen", timestamp=self._ts()),
+        ]
+        self.log += events
+        return events, [phone, email]
+
+    def session_start(self):
+        events = [
+            ActionExecuted("action_session_start", timestamp=self._ts()),
+            SessionStarted(timestamp=self._ts()),
+            ActionExecuted("action_listen", timestamp=self._ts()),
+        ]
+        self.log += events
+        return events
+
+
+@pytest.fixture
+def shared_key(monkeypatch):
+    """One token key for every store instance (replicas of one deployment)."""
+    monkeypatch.setenv("KEFU_VAULT_KEY", "replica-shared-key-0123456789")
+
+
+def _sql_store(db, **kwargs):
+    return MaskingTrackerStore(
+        DOMAIN, inner={"type": "SQL", "dialect": "sqlite", "db": str(db)}, **kwargs
+    )
+
+
+def _rows(db):
+    with sqlite3.connect(db) as conn:
+        return [json.loads(d) for (d,) in conn.execute("SELECT data FROM events ORDER BY id")]
+
+
+def _fully_masked(store, sender_id, events):
+    """What the old whole-tracker masking writes for these raw events."""
+    source = DialogueStateTracker.from_events(sender_id, list(events), DOMAIN.slots)
+    return [e.as_dict() for e in store.masked(source).events]
+
+
+async def _rasa_turn(store, sender_id, events):
+    """One turn as Rasa's processor runs it: retrieve (masked), append raw events, save."""
+    tracker = await store.retrieve(sender_id)
+    if tracker is None:
+        tracker = DialogueStateTracker(sender_id, DOMAIN.slots)
+    for event in events:
+        tracker.update(event)
+    await store.save(tracker)
+    return tracker
+
+
+def _assert_no_raw(db, raw_values):
+    raw = db.read_bytes().decode("latin-1")
+    assert not [v for v in raw_values if v in raw]
+
+
+def test_long_conversation_saved_turn_by_turn_masks_only_new_events(tmp_path):
+    db = tmp_path / "tracker.db"
+    store = _sql_store(db)
+    conv, raw_values, kept = Conversation(), [], None
+    for i in range(40):
+        events, raw = conv.turn(i)
+        raw_values += raw
+        asyncio.run(_rasa_turn(store, "bob", events))
+        if i:  # the kept masked tracker is extended in place, never rebuilt
+            assert store._cache["bob"].tracker is kept
+        kept = store._cache["bob"].tracker
+        assert store._cache["bob"].covered == len(conv.log)
+
+    rows = _rows(db)
+    assert len(rows) == 40 * 5  # no duplicates
+    assert rows == _fully_masked(store, "bob", conv.log)
+    _assert_no_raw(db, raw_values)
+    stored = asyncio.run(store.retrieve("bob"))
+    assert stored is not kept  # callers never get the kept object
+    assert stored.get_slot("phone") == store._masker.mask(raw_values[-2])
+    assert stored.latest_message.text == store._masker.mask(conv.log[-5].text)
+
+
+def test_same_tracker_object_saved_repeatedly(tmp_path):
+    """Rasa may save the tracker it holds (raw old events) more than once in a turn."""
+    db = tmp_path / "tracker.db"
+    store = _sql_store(db)
+    conv = Conversation()
+    tracker = DialogueStateTracker("carol", DOMAIN.slots)
+    for i in range(5):
+        for event in conv.turn(i)[0]:
+            tracker.update(event)
+            asyncio.run(store.save(tracker))
+        asyncio.run(store.save(tracker))
+    assert _rows(db) == _fully_masked(store, "carol", conv.log)
+
+
+def test_session_restart(tmp_path):
+    db = tmp_path / "tracker.db"
+    store = _sql_store(db)
+    conv, raw_values = Conversation(), []
+    for i in range(6):
+        events, raw = conv.turn(i)
+        raw_values += raw
+        asyncio.run(_rasa_turn(store, "dan", events))
+    # Rasa appends the new session to the tracker it retrieved, then saves
+    asyncio.run(_rasa_turn(store, "dan", conv.session_start()))
+    for i in range(6, 12):
+        events, raw = conv.turn(i)
+        raw_values += raw
+        tracker = asyncio.run(_rasa_turn(store, "dan", events))
+        # only the new session was retrieved (from its SessionStarted on)
+        assert tracker.events[0].type_name == "session_started"
+
+    rows = _rows(db)
+    assert len(rows) == len(conv.log) == 12 * 5 + 3
+    assert rows == _fully_masked(store, "dan", conv.log)
+    _assert_no_raw(db, raw_values)
+    stored = asyncio.run(store.retrieve("dan"))
+    assert len(stored.events) == 2 + 6 * 5
+    full = asyncio.run(store.retrieve_full_tracker("dan"))
+    assert [e.as_dict() for e in full.events] == rows
+
+
+def test_cache_miss_and_disabled_cache(tmp_path, shared_key):
+    db = tmp_path / "tracker.db"
+    conv = Conversation()
+    first = _sql_store(db)
+    for i in range(4):
+        asyncio.run(_rasa_turn(first, "erin", conv.turn(i)[0]))
+    fresh = _sql_store(db)  # e.g. after a restart: nothing kept, the retrieved tracker is masked
+    assert "erin" not in fresh._cache
+    asyncio.run(_rasa_turn(fresh, "erin", conv.turn(4)[0]))
+    assert fresh._cache["erin"].covered == 25
+    no_cache = _sql_store(db, masked_cache_size=0)
+    for i in range(5, 8):
+        asyncio.run(_rasa_turn(no_cache, "erin", conv.turn(i)[0]))
+    assert not no_cache._cache
+    rows = _rows(db)
+    assert len(rows) == 8 * 5
+    assert rows == _fully_masked(fresh, "erin", conv.log)
+
+
+def test_stale_cache_of_another_replica(tmp_path, shared_key):
+    """Two replicas share the database; each one's kept tracker goes stale in turn."""
+    db = tmp_path / "tracker.db"
+    conv = Conversation()
+    a, b = _sql_store(db), _sql_store(db)
+    for i in range(2):
+        asyncio.run(_rasa_turn(a, "fay", conv.turn(i)[0]))
+    kept = a._cache["fay"].tracker
+    for i in range(2, 5):  # b serves the next turns; a's kept tracker is now behind
+        asyncio.run(_rasa_turn(b, "fay", conv.turn(i)[0]))
+    # the retrieved tracker still continues a's kept one: b's (masked) events are added to it
+    asyncio.run(_rasa_turn(a, "fay", conv.turn(5)[0]))
+    assert a._cache["fay"].tracker is kept and a._cache["fay"].covered == 30
+    asyncio.run(_rasa_turn(b, "fay", conv.turn(6)[0]))  # b missed turn 5
+    assert b._cache["fay"].covered == 35
+    asyncio.run(_rasa_turn(b, "fay", conv.session_start()))
+    for i in range(7, 13):
+        asyncio.run(_rasa_turn(b, "fay", conv.turn(i)[0]))
+    # a's kept tracker (30 events of the old session) is shorter than the retrieved new session,
+    # but that does not continue it: everything is masked again
+    asyncio.run(_rasa_turn(a, "fay", conv.turn(13)[0]))
+    assert a._cache["fay"].tracker is not kept
+    assert a._cache["fay"].covered == 2 + 7 * 5
+
+    rows = _rows(db)
+    assert len(rows) == len(conv.log)
+    assert rows == _fully_masked(a, "fay", conv.log)
+
+
+def test_cache_is_bounded_least_recently_used_first_out(tmp_path):
+    store = _sql_store(tmp_path / "tracker.db", masked_cache_size=2)
+    conv = Conversation()
+    for sender in ("g1", "g2", "g1", "g3"):
+        asyncio.run(_rasa_turn(store, sender, conv.turn(0)[0]))
+    assert list(store._cache) == ["g1", "g3"]
+    store.domain = DOMAIN
+    assert not store._cache  # kept trackers were built with the old domain's slots
+    with pytest.raises(ConfigError):
+        _sql_store(tmp_path / "x.db", masked_cache_size=-1)
+
+
+class SpyStore(InMemoryTrackerStore):
+    """A real in-memory store that records what a Redis/Mongo-style store would serialise."""
+
+    def __init__(self, domain):
+        super().__init__(domain)
+        self.states, self.serialised, self.lengths = [], [], []
+
+    async def save(self, tracker):
+        self.states.append(tracker.current_state(EventVerbosity.ALL))
+        self.serialised.append(self.serialise_tracker(tracker))
+        self.lengths.append(len(tracker.events))
+        await super().save(tracker)
+
+
+def test_whole_tracker_state_is_masked_for_serialising_stores(tmp_path):
+    store = _sql_store(tmp_path / "tracker.db")
+    spy = store._inner = SpyStore(DOMAIN)
+    conv = Conversation()
+    tracker = DialogueStateTracker("hal", DOMAIN.slots)
+    raw_values = []
+    for i in range(8):
+        events, raw = conv.turn(i)
+        raw_values += raw
+        for event in events:
+            tracker.update(event)
+        asyncio.run(store.save(tracker))
+        # same events, slots, latest message etc. as masking the whole tracker
+        assert spy.lengths[-1] == len(tracker.events)
+        assert spy.states[-1] == store.masked(tracker).current_state(EventVerbosity.ALL)
+        state = spy.states[-1]
+        assert state["slots"]["phone"] == store._masker.mask(raw[0])
+        assert state["latest_message"]["text"].startswith("my number is [PHONE_")
+        assert state["latest_message"]["entities"][0]["value"] == state["slots"]["phone"]
+    dumped = json.dumps(spy.states) + "".join(spy.serialised)
+    assert not [v for v in raw_values if v in dumped]
+    stored = asyncio.run(store.retrieve("hal"))
+    assert stored.get_slot("phone") == store._masker.mask(raw_values[-2])
