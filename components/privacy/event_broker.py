@@ -24,9 +24,9 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
-from components.paths import kefu_home
 from components.privacy.event_masking import mask_event
 from components.privacy.pii import PIIMasker
+from components.services import get_services
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class MaskingEventBroker(EventBroker):
         inner = await EventBroker.create(EndpointConfig.from_dict(inner_config), event_loop)
         if inner is None:
             raise ConfigError("event_broker.inner.type", inner_config["type"], "a loadable broker")
-        masker = PIIMasker.from_env(kefu_home() / "vault.db")
+        masker = get_services().pii  # the same masker (and vault) as the tracker store
         logger.info(
             "event_broker.masking inner=%s reversible=%s",
             type(inner).__name__,

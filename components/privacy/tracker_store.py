@@ -46,10 +46,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
-from components.paths import kefu_home
 from components.privacy import log_masking
 from components.privacy.event_masking import mask_event
-from components.privacy.pii import PIIMasker
+from components.services import get_services
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class MaskingTrackerStore(TrackerStore):
         super().__init__(domain, event_broker)
         config = dict(inner or {"type": "SQL", "dialect": "sqlite", "db": "tracker.db"})
         self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, event_broker)
-        self._masker = PIIMasker.from_env(kefu_home() / "vault.db")
+        self._masker = get_services().pii  # kefu.privacy settings; reversible with KEFU_VAULT_KEY
         log_masking.install(self._masker)  # Rasa's debug logs carry whole messages
         logger.info(
             "tracker_store.masking inner=%s reversible=%s",

@@ -1,0 +1,94 @@
+"""The kefu: settings block: defaults, validation that names the key, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.errors import ConfigError
+from components.settings import GuardSettings, expand_variables, load_settings
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "endpoints.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_shipped_endpoints_file_is_valid():
+    settings = load_settings("endpoints.yml", environ={})
+    assert settings.guard.is_default
+    assert settings.knowledge.store == "memory" and settings.knowledge.llm_config is None
+    assert settings.knowledge.min_relevance == 0.54
+
+
+def test_missing_file_or_block_gives_the_defaults(tmp_path):
+    assert load_settings(tmp_path / "none.yml", environ={}).guard == GuardSettings()
+    path = write(tmp_path, "action_endpoint:\n  url: http://x\n")
+    assert load_settings(path, environ={}).knowledge.top_k == 10
+
+
+@pytest.mark.parametrize(
+    ("block", "key"),
+    [
+        ("kefu:\n  gaurd: {}\n", "kefu.gaurd"),
+        ("kefu:\n  knowledge:\n    top_k: many\n", "kefu.knowledge.top_k"),
+        ("kefu:\n  knowledge:\n    top_k: 0\n", "kefu.knowledge.top_k"),
+        ("kefu:\n  knowledge:\n    min_relevance: -1\n", "kefu.knowledge.min_relevance"),
+        ("kefu:\n  knowledge:\n    sentence_share: 2\n", "kefu.knowledge.sentence_share"),
+        ("kefu:\n  knowledge:\n    store: elastic\n", "kefu.knowledge.store"),
+        ("kefu:\n  knowledge:\n    topk: 3\n", "kefu.knowledge.topk"),
+        ("kefu:\n  knowledge:\n    llm: {backend: gpt}\n", "kefu.knowledge.llm.backend"),
+        ("kefu:\n  guard:\n    lexicons: words.tsv\n", "kefu.guard.lexicons"),
+        ("kefu:\n  guard:\n    lexicons: [missing.tsv]\n", "kefu.guard.lexicons"),
+        ("kefu:\n  guard:\n    pinyin: maybe\n", "kefu.guard.pinyin"),
+        ("kefu:\n  guard:\n    category_actions: {insult: hide}\n", "kefu.guard.category_actions"),
+        ("kefu: [1, 2]\n", "kefu"),
+        ("kefu:\n  knowledge: 3\n", "kefu.knowledge"),
+    ],
+)
+def test_a_bad_value_names_its_key(tmp_path, block, key):
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, block), environ={})
+    assert f"'{key}" in str(error.value)
+    assert error.value.hint  # says what is expected
+
+
+def test_deployment_overrides_win_and_errors_name_the_variable(tmp_path):
+    path = write(tmp_path, "kefu:\n  knowledge:\n    store: memory\n")
+    settings = load_settings(path, environ={"KEFU_KB_STORE": "pgvector", "KEFU_KB_TABLE": "kb"})
+    assert settings.knowledge.store == "pgvector" and settings.knowledge.table == "kb"
+    with pytest.raises(ConfigError, match="KEFU_KB_STORE"):
+        load_settings(path, environ={"KEFU_KB_STORE": "elastic"})
+
+
+def test_variables_are_expanded(tmp_path):
+    path = write(
+        tmp_path,
+        "kefu:\n  knowledge:\n    llm:\n      backend: openai\n"
+        "      base_url: ${LLM_URL:-http://127.0.0.1:8008/v1}\n      model: ${LLM_MODEL}\n",
+    )
+    llm = load_settings(path, environ={"LLM_MODEL": "kefu-local"}).knowledge.llm_config
+    assert llm == {
+        "timeout": 3.0,
+        "backend": "openai",
+        "base_url": "http://127.0.0.1:8008/v1",
+        "model": "kefu-local",
+    }
+    assert expand_variables(["${NOPE}", "a${NOPE}b"], {}) == [None, "ab"]
+
+
+def test_yaml_off_means_no_llm(tmp_path):
+    path = write(tmp_path, "kefu:\n  knowledge:\n    llm: {backend: off}\n")
+    assert load_settings(path, environ={}).knowledge.llm_config is None
+
+
+def test_lexicon_paths_are_relative_to_the_settings_file(tmp_path):
+    (tmp_path / "shop.tsv").write_text("refund scam\tfraud\t2\tflag\n", encoding="utf-8")
+    path = write(tmp_path, "kefu:\n  guard:\n    lexicons: [shop.tsv]\n")
+    guard = load_settings(path, environ={}).guard
+    assert guard.lexicons == (str(tmp_path / "shop.tsv"),) and not guard.is_default
+
+
+def test_a_broken_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="valid YAML"):
+        load_settings(write(tmp_path, "kefu: [\n"), environ={})
