@@ -108,8 +108,8 @@ test-fast: setup
 	@$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check components actions knowledge tests benchmarks
-	@$(VENV)/bin/ruff format --check components actions knowledge tests benchmarks
+	@$(VENV)/bin/ruff check components actions knowledge tests benchmarks rasa_sdk_plugins
+	@$(VENV)/bin/ruff format --check components actions knowledge tests benchmarks rasa_sdk_plugins
 
 clean:
 	rm -rf models .kefu .pytest_cache

@@ -38,6 +38,7 @@ class ValidateOrderStatusForm(FormValidationAction):
     """Checks the order number's format and that the order exists."""
 
     def name(self) -> str:
+        """The form validation action's name in the domain."""
         return "validate_order_status_form"
 
     def validate_order_id(
@@ -68,11 +69,13 @@ class ActionLookupOrder(Action):
     """Tells the customer where their order is."""
 
     def name(self) -> str:
+        """The action's name in the domain."""
         return "action_lookup_order"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        """Read the order named by the ``order_id`` slot and say where it is."""
         order_id = tracker.get_slot("order_id")
         try:
             order = shop().orders.get(order_id) if order_id else None
@@ -106,11 +109,13 @@ class ActionAnswerKnowledge(Action):
     """
 
     def name(self) -> str:
+        """The action's name in the domain."""
         return "action_answer_knowledge"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        """Answer the latest message from the knowledge base, or refuse and offer a human."""
         text = tracker.latest_message.get("text") or ""
         as_fallback = (tracker.latest_message.get("intent") or {}).get("name") in FALLBACK_INTENTS
         # a message the NLU is unsure of is not joined to the previous question: "but I don't
@@ -168,17 +173,22 @@ class ActionAnswerKnowledge(Action):
 def _say_and_offer_a_human(
     dispatcher: CollectingDispatcher, events: list[dict[str, Any]], **message: str
 ) -> list[dict[str, Any]]:
-    """Send ``message`` (``text=`` or ``response=``), then offer a human — as an action (not a
-    dispatcher message) so rules can react to the yes/no after it."""
+    """Send ``message`` (``text=`` or ``response=``), then offer a human.
+
+    The offer is a follow-up action (not a dispatcher message) so rules can react to the yes/no
+    after it.
+    """
     dispatcher.utter_message(**message)
     return [*events, FollowupAction("utter_offer_human")]
 
 
 def _previous_policy_question(tracker: Tracker) -> str | None:
-    """The customer's previous knowledge question, for follow-ups like 'and for watches?': the
-    last earlier message that was classified ``ask_policy`` or that this action answered
-    (``kb_found`` set true after it: retrieval intents and the fallback); an unanswered
-    low-confidence message is not one."""
+    """The customer's previous knowledge question, for follow-ups like 'and for watches?'.
+
+    That is the last earlier message that was classified ``ask_policy`` or that this action
+    answered (``kb_found`` set true after it: retrieval intents and the fallback); an unanswered
+    low-confidence message is not one.
+    """
     events = tracker.events
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
     for position, index in reversed(list(enumerate(users[:-1]))):
@@ -197,11 +207,13 @@ class ActionHandoff(Action):
     """Creates a ticket for a human agent (metadata only, no raw messages) and says so."""
 
     def name(self) -> str:
+        """The action's name in the domain."""
         return "action_handoff"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        """Write a handoff ticket and tell the customer its number."""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         intents = [
             (e.get("parse_data") or {}).get("intent", {}).get("name")
