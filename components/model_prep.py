@@ -18,9 +18,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from components.errors import ModelNotFoundError
 from components.paths import model_cache
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
-def _tokenizer_from_gguf(gguf: Path):
+def _tokenizer_from_gguf(gguf: Path) -> PreTrainedTokenizerFast:
     """Rebuild the byte-level BPE tokenizer stored in a ``gpt2``-style GGUF.
 
     transformers maps every ``llama`` GGUF to a SentencePiece tokenizer, which mangles
@@ -116,7 +120,7 @@ def _tokenizer_from_gguf(gguf: Path):
 
     fields = GGUFReader(str(gguf)).fields
 
-    def value(key: str):
+    def value(key: str) -> Any:
         return fields[key].contents()
 
     if value("tokenizer.ggml.model") != "gpt2":

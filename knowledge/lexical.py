@@ -46,8 +46,11 @@ def _doubled(word: str) -> bool:
 
 @lru_cache(maxsize=50000)
 def stem(word: str) -> str:
-    """Strip one suffix, a doubled final consonant and a final e (``shipping`` → ``ship``,
-    ``cancelled`` and ``cancel`` → ``cancel``, ``stores`` → ``stor``)."""
+    """Strip one suffix, a doubled final consonant and a final e.
+
+    For example ``shipping`` → ``ship``, ``cancelled`` and ``cancel`` → ``cancel``,
+    ``stores`` → ``stor``.
+    """
     if len(word) <= 3:
         return word
     for suffix, replacement in _SUFFIXES:
@@ -64,8 +67,11 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[tuple[str, str]]:
-    """``(word, stem)`` of each content word of English ``text``: lower-cased, contractions
-    expanded, stop words dropped (before and after stemming: ``whats`` → ``what``)."""
+    """``(word, stem)`` of each content word of English ``text``.
+
+    The text is lower-cased, contractions are expanded and stop words are dropped (before and
+    after stemming: ``whats`` → ``what``).
+    """
     text = text.lower()
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
@@ -111,8 +117,10 @@ class TermStatistics:
         return math.log((self.passages + 1) / (self.document_frequency.get(term, 0) + 0.5))
 
     def support(self, question: str, passage: str) -> float:
-        """IDF-weighted share of the question's content words that occur in the passage
-        (0 when the question has none)."""
+        """IDF-weighted share of the question's content words that occur in the passage.
+
+        Returns 0 when the question has no content words.
+        """
         wanted = {
             s
             for w, s in words(question)

@@ -29,8 +29,11 @@ from components.text import sentences
 
 
 def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
-    """The units a passage is scored by: its FAQ question, or its heading ("Shipping policy:
-    Delivery times and costs", a topic label the author wrote) and its body's sentences."""
+    """The units a passage is scored by.
+
+    That is its FAQ question, or else its heading ("Shipping policy: Delivery times and
+    costs", a topic label the author wrote) and its body's sentences.
+    """
     if doc.meta.get("faq_question"):
         return [doc.meta["faq_question"]]
     body = doc.meta.get("body") or doc.content or ""
@@ -91,8 +94,10 @@ class SentenceReranker:
         self._encoder = embedder.embedding_backend
 
     def prime(self, documents: list[Document]) -> None:
-        """Embed the sentences of ``documents`` now (at most ``cache_size`` of them), so that
-        the first queries do not pay for it."""
+        """Embed the sentences of ``documents`` now, so that the first queries do not pay for it.
+
+        At most ``cache_size`` documents are embedded.
+        """
         self.warm_up()
         for start in range(0, min(len(documents), self.cache_size), 256):
             self._sentence_matrix(documents[start : start + 256])
@@ -120,8 +125,11 @@ class SentenceReranker:
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document], query_embedding: list[float]) -> dict:
-        """Reranked documents, best first, with ``meta["sentence_score"]`` and the fused
-        score before reranking in ``meta["fused_score"]``."""
+        """Reranked documents, best first.
+
+        Each carries its best sentence's cosine in ``meta["sentence_score"]`` and the fused
+        score before reranking in ``meta["fused_score"]``.
+        """
         if not documents or self.weight == 0.0:
             return {"documents": documents[: self.top_k]}
         self.warm_up()

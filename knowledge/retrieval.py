@@ -1,5 +1,7 @@
-"""Query the knowledge index: BM25 + dense retrieval fused by :class:`HybridRanker`, then
-reranked by each candidate's best sentence (:class:`SentenceReranker`).
+"""Query the knowledge index: BM25 + dense retrieval, fused, then reranked by best sentence.
+
+The two retrievals are fused by :class:`HybridRanker`, then each candidate is reranked by its
+best sentence (:class:`SentenceReranker`).
 
 :class:`KnowledgeBase` is what the action server uses (through :mod:`components.services`). It
 loads the persisted store and its Haystack components once (:meth:`KnowledgeBase.warm_up`), runs
@@ -250,8 +252,10 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
 
     def retrieve(self, question: str, rerank: bool = True) -> list[Document]:
-        """Final ranking, best first (scores in ``meta``: see :class:`HybridRanker` and
-        :class:`SentenceReranker`); ``rerank=False`` stops after fusion."""
+        """Final ranking, best first; ``rerank=False`` stops after fusion.
+
+        The scores are in ``meta``: see :class:`HybridRanker` and :class:`SentenceReranker`.
+        """
         found = self.candidates(question)
         stages = self._stages
         fused = stages.ranker.run(found["dense"], found["bm25"], question, found["embedding"])
@@ -264,7 +268,9 @@ class KnowledgeBase:
         return ranked
 
     def relevance(self, question: str, doc: Document) -> float:
-        """How well ``doc`` (a ranked candidate) answers an English ``question``::
+        """How well ``doc`` (a ranked candidate) answers an English ``question``.
+
+        The score is::
 
             sentence_share * best sentence cosine + (1 - sentence_share) * passage cosine
             + support_weight * lexical support
@@ -284,17 +290,22 @@ class KnowledgeBase:
         return similarity + self.support_weight * support
 
     def gate_scores(self, question: str, ranked: list[Document]) -> list[float]:
-        """What the relevance gate compares, for the first ``gate_top_k`` of ``ranked``: for a
-        Chinese question the share of its content characters found in each passage (against
-        ``min_zh_overlap``), for an English one :meth:`relevance` (against ``min_relevance``)."""
+        """What the relevance gate compares, for the first ``gate_top_k`` of ``ranked``.
+
+        For a Chinese question, the share of its content characters found in each passage
+        (against ``min_zh_overlap``); for an English one, :meth:`relevance` (against
+        ``min_relevance``).
+        """
         candidates = ranked[: self.gate_top_k]
         if language_of(question) == "zh":
             return [zh_overlap(question, d.content or "") for d in candidates]
         return [self.relevance(question, d) for d in candidates]
 
     def relevant(self, question: str, ranked: list[Document]) -> list[tuple[Document, float]]:
-        """The candidates among the first ``gate_top_k`` of ``ranked`` that answer ``question``
-        well enough to be quoted, best first, with their gate scores."""
+        """The candidates that answer ``question`` well enough to be quoted, with gate scores.
+
+        Only the first ``gate_top_k`` of ``ranked`` are considered; the result is best first.
+        """
         return self._gate(question, ranked)[0]
 
     def _gate(

@@ -34,6 +34,8 @@ from components.paths import kefu_home
 from components.text import CJK_CLASS
 
 if TYPE_CHECKING:
+    import psycopg
+
     from components.settings import KnowledgeSettings
 
 logger = logging.getLogger(__name__)
@@ -105,9 +107,15 @@ class MemoryStore:
         self.manifest_path = self.index_path.with_suffix(".manifest.json")
 
     def exists(self) -> bool:
+        """Whether the index file has been written."""
         return self.index_path.is_file()
 
     def open(self) -> InMemoryDocumentStore:
+        """Load the saved store, or return a new empty one when there is no index file yet.
+
+        Raises:
+            KnowledgeBaseError: when the index file cannot be loaded (rebuildable).
+        """
         if not self.exists():
             return new_memory_store()
         try:
@@ -121,6 +129,7 @@ class MemoryStore:
             ) from exc
 
     def read_manifest(self) -> dict | None:
+        """The manifest beside the index file, or None when missing or unreadable."""
         if not (self.exists() and self.manifest_path.is_file()):
             return None
         try:
@@ -130,6 +139,7 @@ class MemoryStore:
             return None
 
     def save(self, store: InMemoryDocumentStore, manifest: dict) -> None:
+        """Write ``store`` to the index file (atomically replaced), then the manifest."""
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.index_path.with_suffix(".partial")
         store.save_to_disk(str(tmp))
@@ -137,17 +147,21 @@ class MemoryStore:
         self.manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
 
     def clear(self, store: InMemoryDocumentStore | None) -> InMemoryDocumentStore:
+        """A new empty store to write to (``store`` is left as it is)."""
         return new_memory_store()
 
     def dense_retriever(self, store: InMemoryDocumentStore, top_k: int) -> Any:
+        """A :class:`~knowledge.retrievers.MatrixEmbeddingRetriever` over ``store``."""
         from knowledge.retrievers import MatrixEmbeddingRetriever
 
         return MatrixEmbeddingRetriever(store, top_k=top_k)
 
     def keyword_store(self, store: InMemoryDocumentStore) -> InMemoryDocumentStore:
+        """``store`` itself: it already ranks by BM25."""
         return store
 
     def describe(self) -> dict:
+        """The store kind, the index file and its size in bytes."""
         size = self.index_path.stat().st_size if self.exists() else 0
         return {"store": self.kind, "index": str(self.index_path), "size_bytes": size}
 
@@ -199,7 +213,7 @@ class PgvectorStore:
             )
         return url
 
-    def _connect(self):
+    def _connect(self) -> psycopg.Connection:
         import psycopg
 
         try:
@@ -210,15 +224,22 @@ class PgvectorStore:
                 hint=f"check {self.connection_env} and that the server is running",
             ) from exc
 
-    def _manifest_sql(self, connection) -> None:
+    def _manifest_sql(self, connection: psycopg.Connection) -> None:
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {self.table}_manifest (id int PRIMARY KEY, body jsonb)"
         )
 
     def exists(self) -> bool:
+        """Whether a manifest has been saved in the database."""
         return self.read_manifest() is not None
 
     def open(self) -> Any:
+        """The ``PgvectorDocumentStore`` for the table (connected once, then reused).
+
+        Raises:
+            KnowledgeBaseError: when pgvector-haystack is missing, the connection string is
+                not set or the server cannot be reached.
+        """
         if self._store is not None:
             return self._store
         try:
@@ -252,6 +273,7 @@ class PgvectorStore:
         return store
 
     def read_manifest(self) -> dict | None:
+        """The manifest row of ``<table>_manifest``, or None when none has been saved."""
         with self._connect() as connection:
             self._manifest_sql(connection)
             row = connection.execute(
@@ -260,6 +282,7 @@ class PgvectorStore:
         return row[0] if row else None
 
     def save(self, store: Any, manifest: dict) -> None:
+        """Upsert ``manifest`` (the documents are already in the database)."""
         from psycopg.types.json import Jsonb
 
         with self._connect() as connection:
@@ -271,10 +294,12 @@ class PgvectorStore:
             )
 
     def clear(self, store: Any) -> Any:
+        """Delete every document from the table; returns ``store`` itself."""
         store.delete_all_documents()
         return store
 
     def dense_retriever(self, store: Any, top_k: int) -> Any:
+        """A ``PgvectorEmbeddingRetriever`` over ``store`` (search done by the server)."""
         from haystack_integrations.components.retrievers.pgvector import (
             PgvectorEmbeddingRetriever,
         )
@@ -282,12 +307,14 @@ class PgvectorStore:
         return PgvectorEmbeddingRetriever(document_store=store, top_k=top_k)
 
     def keyword_store(self, store: Any) -> InMemoryDocumentStore:
+        """An in-memory copy of every document in ``store``, for BM25 in the process."""
         # embeddings come along: the fusion scores BM25-only hits by their cosine too
         local = new_memory_store()
         local.write_documents(store.filter_documents())
         return local
 
     def describe(self) -> dict:
+        """The store kind, table, connection variable (not its value) and search strategy."""
         return {
             "store": self.kind,
             "table": self.table,
@@ -316,8 +343,10 @@ def store_from_settings(
 def store_from_env(
     index_path: str | Path | None = None, embedding_dimension: int = 384
 ) -> KnowledgeStore:
-    """The store this deployment is configured for: the ``kefu.knowledge`` settings, with the
-    ``KEFU_KB_STORE`` / ``KEFU_KB_TABLE`` / ``KEFU_KB_SEARCH`` overrides (read now).
+    """The store this deployment is configured for.
+
+    That is the ``kefu.knowledge`` settings, with the ``KEFU_KB_STORE`` / ``KEFU_KB_TABLE`` /
+    ``KEFU_KB_SEARCH`` overrides (read now).
 
     Raises:
         ConfigError: for an unknown store kind or bad pgvector settings (names the key or

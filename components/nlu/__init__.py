@@ -1,2 +1,5 @@
-"""Rasa NLU adapters (intent+entity classifier, few-shot LLM classifier, guard component) and
-the joint intent+entity model they wrap."""
+"""Rasa NLU adapters and the joint intent+entity model they wrap.
+
+The adapters are the intent+entity classifier, the few-shot LLM classifier and the guard
+component.
+"""

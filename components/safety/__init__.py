@@ -1,2 +1,5 @@
-"""Content safety engines: text normalisation with offset maps, lexicons, the matching engine
-and the prompt-injection rules. Engines only: nothing here imports ``rasa`` or ``rasa_sdk``."""
+"""Content safety engines.
+
+Text normalisation with offset maps, lexicons, the matching engine and the prompt-injection
+rules. Engines only: nothing here imports ``rasa`` or ``rasa_sdk``.
+"""

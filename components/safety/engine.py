@@ -228,7 +228,7 @@ class GuardEngine:
         lexicons: Sequence[str | Path] = (),
         allow: Iterable[str] = (),
         allow_files: Sequence[str | Path] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> GuardEngine:
         """Build an engine from lexicon files (the shipped defaults when none are given)."""
         paths = list(lexicons) or [p for p in DEFAULT_LEXICONS if p.is_file()]

@@ -223,6 +223,7 @@ def kept(codes: Any) -> Any:
 
 
 def decode(codes: Any) -> str:
+    """The text spelled by ``codes``, an array of UTF-32 code points."""
     return codes.tobytes().decode("utf-32-le", "surrogatepass")
 
 
