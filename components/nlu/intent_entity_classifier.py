@@ -3,19 +3,22 @@
 Register it in ``config.yml`` as
 ``components.nlu.intent_entity_classifier.TransformerIntentEntityClassifier``.
 It fine-tunes a local Hugging Face encoder (default: the bundled all-MiniLM-L6-v2) with an
-intent head and a BIO entity head (see :mod:`components.nlu.joint_model`), and needs no Rasa
-tokenizer or featurizer in front of it.
+intent head and a BIO entity head, and needs no Rasa tokenizer or featurizer in front of it.
+
+This module only adapts Rasa's messages, config and model storage; the engine knows nothing of
+Rasa: :mod:`components.nlu.joint_model` (the model and inference), :mod:`components.nlu.bio`
+(entity spans <-> BIO tags), :mod:`components.nlu.training` (fine-tuning and calibration) and
+:mod:`components.nlu.persistence` (creating, saving and loading model folders). They import
+torch, so they are imported only when a model is trained or loaded.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import sys
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -27,8 +30,6 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.constants import (
     ENTITIES,
-    ENTITY_ATTRIBUTE_GROUP,
-    ENTITY_ATTRIBUTE_ROLE,
     INTENT,
     INTENT_RANKING_KEY,
     TEXT,
@@ -37,7 +38,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.errors import ConfigError
+from components.nlu.bio import entity_label, split_entity_label
 from components.text import WORD_TOKENS
+
+if TYPE_CHECKING:
+    from components.nlu.joint_model import JointClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +50,6 @@ logger = logging.getLogger(__name__)
 def word_tokens(text: str) -> list[Token]:
     """Words (each Chinese character alone) and punctuation, as Rasa tokens with offsets."""
     return [Token(m.group(0), m.start(), m.end()) for m in WORD_TOKENS.finditer(text)]
-
-
-_PART = "\x1f"  # joins entity, role and group into one tag label (never in entity names)
-
-
-def entity_label(entity: dict[str, Any]) -> str:
-    """One tag label for an annotated entity, its role and group included (``city`` + ``from``)."""
-    label = str(entity["entity"])
-    if entity.get(ENTITY_ATTRIBUTE_ROLE):
-        label += f"{_PART}role={entity[ENTITY_ATTRIBUTE_ROLE]}"
-    if entity.get(ENTITY_ATTRIBUTE_GROUP):
-        label += f"{_PART}group={entity[ENTITY_ATTRIBUTE_GROUP]}"
-    return label
-
-
-def split_entity_label(entity: dict[str, Any]) -> dict[str, Any]:
-    """The predicted entity with its label split back into ``entity``, ``role`` and ``group``."""
-    name, *parts = str(entity["entity"]).split(_PART)
-    out = {**entity, "entity": name}
-    for part in parts:
-        key, _, value = part.partition("=")
-        out[ENTITY_ATTRIBUTE_ROLE if key == "role" else ENTITY_ATTRIBUTE_GROUP] = value
-    return out
 
 
 @DefaultV1Recipe.register(
@@ -83,11 +65,34 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
     At inference a failure on a batch (or a missing trained model) is logged as a warning and
     the messages get no intent (confidence 0) and no entities, so ``FallbackClassifier`` answers,
     instead of crashing.
+
+    Args:
+        config: The component's settings (see :meth:`get_default_config`); checked here.
+        model_storage: Rasa's model storage.
+        resource: This component's resource in the storage.
+        execution_context: Rasa's execution context.
+        classifier: A trained classifier, or ``None`` before training.
+
+    Raises:
+        ConfigError: naming the first bad setting and its value.
     """
 
     @staticmethod
+    def required_packages() -> list[str]:
+        """Python packages the component needs besides Rasa (checked by Rasa's validation).
+
+        Returns:
+            The packages' import names.
+        """
+        return ["torch", "transformers"]
+
+    @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """Default configuration."""
+        """Default configuration, one comment per setting.
+
+        Returns:
+            Setting names and their defaults.
+        """
         return {
             # Local Hugging Face encoder folder; None = bundled all-MiniLM-L6-v2.
             "model_name_or_path": None,
@@ -133,7 +138,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-        classifier: Any | None = None,
+        classifier: JointClassifier | None = None,
     ) -> None:
         self._config = {**self.get_default_config(), **config}
         self._validate_config(self._config)
@@ -184,7 +189,17 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> TransformerIntentEntityClassifier:
-        """Create an untrained component (weights are loaded in :meth:`train`)."""
+        """Create an untrained component (weights are loaded in :meth:`train`).
+
+        Args:
+            config: The component's settings.
+            model_storage: Rasa's model storage.
+            resource: This component's resource in the storage.
+            execution_context: Rasa's execution context.
+
+        Returns:
+            The component.
+        """
         return cls(config, model_storage, resource, execution_context)
 
     # ------------------------------------------------------------------ training
@@ -195,8 +210,16 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         return Path(path) if path else minilm_path()
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Fine-tune on the NLU examples and persist into the model storage."""
-        from components.nlu.joint_model import EntitySpan, Example, JointClassifier
+        """Fine-tune on the NLU examples and persist into the model storage.
+
+        Args:
+            training_data: Rasa's NLU training data; examples without text are skipped.
+
+        Returns:
+            The component's resource (nothing is persisted without examples).
+        """
+        from components.nlu import training
+        from components.nlu.bio import EntitySpan
 
         examples = []
         for message in training_data.intent_examples:
@@ -207,22 +230,11 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
                 EntitySpan(int(e["start"]), int(e["end"]), entity_label(e))
                 for e in message.get(ENTITIES) or []
             ]
-            examples.append(Example(text, message.get(INTENT), spans))
+            examples.append(training.Example(text, message.get(INTENT), spans))
         if not examples:
             logger.warning("intent_classifier.no_training_data")
             return self._resource
-        intents = sorted({e.intent for e in examples})
-        labels = sorted({s.label for e in examples for s in e.entities})
         cfg = self._config
-        classifier = JointClassifier.build(
-            self._encoder_path(),
-            intents,
-            labels,
-            cfg["max_length"],
-            cfg["dropout"],
-            cfg["random_seed"],
-            texts=[e.text for e in examples] if cfg["extend_vocabulary"] else (),
-        )
         started = time.monotonic()
 
         def progress(epoch: int, total: int, loss: float) -> None:
@@ -234,79 +246,50 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
                     flush=True,
                 )
 
-        train, held_back = self.calibration_split(
-            examples, cfg["calibration_fraction"], cfg["random_seed"]
-        )
-        if cfg["prototype_head_init"]:
-            classifier.init_intent_head(train)
-        classifier.fit(
-            train,
+        self._classifier = training.train(
+            examples,
+            self._encoder_path(),
             epochs=cfg["epochs"],
             batch_size=cfg["batch_size"],
             learning_rate=cfg["learning_rate"],
             head_learning_rate=cfg["head_learning_rate"],
             new_token_learning_rate=cfg["new_token_learning_rate"],
+            max_length=cfg["max_length"],
+            dropout=cfg["dropout"],
             seed=cfg["random_seed"],
+            calibration_fraction=cfg["calibration_fraction"],
+            contrastive_weight=cfg["contrastive_weight"],
+            prototype_head_init=cfg["prototype_head_init"],
+            extend_vocabulary=cfg["extend_vocabulary"],
             progress=progress,
-            contrastive_weight=self.contrastive_weight(train, cfg["contrastive_weight"]),
         )
-        if held_back:
-            classifier.calibrate(held_back)
-        logger.info(
-            "intent_classifier.trained examples=%d held_back=%d temperature=%.3f intents=%d "
-            "entity_labels=%d seconds=%.1f",
-            len(train),
-            len(held_back),
-            classifier.temperature,
-            len(intents),
-            len(labels),
-            time.monotonic() - started,
-        )
-        self._classifier = classifier
         self.persist()
         return self._resource
 
     @staticmethod
     def contrastive_weight(examples: list[Any], configured: float | None) -> float:
-        """Contrastive loss weight: ``configured``, or for ``None`` 1.0 when the median intent
-        has at most 16 examples (few-shot data) and 0 otherwise."""
-        if configured is not None:
-            return float(configured)
-        counts = sorted(Counter(e.intent for e in examples).values())
-        if len(counts) < 2:
-            return 0.0
-        return 1.0 if counts[len(counts) // 2] <= 16 else 0.0
+        """:func:`components.nlu.training.resolve_contrastive_weight`, for the config."""
+        from components.nlu.training import resolve_contrastive_weight
+
+        return resolve_contrastive_weight(examples, configured)
 
     @staticmethod
     def calibration_split(
         examples: list[Any], fraction: float, seed: int, min_per_intent: int = 5
     ) -> tuple[list[Any], list[Any]]:
-        """Hold back ``fraction`` of each intent's examples (intents with enough of them).
+        """:func:`components.nlu.training.calibration_split` (held-back calibration data)."""
+        from components.nlu.training import calibration_split
 
-        Deterministic for a seed. Returns ``(train, held_back)``; nothing is held back when the
-        fraction is 0 or fewer than 10 examples would be held back in total (too few to fit).
-        """
-        if fraction <= 0:
-            return list(examples), []
-        rng = random.Random(seed)
-        by_intent: dict[str, list[int]] = {}
-        for i, example in enumerate(examples):
-            by_intent.setdefault(example.intent, []).append(i)
-        held: set[int] = set()
-        for indices in by_intent.values():
-            if len(indices) >= min_per_intent:
-                held.update(rng.sample(indices, max(1, round(fraction * len(indices)))))
-        if len(held) < 10:
-            return list(examples), []
-        train = [e for i, e in enumerate(examples) if i not in held]
-        return train, [examples[i] for i in sorted(held)]
+        return calibration_split(examples, fraction, seed, min_per_intent)
 
     def persist(self) -> None:
         """Save the fine-tuned model into the model storage."""
         if self._classifier is None:
             return
+        from components.nlu import persistence
+
         with self._model_storage.write_to(self._resource) as directory:
-            self._classifier.save(Path(directory))
+            persistence.save(self._classifier, Path(directory))
 
     @classmethod
     def load(
@@ -317,21 +300,39 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> TransformerIntentEntityClassifier:
-        """Load a trained component; without a persisted model it predicts nothing."""
-        from components.nlu.joint_model import JointClassifier
+        """Load a trained component; without a persisted model it predicts nothing.
+
+        Args:
+            config: The component's settings.
+            model_storage: Rasa's model storage.
+            resource: This component's resource in the storage.
+            execution_context: Rasa's execution context.
+            **kwargs: Unused (Rasa's interface).
+
+        Returns:
+            The component.
+        """
+        from components.nlu import persistence
 
         classifier = None
         try:
             with model_storage.read_from(resource) as directory:
                 if (Path(directory) / "labels.json").is_file():
-                    classifier = JointClassifier.load(Path(directory))
+                    classifier = persistence.load(Path(directory))
         except ValueError:
             logger.warning("intent_classifier.not_trained resource=%s", resource.name)
         return cls(config, model_storage, resource, execution_context, classifier)
 
     # ------------------------------------------------------------------ inference
     def process(self, messages: list[Message]) -> list[Message]:
-        """Set intent, intent_ranking and entities on each message (one batched pass)."""
+        """Set intent, intent_ranking and entities on each message (one batched pass).
+
+        Args:
+            messages: The messages; changed in place.
+
+        Returns:
+            The same messages.
+        """
         if not messages:
             return messages
         texts = [(m.get(TEXT) or "") for m in messages]

@@ -25,9 +25,7 @@ def test_flags_are_added_to_the_parse_output(model_storage, resource, execution_
     assert dirty.get("text") == "你这个傻 逼"  # text is never changed
 
 
-def test_custom_lexicon_and_allow_list(
-    guard_settings, model_storage, resource, execution_context
-):
+def test_custom_lexicon_and_allow_list(guard_settings, model_storage, resource, execution_context):
     guard_settings("refund scam\tfraud\t2\tflag\n")  # kefu.guard.lexicons in endpoints.yml
     guard = _guard(model_storage, resource, execution_context)
     message = Message.build("this is a REFUND-SCAM!")

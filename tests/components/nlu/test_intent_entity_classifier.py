@@ -6,6 +6,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.errors import ConfigError
 from components.nlu.intent_entity_classifier import TransformerIntentEntityClassifier as Classifier
+from components.nlu.training import Example
 
 EN = {
     "greet": ["hi", "hello", "hey there", "good morning", "hello friend", "hiya"],
@@ -110,8 +111,6 @@ def test_bad_config_names_the_key(key, value, model_storage, resource, execution
 
 
 def test_calibration_split_is_stratified_and_deterministic():
-    from components.nlu.joint_model import Example
-
     examples = [Example(f"a{i}", "a", []) for i in range(60)]
     examples += [Example(f"b{i}", "b", []) for i in range(40)]
     examples += [Example(f"c{i}", "c", []) for i in range(3)]  # too few to give any
@@ -126,8 +125,6 @@ def test_calibration_split_is_stratified_and_deterministic():
 
 
 def test_contrastive_loss_is_on_for_few_shot_data_only():
-    from components.nlu.joint_model import Example
-
     few = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(8)]
     many = [Example(f"{i}", intent, []) for intent in "abcd" for i in range(40)]
     assert Classifier.contrastive_weight(few, None) == 1.0

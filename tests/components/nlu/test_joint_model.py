@@ -1,12 +1,27 @@
 """Exact character offsets for entity labels and decoded spans (en and zh)."""
 
+import ast
+import subprocess
+import sys
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 import torch
 
 from components.model_prep import minilm_path
-from components.nlu.joint_model import EntitySpan, JointClassifier, _expand_to_word, load_tokenizer
+from components.nlu.bio import EntitySpan, tag_ids
+from components.nlu.bio import expand_to_word as _expand_to_word
+from components.nlu.joint_model import JointClassifier
+from components.nlu.persistence import from_pretrained, load, load_tokenizer, save
+from components.nlu.training import (
+    Example,
+    calibrate,
+    fit,
+    init_intent_head,
+    paired_order,
+    supervised_contrastive_loss,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +40,9 @@ def classifier() -> JointClassifier:
     ],
 )
 def test_labels_and_decoding_round_trip(classifier, text, start, end):
-    enc = classifier._encode([text])
+    enc = classifier.encode([text])
     offsets = enc["offset_mapping"][0]
-    targets = classifier._tag_targets(offsets, [EntitySpan(start, end, "id")])
+    targets = tag_ids(offsets.tolist(), [EntitySpan(start, end, "id")], classifier.tags)
     # turn the gold tags into one-hot "probabilities" and decode them back
     probs = torch.zeros(len(targets), 3)
     for i, t in enumerate(targets):
@@ -67,12 +82,17 @@ TRAIN = {
 
 @pytest.mark.slow
 def test_temperature_scaling_keeps_rankings_and_fits_held_back_data():
-    from components.nlu.joint_model import Example
-
     examples = [Example(t, intent, []) for intent, texts in TRAIN.items() for t in texts]
-    classifier = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 3)
-    classifier.fit(examples, epochs=6, batch_size=8, learning_rate=5e-5,
-                   head_learning_rate=1e-3, seed=3)  # fmt: skip
+    classifier = from_pretrained(minilm_path(), sorted(TRAIN), [], 32, 0.1, 3)
+    fit(
+        classifier,
+        examples,
+        epochs=6,
+        batch_size=8,
+        learning_rate=5e-5,
+        head_learning_rate=1e-3,
+        seed=3,
+    )
     texts = ["hello, where is my parcel?", "money back please", "good morning"]
     rankings, tops = [], []
     for temperature in (0.25, 0.5, 1.0, 2.0, 4.0):
@@ -95,15 +115,13 @@ def test_temperature_scaling_keeps_rankings_and_fits_held_back_data():
     logits = classifier.intent_logits([e.text for e in held_back])
     targets = torch.tensor([classifier.intents.index(e.intent) for e in held_back])
     before = torch.nn.functional.cross_entropy(logits, targets).item()
-    fitted = classifier.calibrate(held_back)
+    fitted = calibrate(classifier, held_back)
     after = torch.nn.functional.cross_entropy(logits / fitted, targets).item()
     assert 0.05 <= fitted <= 20 and classifier.temperature == fitted
     assert after <= before + 1e-6
 
 
 def test_supervised_contrastive_loss_prefers_clusters():
-    from components.nlu.joint_model import supervised_contrastive_loss
-
     labels = torch.tensor([0, 0, 1, 1])
     clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
@@ -116,8 +134,6 @@ def test_supervised_contrastive_loss_prefers_clusters():
 
 def test_paired_order_puts_same_intent_pairs_side_by_side():
     import random
-
-    from components.nlu.joint_model import paired_order
 
     intents = ["a"] * 5 + ["b"] * 4 + ["c"] * 1
     order = paired_order(intents, random.Random(0))
@@ -136,11 +152,9 @@ def test_paired_order_puts_same_intent_pairs_side_by_side():
 
 @pytest.mark.slow
 def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
-    from components.nlu.joint_model import Example
-
     examples = [Example(t, intent, []) for intent, texts in TRAIN.items() for t in texts]
-    classifier = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
-    classifier.init_intent_head(examples)  # nearest class mean, before any training
+    classifier = from_pretrained(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
+    init_intent_head(classifier, examples)  # nearest class mean, before any training
     predictions = classifier.predict([e.text for e in examples])
     correct = sum(
         p.intent_ranking[0][0] == e.intent for p, e in zip(predictions, examples, strict=True)
@@ -150,10 +164,11 @@ def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
 
     histories, rankings = [], []
     for _ in range(2):
-        model = JointClassifier.build(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
-        model.init_intent_head(examples)
+        model = from_pretrained(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
+        init_intent_head(model, examples)
         histories.append(
-            model.fit(
+            fit(
+                model,
                 examples,
                 epochs=2,
                 batch_size=4,
@@ -183,8 +198,6 @@ def test_adjacent_chinese_entities_of_one_type_stay_apart(classifier):
 
 
 def test_unknown_chinese_characters_become_trained_tokens(tmp_path):
-    from components.nlu.joint_model import Example
-
     # MiniLM's vocabulary has 我 but not 退/鞋/袜 (they read as [UNK] and look alike)
     train = [
         Example("退鞋子", "return_shoes", [EntitySpan(1, 2, "item")]),
@@ -192,28 +205,66 @@ def test_unknown_chinese_characters_become_trained_tokens(tmp_path):
         Example("退袜子", "return_socks", [EntitySpan(1, 2, "item")]),
         Example("我要退袜", "return_socks", [EntitySpan(3, 4, "item")]),
     ]
-    plain = JointClassifier.build(minilm_path(), ["return_shoes", "return_socks"], ["item"], 32,
-                                  0.0, 3)  # fmt: skip
+    plain = from_pretrained(minilm_path(), ["return_shoes", "return_socks"], ["item"], 32, 0.0, 3)
     unk = plain.tokenizer.unk_token_id
     assert plain.tokenizer("鞋袜")["input_ids"][1:-1] == [unk, unk]
 
-    extended = JointClassifier.build(minilm_path(), ["return_shoes", "return_socks"], ["item"],
-                                     32, 0.0, 3, texts=[e.text for e in train])  # fmt: skip
+    extended = from_pretrained(
+        minilm_path(),
+        ["return_shoes", "return_socks"],
+        ["item"],
+        32,
+        0.0,
+        3,
+        texts=[e.text for e in train],
+    )
     ids = extended.tokenizer("鞋袜")["input_ids"][1:-1]
     assert unk not in ids and ids[0] != ids[1]
     known = plain.tokenizer("我")["input_ids"]
     assert unk not in known and extended.tokenizer("我")["input_ids"] == known
     # offsets stay per character, so entity spans are still exact
-    enc = extended._encode(["我要退鞋"])
+    enc = extended.encode(["我要退鞋"])
     assert enc["offset_mapping"][0].tolist()[1:-1] == [[0, 1], [1, 2], [2, 3], [3, 4]]
 
-    extended.fit(train, epochs=30, batch_size=4, learning_rate=5e-5, head_learning_rate=1e-2,
-                 seed=3)  # fmt: skip
+    fit(
+        extended,
+        train,
+        epochs=30,
+        batch_size=4,
+        learning_rate=5e-5,
+        head_learning_rate=1e-2,
+        seed=3,
+    )
     predicted = [p.intent_ranking[0][0] for p in extended.predict(["退鞋", "退袜"])]
     assert predicted == ["return_shoes", "return_socks"]
-    extended.save(tmp_path / "model")
-    loaded = JointClassifier.load(tmp_path / "model")
+    save(extended, tmp_path / "model")
+    loaded = load(tmp_path / "model")
     again = loaded.predict(["退鞋", "退袜"])
     assert [p.intent_ranking[0][0] for p in again] == predicted
     before = dict(extended.predict(["退鞋"])[0].intent_ranking)
     assert dict(again[0].intent_ranking) == pytest.approx(before, rel=1e-4, abs=1e-6)
+
+
+ENGINE = ("bio", "joint_model", "training", "persistence")
+
+
+@pytest.mark.parametrize("name", ENGINE)
+def test_engine_modules_never_import_rasa(name):
+    source = Path(__file__).resolve().parents[3] / "components" / "nlu" / f"{name}.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):  # also imports inside functions
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"rasa", "rasa_sdk"}
+
+
+def test_engine_loads_without_rasa():
+    modules = ", ".join(f"components.nlu.{name}" for name in ENGINE)
+    code = f"import sys, {modules}; print([m for m in ('rasa', 'rasa_sdk') if m in sys.modules])"
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
