@@ -90,6 +90,7 @@ def test_lookup_reports_status_from_the_database():
     assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": None}]
 
 
+@pytest.mark.slow
 def test_knowledge_answer_cites_its_source(use_services, knowledge):
     use_services(knowledge=knowledge)
     messages, events = run(
@@ -102,6 +103,7 @@ def test_knowledge_answer_cites_its_source(use_services, knowledge):
     assert slots["kb_found"] is True and slots["kb_sources"][0] == "refunds.md"
 
 
+@pytest.mark.slow
 def test_follow_up_questions_use_the_previous_question(use_services, knowledge):
     use_services(knowledge=knowledge)
     first = {"text": "how long is the warranty on electronics?", "intent": {"name": "ask_policy"}}
@@ -117,6 +119,7 @@ def test_follow_up_questions_use_the_previous_question(use_services, knowledge):
     assert "(warranty.md)" in messages[0]["text"]
 
 
+@pytest.mark.slow
 def test_knowledge_refuses_and_offers_a_human(use_services, knowledge):
     use_services(knowledge=knowledge)
     messages, events = run(
@@ -127,6 +130,7 @@ def test_knowledge_refuses_and_offers_a_human(use_services, knowledge):
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("intent", ["nlu_fallback", "faq"])  # fallback, retrieval intent
 def test_knowledge_answers_for_the_fallback_and_retrieval_intents(use_services, knowledge, intent):
     use_services(knowledge=knowledge)
@@ -137,6 +141,7 @@ def test_knowledge_answers_for_the_fallback_and_retrieval_intents(use_services, 
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is True
 
 
+@pytest.mark.slow
 def test_knowledge_as_fallback_apologises_and_offers_a_human(use_services, knowledge):
     use_services(knowledge=knowledge)
     messages, events = run(
@@ -170,6 +175,7 @@ def test_previous_question_is_one_the_knowledge_action_answered():
     assert kefu_actions._previous_policy_question(make_tracker("hi", events=events[3:])) is None
 
 
+@pytest.mark.slow
 def test_an_unsure_message_is_not_joined_to_the_previous_question(use_services, knowledge):
     use_services(knowledge=knowledge)
     first = {"text": "how long is the warranty on a watch?", "intent": {"name": "ask_policy"}}
@@ -188,6 +194,7 @@ def test_knowledge_outage_as_fallback_is_the_usual_apology(use_services, tmp_pat
     assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
 
 
+@pytest.mark.slow
 def test_knowledge_refuses_when_the_grounded_llm_declines(use_services, knowledge):
     from components.llm import LLMClient
     from knowledge.answering import AnswerComposer

@@ -77,6 +77,7 @@ def library(tmp_path) -> Path:
     return lib
 
 
+@pytest.mark.slow
 def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library):
     index = KnowledgeIndex(store=make_store())
     report = index.ingest([library], progress=False)
@@ -104,6 +105,7 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library)
     assert not kb.answer("明天杭州天气怎么样").found
 
 
+@pytest.mark.slow
 def test_incremental_update_and_remove(make_store, library):
     index = KnowledgeIndex(store=make_store())
     index.ingest([library], progress=False)
@@ -128,6 +130,7 @@ def test_incremental_update_and_remove(make_store, library):
     assert fresh.stats()["sections"] == fresh.store.open().count_documents()
 
 
+@pytest.mark.slow
 def test_changed_encoder_rebuilds_the_index(make_store, library, monkeypatch):
     index = KnowledgeIndex(store=make_store())
     index.ingest([library], progress=False)
@@ -137,6 +140,7 @@ def test_changed_encoder_rebuilds_the_index(make_store, library, monkeypatch):
     assert KnowledgeIndex(store=make_store()).stats()["sections"] == report.sections == 7
 
 
+@pytest.mark.slow
 def test_shop_docs_sync(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(DOCS_DIR, docs)
@@ -174,6 +178,7 @@ def test_unsupported_type_is_an_error(tmp_path):
         convert_file(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("question", "source"),
     [
@@ -192,12 +197,14 @@ def test_shop_answers_name_the_right_document(shop_kb, question, source):
     assert answer.sources[0]["source"] == source
 
 
+@pytest.mark.slow
 def test_one_sentence_of_a_long_section_ranks_it_first(shop_kb):
     # found by the sentence reranker (the relevance gate still finds it too weak to quote)
     best = shop_kb.retrieve("my headphones arrived dead")[0]
     assert (best.meta["source"], best.meta["section"]) == ("warranty.md", "Dead on arrival")
 
 
+@pytest.mark.slow
 def test_a_passage_holding_every_informative_word_passes_a_low_cosine(shop_kb, monkeypatch):
     question = "Will your staff ever ask for my password?"
     answer = shop_kb.answer(question)
@@ -206,6 +213,7 @@ def test_a_passage_holding_every_informative_word_passes_a_low_cosine(shop_kb, m
     assert not shop_kb.answer(question).found  # the cosines alone would refuse
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
     [
@@ -255,6 +263,7 @@ def test_pgvector_server_down_is_a_clear_error(monkeypatch):
         KnowledgeIndex(store=PgvectorStore()).sources()
 
 
+@pytest.mark.slow
 def test_cli_with_the_pgvector_store(postgres_url, library, monkeypatch, capsys):
     monkeypatch.setenv("PG_CONN_STR", postgres_url)
     monkeypatch.setenv("KEFU_KB_TABLE", "kefu_cli")
@@ -270,6 +279,7 @@ def test_cli_with_the_pgvector_store(postgres_url, library, monkeypatch, capsys)
         cli([*store, "--index", "x.json", "list"])
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="knowledge build"):
         KnowledgeBase(tmp_path / "nope.json").warm_up()
@@ -282,6 +292,7 @@ def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     assert KnowledgeBase(corrupt).answer("how long do refunds take?").found
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, library, capsys):
     index = ["--index", str(tmp_path / "cli.json")]
     assert cli([*index, "ingest", str(library)]) == 1  # some files failed

@@ -26,6 +26,7 @@ def _query(ranker: SentenceReranker, text: str) -> list[float]:
     return ranker._encoder.embed([text], normalize_embeddings=True)[0]
 
 
+@pytest.mark.slow
 def test_best_sentence_lifts_a_long_passage(reranker):
     docs = [
         Document(id="other", content=OTHER, score=0.40),
@@ -38,6 +39,7 @@ def test_best_sentence_lifts_a_long_passage(reranker):
     assert ranked[0].meta["sentence_score"] > ranked[1].meta["sentence_score"]
 
 
+@pytest.mark.slow
 def test_a_passage_heading_is_scored_like_a_sentence(reranker):
     heading = "Shipping policy: Delivery times and costs"
     meta = {
@@ -56,6 +58,7 @@ def test_a_passage_heading_is_scored_like_a_sentence(reranker):
     assert ranked.meta["sentence_score"] > body_only  # the heading carries the topic
 
 
+@pytest.mark.slow
 def test_faq_entries_are_scored_by_their_question(reranker):
     faq = Document(id="faq", content="Q + A", meta={"faq_question": "Do you ship to Canada?"})
     assert passage_sentences(faq) == ["Do you ship to Canada?"]
@@ -64,6 +67,7 @@ def test_faq_entries_are_scored_by_their_question(reranker):
     assert ranked.meta["sentence_score"] == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_weight_zero_keeps_the_order_and_cache_is_bounded(reranker):
     docs = [
         Document(id=str(i), content=f"Sentence number {i}.", score=1 - i / 10) for i in range(4)
@@ -102,6 +106,7 @@ def cross_encoder_dir(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.mark.slow
 def test_cross_encoder_orders_the_candidates_last(tmp_path, cross_encoder_dir, monkeypatch):
     from knowledge.index import DOCS_DIR, build_index
     from knowledge.retrieval import KnowledgeBase
