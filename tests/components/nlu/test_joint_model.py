@@ -197,6 +197,7 @@ def test_adjacent_chinese_entities_of_one_type_stay_apart(classifier):
     assert [(e["start"], e["end"]) for e in en] == [(0, 4)]
 
 
+@pytest.mark.slow  # fine-tunes MiniLM
 def test_unknown_chinese_characters_become_trained_tokens(tmp_path):
     # MiniLM's vocabulary has 我 but not 退/鞋/袜 (they read as [UNK] and look alike)
     train = [
