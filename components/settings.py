@@ -22,7 +22,8 @@ folder; ``KEFU_ENDPOINTS`` names another file). Every key is optional::
       privacy:
         vault: vault.db            # relative to KEFU_HOME; the key is KEFU_VAULT_KEY
 
-Values may use ``${VAR}`` or ``${VAR:-default}`` (as Rasa's own ``endpoints.yml`` does).
+Values may use ``${VAR}``, as anywhere in ``endpoints.yml``: Rasa expands the whole file and stops
+on an unset variable, and so does this loader (the error names the variable).
 Environment variables are only for secrets (``KEFU_VAULT_KEY``, ``PG_CONN_STR``, API keys) and
 for the deployment overrides in :data:`ENV_OVERRIDES`, which win over the file.
 
@@ -54,7 +55,7 @@ GUARD_ACTIONS = ("flag", "mask", "block")
 STORE_KINDS = ("memory", "pgvector")
 SEARCH_STRATEGIES = ("exact_nearest_neighbor", "hnsw")
 LLM_BACKENDS = ("off", "transformers", "llamacpp", "openai")
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -185,22 +186,29 @@ def llm_backend(config: Mapping[str, Any]) -> str:
 
 
 def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value`` (recursively).
+    """Replace ``${VAR}`` in every string of ``value`` (recursively), as Rasa does.
 
     Args:
         value: A string, list or mapping read from YAML.
         environ: The variables (default: ``os.environ``).
 
     Returns:
-        The value with variables substituted; a string that is only ``${VAR}`` of an unset
-        variable without a default becomes None.
+        The value with variables substituted.
+
+    Raises:
+        ConfigError: naming the first variable that is not set (Rasa refuses the same file).
     """
     env = os.environ if environ is None else environ
     if isinstance(value, str):
-        whole = _VARIABLE.fullmatch(value)
-        if whole and whole.group(1) not in env and whole.group(2) is None:
-            return None
-        return _VARIABLE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+        for name in _VARIABLE.findall(value):
+            if name not in env:
+                raise ConfigError(
+                    f"${{{name}}}",
+                    value,
+                    f"the environment variable {name} to be set",
+                    component="settings",
+                )
+        return _VARIABLE.sub(lambda m: env[m.group(1)], value)
     if isinstance(value, list):
         return [expand_variables(v, env) for v in value]
     if isinstance(value, dict):

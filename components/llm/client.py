@@ -23,6 +23,12 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("transformers", "openai", "llamacpp")
 
 
+#: A call with less time than this left when it leaves the queue is not started.
+MIN_CALL_S = 0.02
+#: Time after the deadline allowed for a finished generation to reach the caller.
+RESULT_GRACE_S = 0.05
+
+
 class LLMClient:
     """Front door to one backend.
 
@@ -165,11 +171,27 @@ class LLMClient:
             LLMError: When the backend failed.
         """
         timeout = timeout_s or self.timeout_s
+        # the deadline starts now: time spent queued behind other calls counts against it
+        deadline = time.monotonic() + timeout
+
+        def run() -> Generation:
+            left = deadline - time.monotonic()
+            if left < MIN_CALL_S:
+                logger.info("llm.timeout backend=%s queued_past_deadline=true", self.backend.name)
+                raise LLMTimeoutError(
+                    f"{self.backend.name} was busy for the whole {timeout:.1f}s",
+                    hint="raise the timeout, add capacity or use a faster backend",
+                    timeout_s=timeout,
+                )
+            return self.generate(messages, left, **kw)
+
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, lambda: self.generate(messages, timeout, **kw))
+        future = loop.run_in_executor(self._pool, run)
         try:
-            # the backend stops itself at the deadline; the margin covers queueing.
-            return await asyncio.wait_for(future, timeout + 1.0)
+            # the backend stops itself at the deadline; the grace covers handing the result over
+            return await asyncio.wait_for(
+                future, max(0.0, deadline - time.monotonic()) + RESULT_GRACE_S
+            )
         except asyncio.TimeoutError as exc:
             raise LLMTimeoutError(
                 f"{self.backend.name} did not answer within {timeout:.1f}s", timeout_s=timeout

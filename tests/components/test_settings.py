@@ -65,16 +65,19 @@ def test_variables_are_expanded(tmp_path):
     path = write(
         tmp_path,
         "kefu:\n  knowledge:\n    llm:\n      backend: openai\n"
-        "      base_url: ${LLM_URL:-http://127.0.0.1:8008/v1}\n      model: ${LLM_MODEL}\n",
+        "      base_url: ${LLM_URL}\n      model: ${LLM_MODEL}\n",
     )
-    llm = load_settings(path, environ={"LLM_MODEL": "kefu-local"}).knowledge.llm_config
+    env = {"LLM_URL": "http://127.0.0.1:8008/v1", "LLM_MODEL": "kefu-local"}
+    llm = load_settings(path, environ=env).knowledge.llm_config
     assert llm == {
         "timeout": 3.0,
         "backend": "openai",
         "base_url": "http://127.0.0.1:8008/v1",
         "model": "kefu-local",
     }
-    assert expand_variables(["${NOPE}", "a${NOPE}b"], {}) == [None, "ab"]
+    assert expand_variables(["a${X}b", {"k": "${X}"}], {"X": "1"}) == ["a1b", {"k": "1"}]
+    with pytest.raises(ConfigError, match="LLM_URL"):  # unset: Rasa refuses the file too
+        load_settings(path, environ={"LLM_MODEL": "kefu-local"})
 
 
 def test_yaml_off_means_no_llm(tmp_path):

@@ -167,3 +167,27 @@ def test_timeout_is_per_call_so_callers_share_one_client():
     expected = [2.0, 0.5, 7.0, 4.0, 4.0]
     assert [round(b, 1) for b in backend.budgets] == expected
     assert client.timeout_s == 2.0  # a call's timeout never changes the client's
+
+
+def test_the_deadline_counts_time_spent_queued_behind_other_calls():
+    """Under load every caller still hears back by its own deadline (issue: 53 calls > 2.2 s)."""
+    from tests.scripted_llm import ScriptedBackend
+
+    client = LLMClient(ScriptedBackend("ok", delay=0.3), timeout_s=0.5)
+
+    async def one() -> tuple[float, str]:
+        started = time.monotonic()
+        try:
+            await client.agenerate(CHAT)
+            outcome = "ok"
+        except LLMTimeoutError:
+            outcome = "timeout"
+        return time.monotonic() - started, outcome
+
+    async def many() -> list[tuple[float, str]]:
+        return await asyncio.gather(*(one() for _ in range(6)))
+
+    results = asyncio.run(many())
+    assert max(elapsed for elapsed, _ in results) < 0.5 + 0.1  # deadline + result hand-over
+    assert [o for _, o in results].count("ok") >= 1  # the first call is served normally
+    assert "timeout" in [o for _, o in results]  # those queued past their deadline are not
