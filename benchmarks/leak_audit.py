@@ -7,8 +7,14 @@ Starts the action server and ``rasa run --enable-api`` with ``--debug`` logging 
 every message it receives), the masking SQLite tracker store and the masking file event broker,
 plays the conversations over REST, then searches every file under the temporary KEFU_HOME
 (tracker store, event broker output, tickets, knowledge index) and both logs for every seeded
-value, as typed, JSON-escaped and without spaces. Every token in the tracker store must reveal
-one of the seeded values from the vault.
+value, as typed, JSON-escaped, without spaces and in NFKC form. Every token in the tracker store
+must reveal one of the seeded values from the vault.
+
+Besides names, phones, e-mails, ID, card and IBAN numbers and addresses, each conversation has
+one harder shape — a lower-case name after a cue ("my name is zhang wei"), "I'm Zhang Wei", or a
+phone number in full-width digits — and two conversations in three are held under a sender id
+that is personal data itself (a phone number or an e-mail address, as Telegram- or
+WhatsApp-style channels use): it must appear nowhere but as its sender token.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ def main() -> int:
         "conversations": result.conversations,
         "turns": result.turns,
         "values_sent": result.values_sent,
+        "sent_by_kind": result.sent_by_kind,
         "files_scanned": result.files_scanned,
         "raw_occurrences": len(result.leaks),
         "leaks": result.leaks,
@@ -91,6 +98,8 @@ def main() -> int:
             ],
         )
     )
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.sent_by_kind.items()))
+    print(f"values sent by kind: {kinds}")
     for leak in result.leaks[:20]:
         print(f"  leak: {leak}")
     write_json(args.json, results)

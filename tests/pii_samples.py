@@ -17,6 +17,8 @@ ZH_PLACES = [
     ("浙江省杭州市", "西湖区", "文三路"),
     ("四川省成都市", "武侯区", "人民南路"),
 ]
+PINYIN_SURNAMES = ["Zhang", "Wang", "Li", "Liu", "Chen", "Yang", "Huang", "Zhao", "Zhou", "Xu"]
+PINYIN_GIVEN = ["Wei", "Fang", "Na", "Min", "Jing", "Lei", "Jun", "Tao", "Xiaoming", "Lihua"]
 EN_FIRST = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Mateo", "Sofia", "Lucas", "Mia", "Ethan"]
 EN_LAST = ["Hartley", "Okafor", "Lindqvist", "Moreau", "Castillo", "Brennan", "Novak", "Iyer"]
 
@@ -78,3 +80,13 @@ def zh_address(rng: random.Random, with_unit: bool = False) -> str:
     if with_unit:
         address += f"{rng.randint(1, 30)}栋{rng.randint(101, 2505)}室"
     return address
+
+
+def pinyin_name(rng: random.Random) -> str:
+    """A Chinese name in pinyin, surname first ("Zhang Wei")."""
+    return f"{rng.choice(PINYIN_SURNAMES)} {rng.choice(PINYIN_GIVEN)}"
+
+
+def full_width(text: str) -> str:
+    """``text`` with ASCII letters and digits in their full-width forms ("138" → "１３８")."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)

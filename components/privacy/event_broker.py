@@ -11,6 +11,9 @@ Set it in ``endpoints.yml``::
 Every event is masked by :func:`components.privacy.event_masking.mask_event` (the same masking the
 tracker store wrapper applies) before the inner broker sees it, so Kafka topics, RabbitMQ queues,
 SQL event tables and ``rasa export`` runs only ever carry tokens like ``[PHONE_1d37a3d9]``.
+Each event's ``sender_id`` is published as the conversation's sender token (``sender_`` and 16 hex
+digits, :meth:`~components.privacy.pii.PIIMasker.sender_token`, the one the masking tracker store
+saves under), since a channel may use a phone number or e-mail address as the sender id.
 It also covers trackers saved by a store that does not mask (e.g. a plain ``SQL`` store).
 """
 
@@ -77,7 +80,7 @@ class MaskingEventBroker(EventBroker):
         return cls(inner, masker)
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Publish the masked copy of ``event``."""
+        """Publish the masked copy of ``event`` (its ``sender_id`` replaced by the sender token)."""
         self._inner.publish(mask_event(self._masker, event))
 
     def is_ready(self) -> bool:

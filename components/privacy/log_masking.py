@@ -6,6 +6,12 @@ Rasa and rasa-sdk log whole messages and trackers at debug level ("Received user
 the formatted message (the same tokens as in storage), so ``rasa run --debug`` and the action
 server's debug logs stay clean too. Installed by the masking tracker store (Rasa process) and by
 the action package (action server).
+
+Rasa also names the conversation in its log lines ("Acquiring lock for conversation
+'13812345678'", "sender_id=...", "for sender alice@example.cn"), and a sender id can be a phone
+number or an e-mail address: a sender id after such a word (quoted, or unquoted with a digit,
+``@`` or ``+`` in it) becomes the same sender token as in the tracker store, and anything else
+personal in the line is masked as usual.
 """
 
 from __future__ import annotations
@@ -14,10 +20,17 @@ import logging
 import re
 
 from components.privacy.pii import PIIMasker
-from components.privacy.recognisers import find_pii
+from components.privacy.recognisers import TOKEN, find_pii
 
 # Rasa 3.6 logs structlog events as JSON with non-ASCII characters escaped ("\\u738b")
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+# "conversation ID 'x'", "sender 'x'", "sender_id=x", "\"sender_id\": \"x\"", "for sender x"
+_SENDER_IN_LOG = re.compile(
+    r"(?i:\b(?:sender|conversation)(?:[ _-]?id)?)"
+    r"(?:[\"']?\s*[:=]\s*|\s+)"
+    r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\r\n]{1,200})(?P=q)"
+    r"|(?P<bare>[^\s\"',;()\[\]{}<>]*[\d@+][^\s\"',;()\[\]{}<>]*))"
+)
 
 
 def _unescape(match: re.Match) -> str:
@@ -44,9 +57,25 @@ class PIILogFilter(logging.Filter):
             return True
         if "\\u" in message:
             message = _ESCAPED.sub(_unescape, message)
-        if find_pii(message):
-            record.msg, record.args = self._masker.mask(message), None
+        masked = _SENDER_IN_LOG.sub(self._sender_masked, message)
+        if find_pii(masked):
+            masked = self._masker.mask(masked)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
+
+    def _sender_masked(self, match: re.Match) -> str:
+        """The matched sender id mention with the id replaced by its sender token."""
+        group = "quoted" if match.group("quoted") is not None else "bare"
+        sender = match.group(group)
+        if group == "bare":
+            sender = sender.rstrip(".:")  # end of the sentence
+        whole = match.group(0)
+        if not sender or TOKEN.fullmatch(sender):
+            return whole
+        start = match.start(group) - match.start()
+        token = self._masker.sender_token(sender)
+        return whole[:start] + token + whole[start + len(sender) :]
 
 
 def install(masker: PIIMasker | None = None) -> PIILogFilter:

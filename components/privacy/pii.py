@@ -4,6 +4,17 @@ Masking replaces each span found by :func:`components.privacy.recognisers.find_p
 ``[TYPE_xxxxxxxx]`` where the suffix is a keyed hash of the value: the same value always gets the
 same token, tokens never match a recogniser (masking is idempotent), and with a
 :class:`components.privacy.vault.Vault` the original can be recovered by whoever holds the key.
+A value typed in full-width digits gets the same token as in ASCII digits.
+
+Sender ids (conversation ids) are personal data too — Telegram- or WhatsApp-style channels use
+the customer's phone number or e-mail address — so everything that stores one stores
+:meth:`PIIMasker.sender_token` instead: ``sender_`` and 16 hex digits of a keyed hash (64 bits:
+no two conversations of a deployment share one). It must be the same in every process and after
+every restart, since the tracker store looks conversations up by it, so its key is
+``KEFU_VAULT_KEY`` (or the key given) and, without one, a random key kept in
+``KEFU_HOME/sender.key`` (mode 0600). With that file, whoever can read ``KEFU_HOME`` can test a
+guessed sender id against the stored tokens; a deployment that stores real customers' ids sets
+``KEFU_VAULT_KEY`` and keeps it elsewhere. With a vault the original sender id is kept in it.
 """
 
 from __future__ import annotations
@@ -12,24 +23,59 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
+import unicodedata
 from pathlib import Path
 
-from components.privacy.recognisers import find_pii
+from components.errors import ConfigError
+from components.paths import kefu_home
+from components.privacy.recognisers import SENDER_TOKEN, find_pii
 from components.privacy.vault import Vault
+
+SENDER_KEY_FILE = "sender.key"
+_SENDER_CACHE_SIZE = 4096
+
+
+def _installation_key() -> bytes:
+    """The random sender-token key of this ``KEFU_HOME``, created on first use (mode 0600).
+
+    Raises:
+        ConfigError: when the key file is empty or too short.
+    """
+    path = kefu_home() / SENDER_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:  # first process: write it; the others wait below until it is complete
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    for _ in range(200):
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 64:
+            return key.encode()
+        time.sleep(0.01)
+    raise ConfigError(str(path), "<hidden>", "64 hex digits written by Kefu (delete the file)")
 
 
 class PIIMasker:
     """Masks personal data with stable keyed tokens.
 
     Args:
-        key: Token key; default ``KEFU_VAULT_KEY`` or a random per-process key.
+        key: Token key; default ``KEFU_VAULT_KEY`` or a random per-process key (sender tokens
+            then use the installation key in ``KEFU_HOME/sender.key``).
         vault: Where originals are kept when masking must be reversible.
     """
 
     def __init__(self, key: str | None = None, vault: Vault | None = None) -> None:
         self.vault = vault
-        secret = key or os.environ.get("KEFU_VAULT_KEY") or secrets.token_hex(16)
+        given = key or os.environ.get("KEFU_VAULT_KEY")
+        secret = given or secrets.token_hex(16)
         self._key = vault.key if vault else secret.encode()
+        self._sender_key: bytes | None = self._key if (vault or given) else None
+        self._senders: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls, vault_path: str | Path | None = None) -> PIIMasker:
@@ -44,6 +90,31 @@ class PIIMasker:
         digest = hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
         return f"[{kind}_{digest[:8]}]"
 
+    def sender_token(self, sender_id: str) -> str:
+        """The stable token stored in place of a sender id: ``sender_`` and 16 hex digits.
+
+        A sender token is returned as it is (saving a conversation looked up by its token does
+        not mask it twice). With a vault, the original is kept there (``Vault.reveal``).
+        """
+        found = self._senders.get(sender_id)
+        if found is not None:
+            return found
+        if SENDER_TOKEN.fullmatch(sender_id):
+            return sender_id
+        if self._sender_key is None:
+            with self._lock:
+                if self._sender_key is None:
+                    self._sender_key = _installation_key()
+        digest = hmac.new(self._sender_key, f"SENDER:{sender_id}".encode(), hashlib.sha256)
+        token = f"sender_{digest.hexdigest()[:16]}"
+        if self.vault:
+            self.vault.put(token, sender_id)
+        with self._lock:
+            if len(self._senders) >= _SENDER_CACHE_SIZE:
+                self._senders.clear()
+            self._senders[sender_id] = token
+        return token
+
     def mask(self, text: str) -> str:
         """``text`` with every personal-data span replaced by its token."""
         if not text:
@@ -53,7 +124,10 @@ class PIIMasker:
             return text
         out, last = [], 0
         for span in spans:
-            token = self.token(span.type, span.value)
+            value = (
+                span.value if span.value.isascii() else unicodedata.normalize("NFKC", span.value)
+            )
+            token = self.token(span.type, value)
             if self.vault:
                 self.vault.put(token, span.value)
             out += [text[last : span.start], token]

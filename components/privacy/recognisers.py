@@ -6,19 +6,26 @@ bank card unless it passes Luhn. Types: ``EMAIL``, ``CN_ID``, ``BANK_CARD``, ``I
 (Chinese mobiles with or without +86, international ``+`` numbers, North American numbers, and
 other digit groups when a phone cue such as "call", "tel", "电话" precedes them), ``US_SSN``,
 ``IP`` (v4), ``URL_SECRET`` (URLs carrying tokens, keys, passwords or signatures), and by rules
-``NAME`` (after a cue: "my name is", "Mr.", "我叫", "收货人") and ``ADDRESS`` (street addresses:
-"12 Baker Street", "Puruntie 82", "Apt. 5"; Chinese ones from city/district to the house
-number, "北京市朝阳区建国路88号"). Names and addresses have no checksum, so they are found only
-in these shapes; a name said without a cue is not found.
+``NAME`` (after a cue: "my name is", "Mr.", "我叫", "收货人"; lower-case after a naming cue,
+"my name is zhang wei", or a first name and surname after "this is"; capitalised after "I'm"/"I am",
+"I'm Zhang Wei") and ``ADDRESS`` (street addresses: "12 Baker Street", "Puruntie 82", "Apt. 5";
+Chinese ones from city/district to the house number, "北京市朝阳区建国路88号"). Names and addresses
+have no checksum, so they are found only in these shapes; a name said without a cue is not found,
+and a common English word is never taken for a name ("I'm Sorry", "this is Amazing").
 
-:data:`TOKEN` is the shape of a masked value (``[TYPE_xxxxxxxx]``); spans that are or contain a
-token are never reported, which is what makes masking idempotent.
+Text is recognised in its NFKC form (full-width ``１３８１２３４５６７８`` is a phone number), while
+every span's offsets and value refer to the original text, so a span is masked in place.
+
+:data:`TOKEN` is the shape of a masked value (``[TYPE_xxxxxxxx]``) and :data:`SENDER_TOKEN` that
+of a masked sender id (``sender_`` and 16 hex digits); spans that are, contain or overlap a token
+are never reported, which is what makes masking idempotent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 TYPES = (
@@ -34,6 +41,8 @@ TYPES = (
     "ADDRESS",
 )
 TOKEN = re.compile(r"\[(?:" + "|".join(TYPES) + r")_[0-9a-f]{8}\]")
+#: A masked sender id (:meth:`components.privacy.pii.PIIMasker.sender_token`).
+SENDER_TOKEN = re.compile(r"(?<![0-9A-Za-z])sender_[0-9a-f]{16}(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -98,12 +107,133 @@ _SURNAMES = set(
 )
 _NAME_STOP = "的了吗呢啊是在要想就还也和与跟从给把被对到说"
 _EN_NAME = re.compile(
-    r"(?:\b(?i:my name is|name is|name:|names are|this is|signed|regards,|sincerely,|dear)"
+    r"(?:\b(?P<cue>(?i:my name is|name is|name:|names are|this is|signed|regards,|sincerely,|dear))"
     r"|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?)\s+"
     r"(?!(?:Mr|Mrs|Ms|Miss|Dr|Prof)\b)"
     r"(?P<v>[A-Z\u00c0-\u00de\u0100-\u024f][a-zA-Z\u00c0-\u024f'’-]+(?:\s+[A-Z]\.?(?=\s))?"
     r"(?:\s+[A-Z\u00c0-\u00de\u0100-\u024f][a-zA-Z\u00c0-\u024f'’-]+){0,2})"
 )
+_WORD = r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'’-]*"
+# a cue that says a name follows, then the name in any case: "my name is zhang wei"
+_EN_NAME_ANY_CASE = re.compile(
+    r"\b(?i:my (?:full |first |last |real )?name is|my name['’]s|my surname is|i am called"
+    r"|i['’]m called)\s+"
+    rf"(?P<v>{_WORD}(?:\s+{_WORD}){{0,2}})"
+)
+# "this is john smith", "name: li ming": lower case after another cue only as a known first name
+# (or a Chinese surname in pinyin) and one or two more words
+_EN_NAME_WEAK_LOWER = re.compile(
+    r"\b(?i:this is|name is|name:|names are|dear|signed|regards,|sincerely,)\s+"
+    r"(?P<v>[a-z]+(?:\s+[a-z]+){1,2})"
+)
+# "I'm Zhang Wei" / "I am Zhang Wei": capitalised words only, none of them a common word
+_UPPER_WORD = r"[A-Z\u00c0-\u00de\u0100-\u024f][a-z\u00c0-\u024f'’-]+"
+_EN_NAME_I_AM = re.compile(
+    rf"(?<![\w'’])[Ii](?:['’][mM]|\s+am)\s+(?P<v>{_UPPER_WORD}(?:\s+[A-Z]\.?(?=\s))?"
+    rf"(?:\s+{_UPPER_WORD}){{0,2}})"
+)
+# common English words that follow a naming cue or "I'm" but are not names ("I'm Sorry",
+# "this is Amazing", "my name is not on the order", "I am Chinese"); words that are also common
+# first names (will, may, mark, grace, hope, rose, ...) are deliberately left out
+_EN_STOP = frozenset(
+    """
+    a about above absolutely actually after again against ago ah all almost alone already
+    alright also although always am amazed amazing an and angry annoyed another any anybody
+    anyone anything anyway apparently are around as asking at available awake aware away awful
+    back bad based basically be because been before being below best better between both bored
+    bot but buying by called calling calm can cannot certain certainly checking chinese client
+    close coming complaining completely concerned confused contact contacting correct could
+    currently customer dear definitely delighted desperate did disappointed do does doing done
+    down each early eating either else embarrassed employed english even ever every everyone
+    exactly excited expecting extremely fairly feeling fed few fine finished first for free
+    from frustrated full furious getting glad going gold gone good got grateful great guest
+    had happy hard has have having he hello help her here hers herself hey hi him himself his
+    home hoping how however human i if ill impressed in incorrect inside interested into is it
+    its itself just kind kinda late leaving less like listed literally little living local
+    locked logged looking lost lucky mad married me member messaging mine misspelled missing
+    more most moving much my myself near nearly need needing nervous never new next nice no
+    none nope nor not nothing now of off ok okay old on once one only or ordering other our
+    ours ourselves out outside over overdue own paying pending perfectly person please pleased
+    plus premium pretty probably quite rather ready real really regular registered reaching
+    retired returning right sad same satisfied saying scared seeing sending serious seriously
+    she shocked shopping should shown sick simply since sitting so some someone something
+    sometimes sorry speaking spelled staying still stuck such super supposed sure surprised
+    taking talking terrible than thank thankful thanks that the their theirs them themselves
+    then there these they thinking this those though through tired to today tomorrow tonight
+    too totally travelling traveling truly trying unable under unemployed unhappy unsure until
+    up upset urgent us used user using usually very vip waiting wanting was we well were what
+    when where which while who whom whose why with within without wondering working worried
+    would writing wrong yes yesterday yet you your yours yourself
+    account admin agent american asian australian british buyer canadian christian
+    customers dutch european french german indian irish italian japanese korean mexican
+    muslim order owner package parcel problem product refund russian seller service shop
+    spanish staff student support swedish vegan vegetarian
+    sir madam team friend friends everyone colleague colleagues partner valued shopper
+    address phone mobile email tel date name number
+    monday tuesday wednesday thursday friday saturday sunday
+    """.split()
+)
+# first names and pinyin surnames that make "this is john smith" a name in lower case
+_KNOWN_FIRST = frozenset(
+    """
+    james john robert michael william david richard joseph thomas charles christopher daniel
+    matthew anthony mark donald steven paul andrew joshua kevin brian george edward ronald
+    timothy jason jeffrey ryan jacob gary nicholas eric jonathan stephen larry justin scott
+    brandon benjamin samuel frank gregory raymond alexander patrick jack dennis peter tom
+    mary patricia jennifer linda elizabeth barbara susan jessica sarah karen nancy lisa betty
+    margaret sandra ashley kimberly emily donna michelle dorothy carol amanda melissa deborah
+    stephanie rebecca sharon laura cynthia kathleen amy angela anna emma olivia sophia mia
+    liam noah lucas ethan mateo sofia ava alice lucy chloe grace hannah
+    zhang wang li liu chen yang huang zhao wu zhou xu sun zhu hu guo gao lin luo zheng liang
+    xie tang han feng deng cao peng zeng xiao tian dong yuan pan cai jiang yu du ye cheng su
+    wei lu ding ren shen yao cui zhong tan jin shi liao jia xia fu fang bai zou meng xiong qin
+    qiu yin xue yan duan lei hou gu mao hao gong shao wan qian dai kong
+    """.split()
+)
+# one or more pinyin syllables (loosely): "xiaoming" is a name, "calling" is not
+_PINYIN_WORD = re.compile(
+    r"(?:(?:zh|ch|sh|[bpmfdtnlgkhjqxzcsryw])?"
+    r"(?:iang|iong|uang|iao|ian|uai|uan|ang|eng|ong|ing|ai|ei|ao|ou|an|en|er|ia|ie|iu|in|ua|uo"
+    r"|ui|un|ue|a|o|e|i|u|v))+"
+)
+_WEAK_SUFFIXES = ("ed", "ly", "ous", "ful", "able", "ible", "ive", "ment", "ness", "tion", "sion")
+
+
+def _not_a_name(word: str, strict: bool, weak: bool) -> bool:
+    """Whether ``word`` is a common word rather than part of a name.
+
+    ``strict`` also rejects long "-ing" words that are not pinyin ("Looking", not "Xiaoming");
+    ``weak`` (lower case after a weak cue) also rejects adjective and adverb endings.
+    """
+    lower = word.lower().strip("'’-.")
+    if not lower or lower in _EN_STOP:
+        return True
+    if strict and len(lower) >= 6 and lower.endswith("ing") and not _PINYIN_WORD.fullmatch(lower):
+        return True
+    return weak and len(lower) >= 5 and lower.endswith(_WEAK_SUFFIXES)
+
+
+def _name_span(
+    text: str, match: re.Match, *, strict: bool = False, weak: bool = False, need: int = 1
+) -> PIISpan | None:
+    """The name in ``match`` up to its first common word; None when fewer than ``need`` words.
+
+    A capital letter after the first word is a middle initial ("Katie E Miles"); a possessive
+    "'s" is not part of the name ("I'm Amanda's daughter").
+    """
+    start, end, kept = match.start("v"), None, 0
+    for word in re.finditer(r"\S+", match.group("v")):
+        initial = kept > 0 and re.fullmatch(r"[A-Z]\.?", word.group(0)) is not None
+        if not initial and _not_a_name(word.group(0), strict, weak):
+            break
+        end, kept = start + word.end(), kept + 1
+    if end is None or kept < need:
+        return None
+    if text.endswith(("'s", "’s"), start, end) and end - start > 2:
+        end -= 2
+    return PIISpan("NAME", start, end, text[start:end])
+
+
 _ZH_NAME = re.compile(
     r"(?:我叫|我的名字是|我的名字叫|名字是|名字叫|姓名|联系人|收货人|收件人|寄件人|持卡人|本人|我是)"
     r"[:：\s]*(?P<v>[\u4e00-\u9fff]{2,4})"
@@ -234,7 +364,20 @@ def _rule_spans(text: str) -> list[PIISpan]:
     """Names after a cue, and Chinese addresses without the words that lead into them."""
     spans = []
     for match in _EN_NAME.finditer(text):
-        spans.append(PIISpan("NAME", match.start("v"), match.end("v"), match.group("v")))
+        if match.group("cue") is None:  # after Mr./Dr.: whatever is capitalised
+            spans.append(PIISpan("NAME", match.start("v"), match.end("v"), match.group("v")))
+        elif span := _name_span(text, match):
+            spans.append(span)
+    for match in _EN_NAME_ANY_CASE.finditer(text):
+        if span := _name_span(text, match, strict=True):
+            spans.append(span)
+    for match in _EN_NAME_WEAK_LOWER.finditer(text):
+        if match.group("v").split()[0] in _KNOWN_FIRST:
+            if span := _name_span(text, match, strict=True, weak=True, need=2):
+                spans.append(span)
+    for match in _EN_NAME_I_AM.finditer(text):
+        if span := _name_span(text, match, strict=True):
+            spans.append(span)
     for match in _ZH_NAME.finditer(text):
         raw = match.group("v")
         value = raw[:2] + re.split(f"[{_NAME_STOP}]", raw[2:])[0]  # "张三的朋友" → "张三"
@@ -246,13 +389,43 @@ def _rule_spans(text: str) -> list[PIISpan]:
     return spans
 
 
+def _normalised(text: str) -> tuple[str, list[int] | None]:
+    """``text`` in NFKC form, and where each of its characters starts in ``text``.
+
+    The offsets are None when the form has the same length (full-width forms and the
+    ideographic space map one to one, the common case); otherwise ``starts[i]`` is the index in
+    ``text`` of the character that produced character ``i``, plus ``len(text)`` at the end.
+    """
+    if text.isascii():
+        return text, None
+    form = unicodedata.normalize("NFKC", text)
+    if form == text:
+        return text, None
+    if len(form) == len(text) and all(
+        a == b or unicodedata.normalize("NFKC", a) == b for a, b in zip(text, form, strict=True)
+    ):
+        return form, None
+    parts: list[str] = []
+    starts: list[int] = []
+    for index, char in enumerate(text):
+        normal = unicodedata.normalize("NFKC", char) if ord(char) > 127 else char
+        parts.append(normal)
+        starts.extend([index] * len(normal))
+    starts.append(len(text))
+    return "".join(parts), starts
+
+
 def find_pii(text: str) -> list[PIISpan]:
-    """Every personal-data span in ``text``, non-overlapping, in order."""
+    """Every personal-data span in ``text``, non-overlapping, in order.
+
+    Recognition runs on the NFKC form of ``text``; offsets and values refer to ``text`` itself.
+    """
     if not text:
         return []
-    found: list[PIISpan] = _rule_spans(text)
+    norm, starts = _normalised(text)
+    found: list[PIISpan] = _rule_spans(norm)
     for kind, pattern, valid in _RECOGNISERS:
-        for match in pattern.finditer(text):
+        for match in pattern.finditer(norm):
             value, start = match.group(0), match.start()
             if kind == "ADDRESS":
                 trimmed = _trim_address(value)
@@ -262,12 +435,27 @@ def find_pii(text: str) -> list[PIISpan]:
                 continue
             if valid is not None:
                 takes_context = valid.__code__.co_argcount == 3
-                if not (valid(value, text, start) if takes_context else valid(value)):
+                if not (valid(value, norm, start) if takes_context else valid(value)):
                     continue
             found.append(PIISpan(kind, start, start + len(value), value))
+    if "sender_" in norm:  # a masked sender id's hex digits are no phone or card number
+        senders = [m.span() for m in SENDER_TOKEN.finditer(norm)]
+        found = [s for s in found if not any(s.start < e and b < s.end for b, e in senders)]
     found.sort(key=lambda s: (s.start, -(s.end - s.start)))
     kept: list[PIISpan] = []
     for span in found:
         if not kept or span.start >= kept[-1].end:
             kept.append(span)
-    return kept
+    if norm is text:
+        return kept
+    if starts is None:
+        return [PIISpan(s.type, s.start, s.end, text[s.start : s.end]) for s in kept]
+    return [
+        PIISpan(
+            s.type,
+            starts[s.start],
+            starts[s.end - 1] + 1,
+            text[starts[s.start] : starts[s.end - 1] + 1],
+        )
+        for s in kept
+    ]

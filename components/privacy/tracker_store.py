@@ -27,6 +27,16 @@ the kept one (same first event, and the kept one's last event at the same positi
 its further events masked, including those another replica stored in between; any other (a new
 session was retrieved, the process restarted, the cache was full) is masked whole again.
 Masking is idempotent, so events that come back masked from the store stay as they are.
+
+Sender ids are personal data too (a channel may use the customer's phone number or e-mail
+address), so the inner store only ever sees the conversation's sender token instead
+(``sender_`` and 16 hex digits, :meth:`components.privacy.pii.PIIMasker.sender_token`, keyed and
+stable across restarts; kept in the vault with ``KEFU_VAULT_KEY``): ``save`` hands it a tracker
+whose ``sender_id`` is the token (and the sender id inside event metadata is replaced by it too),
+``retrieve`` and ``retrieve_full_tracker`` look the token up and give the tracker back under the
+sender id they were asked for. A token is itself accepted wherever a sender id is. ``keys``
+lists the stored conversations: their original sender ids when the vault holds them (with
+``KEFU_VAULT_KEY``), their tokens otherwise — both work with ``retrieve``.
 """
 
 from __future__ import annotations
@@ -117,14 +127,20 @@ class MaskingTrackerStore(TrackerStore):
         if hasattr(self, "_inner"):
             self._inner.domain = self._domain
 
-    def _mask_events(self, events: Iterable[Event]) -> list[Event]:
-        return deserialise_events([mask_event(self._masker, e.as_dict()) for e in events])
+    def _mask_events(self, events: Iterable[Event], sender_id: str) -> list[Event]:
+        return deserialise_events(
+            [mask_event(self._masker, e.as_dict(), sender_id) for e in events]
+        )
 
     def masked(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
-        """A copy of ``tracker`` whose events carry no raw personal data (all of them masked)."""
-        events = [mask_event(self._masker, e.as_dict()) for e in tracker.events]
+        """A copy of ``tracker`` with no raw personal data (all events masked, token sender id)."""
+        sender_id = tracker.sender_id
+        events = [mask_event(self._masker, e.as_dict(), sender_id) for e in tracker.events]
         return DialogueStateTracker.from_dict(
-            tracker.sender_id, events, self.domain.slots, tracker._max_event_history
+            self._masker.sender_token(sender_id),
+            events,
+            self.domain.slots,
+            tracker._max_event_history,
         )
 
     def _masked_incrementally(
@@ -145,7 +161,8 @@ class MaskingTrackerStore(TrackerStore):
             and _mark(events[kept.covered - 1]) == kept.last
             and kept.tracker._max_event_history == tracker._max_event_history
         ):
-            for event in self._mask_events(events[i] for i in range(kept.covered, total)):
+            new = (events[i] for i in range(kept.covered, total))
+            for event in self._mask_events(new, tracker.sender_id):
                 kept.tracker.update(event)
             masked = kept.tracker
         else:
@@ -155,7 +172,11 @@ class MaskingTrackerStore(TrackerStore):
         return _MaskedSoFar(masked, total, _mark(events[0]), _mark(events[-1]))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Save the masked copy through the inner store, masking only events not masked yet."""
+        """Save the masked copy through the inner store, masking only events not masked yet.
+
+        The inner store gets the copy under the conversation's sender token; the kept masked
+        trackers are keyed by the sender id as given.
+        """
         # taken out while in use: a concurrent save of the same conversation masks from scratch
         kept = self._cache.pop(tracker.sender_id, None)
         current = self._masked_incrementally(tracker, kept)
@@ -167,16 +188,32 @@ class MaskingTrackerStore(TrackerStore):
                 self._cache.popitem(last=False)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        """The stored (masked) tracker."""
-        return await self._inner.retrieve(sender_id)
+        """The stored (masked) tracker, looked up by the sender token, under ``sender_id``."""
+        tracker = await self._inner.retrieve(self._masker.sender_token(sender_id))
+        if tracker is not None:
+            tracker.sender_id = sender_id  # saved again later: masked to the same token
+        return tracker
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
-        """The stored (masked) tracker with all sessions."""
-        return await self._inner.retrieve_full_tracker(conversation_id)
+        """The stored (masked) tracker with all sessions, under ``conversation_id``."""
+        token = self._masker.sender_token(conversation_id)
+        tracker = await self._inner.retrieve_full_tracker(token)
+        if tracker is not None:
+            tracker.sender_id = conversation_id
+        return tracker
 
     async def keys(self) -> Iterable[str]:
-        """Conversation ids of the inner store."""
-        return await self._inner.keys()
+        """The stored conversations: original sender ids the vault can reveal, tokens otherwise.
+
+        The inner store only holds sender tokens; with ``KEFU_VAULT_KEY`` set they are revealed
+        from the vault (one query per 500). Either form works with :meth:`retrieve`.
+        """
+        tokens = list(await self._inner.keys())
+        vault = self._masker.vault
+        if vault is None or not tokens:
+            return tokens
+        revealed = vault.reveal_many(tokens)
+        return [revealed.get(token, token) for token in tokens]
 
 
 def main(argv: list[str] | None = None) -> int:

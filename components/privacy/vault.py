@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import sqlite3
 import threading
 from pathlib import Path
 
 from components.errors import ConfigError
-from components.privacy.recognisers import TOKEN
+from components.privacy.recognisers import SENDER_TOKEN, TOKEN
+
+_ANY_TOKEN = re.compile(f"{TOKEN.pattern}|{SENDER_TOKEN.pattern}")
 
 
 class Vault:
@@ -49,6 +52,19 @@ class Vault:
             row = conn.execute("SELECT value FROM vault WHERE token = ?", (token,)).fetchone()
         return self._fernet.decrypt(row[0]).decode() if row else None
 
+    def reveal_many(self, tokens: list[str]) -> dict[str, str]:
+        """The original values of those ``tokens`` the vault knows (one query per 500)."""
+        found: dict[str, str] = {}
+        with self._connect() as conn:
+            for i in range(0, len(tokens), 500):
+                chunk = tokens[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT token, value FROM vault WHERE token IN ({marks})", chunk
+                )
+                found.update((token, self._fernet.decrypt(value).decode()) for token, value in rows)
+        return found
+
     def reveal_all(self, text: str) -> str:
-        """Replace every known token in ``text`` by its original value."""
-        return TOKEN.sub(lambda m: self.reveal(m.group(0)) or m.group(0), text)
+        """Replace every known token (values and sender ids) in ``text`` by its original."""
+        return _ANY_TOKEN.sub(lambda m: self.reveal(m.group(0)) or m.group(0), text)

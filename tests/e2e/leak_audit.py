@@ -2,7 +2,12 @@
 
 Used by the e2e test (10 conversations) and ``benchmarks/leak_audit.py`` (100, debug logs).
 Each conversation carries its own generated values (names, phones, e-mails, Chinese ID and
-bank card numbers with valid check digits, IBANs, addresses), so a leak is attributable.
+bank card numbers with valid check digits, IBANs, addresses), so a leak is attributable. Besides
+the classic shapes every conversation has one of the harder ones — a lower-case name after a cue
+("my name is zhang wei"), a capitalised name after "I'm" ("I'm Zhang Wei"), a phone number in
+full-width digits (``１３８…``) — and every conversation but each third one has a sender id
+that is itself personal data: a phone number (Telegram/WhatsApp style) or an e-mail address.
+Sender ids must be stored as sender tokens only (tracker store, events, tickets, logs).
 """
 
 from __future__ import annotations
@@ -11,12 +16,17 @@ import json
 import random
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass, field
 
+from components.privacy.pii import PIIMasker
 from components.privacy.recognisers import TOKEN
 from components.privacy.vault import Vault
 from tests import pii_samples as samples
 from tests.e2e.harness import VAULT_KEY, Servers
+
+#: The kind under which a conversation's personal sender id is listed in ``values``.
+SENDER = "sender_id"
 
 
 @dataclass
@@ -26,8 +36,42 @@ class Conversation:
     values: dict[str, str]
 
 
+def stored_sender(sender: str) -> str:
+    """The sender token the servers store for ``sender`` (same key: ``KEFU_VAULT_KEY``)."""
+    return PIIMasker(VAULT_KEY).sender_token(sender)
+
+
+def _hard_turn(n: int, rng: random.Random, values: dict[str, str]) -> str:
+    """The n-th conversation's turn with one of the shapes plain patterns used to miss."""
+    shape = n % 3
+    if shape == 0:
+        values["lower_name"] = samples.pinyin_name(rng).lower()
+        return rng.choice(
+            [
+                f"my name is {values['lower_name']}, where is my parcel?",
+                f"this is {values['lower_name']} from shanghai, I need help",
+            ]
+        )
+    if shape == 1:
+        values["im_name"] = samples.pinyin_name(rng)
+        return f"I'm {values['im_name']}, my parcel is late"
+    values["full_width_phone"] = samples.full_width(samples.cn_mobile(rng))
+    return f"我的手机号是{values['full_width_phone']}，麻烦回电"
+
+
+def _sender(n: int, seed: int, rng: random.Random, values: dict[str, str]) -> str:
+    """A phone number, an e-mail address or (each third conversation) an opaque id."""
+    if n % 3 == 1:
+        values[SENDER] = samples.cn_mobile(rng)
+    elif n % 3 == 2:
+        values[SENDER] = f"buyer{n}.{rng.randint(100, 999)}@example.com"
+    else:
+        return f"leak-audit-{seed}-{n}"
+    return values[SENDER]
+
+
 def conversations(count: int, seed: int = 0) -> list[Conversation]:
-    """``count`` conversations, each with distinct personal data in 4-6 turns."""
+    """``count`` conversations, each with distinct personal data in 6-7 turns."""
     rng = random.Random(seed)
     out = []
     for n in range(count):
@@ -52,29 +96,42 @@ def conversations(count: int, seed: int = 0) -> list[Conversation]:
             f"refund to my IBAN {values['iban']} please",
             "human please",
         ]
-        picked = [turns[0], *rng.sample(turns[1:-1], 4), turns[-1]]
-        out.append(Conversation(f"leak-audit-{seed}-{n}", picked, values))
+        picked = [turns[0], *rng.sample(turns[1:-1], 4)]
+        picked.insert(rng.randint(1, len(picked)), _hard_turn(n, rng, values))
+        sender = _sender(n, seed, rng, values)
+        out.append(Conversation(sender, [*picked, turns[-1]], values))
     return out
 
 
 def _forms(value: str) -> set[str]:
-    """How a value could appear at rest: as typed, JSON-escaped, without spaces."""
-    forms = {value, json.dumps(value)[1:-1], value.replace(" ", "")}
-    if re.fullmatch(r"[\d ]+", value):
-        forms.add(re.sub(r"\D", "", value))
+    """How a value could appear at rest: as typed, JSON-escaped, without spaces, NFKC."""
+    normal = unicodedata.normalize("NFKC", value)
+    forms = {value, json.dumps(value)[1:-1], value.replace(" ", ""), normal}
+    if re.fullmatch(r"[\d ]+", normal):
+        forms.add(re.sub(r"\D", "", normal))
     return {f for f in forms if f}
+
+
+def sent_values(conv: Conversation) -> list[tuple[str, str]]:
+    """(kind, value) of the conversation's values it actually sent (its sender id included)."""
+    return [
+        (kind, value)
+        for kind, value in conv.values.items()
+        if kind == SENDER or any(value in m for m in conv.messages)
+    ]
 
 
 @dataclass
 class AuditResult:
     conversations: int
     turns: int
-    values_sent: int  # distinct seeded values that occurred in a message
+    values_sent: int  # distinct seeded values that occurred in a message or as a sender id
     files_scanned: list[str]
     leaks: list[str] = field(default_factory=list)  # "kind in file"
-    tokens_found: int = 0
+    tokens_found: int = 0  # value tokens in the store, plus the personal sender ids' tokens
     tokens_revealed: int = 0  # tokens whose vault value is one of the seeded values
     values_recoverable: int = 0  # seeded values whose token is in the store and reveals back
+    sent_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def vault_round_trip(self) -> float:
@@ -91,27 +148,27 @@ def run(servers: Servers, convs: list[Conversation]) -> AuditResult:
     files = [p for p in servers.home.rglob("*") if p.is_file() and p.name != "vault.db"]
     files += [p for p in servers.logs.values() if p not in files]
     contents = {p: p.read_bytes().decode("utf-8", "ignore") for p in files}
-    sent = [
-        (kind, value)
-        for conv in convs
-        for kind, value in conv.values.items()
-        if any(value in m for m in conv.messages)
-    ]
+    sent = [pair for conv in convs for pair in sent_values(conv)]
     result = AuditResult(
         conversations=len(convs),
         turns=turns,
         values_sent=len({value for _, value in sent}),
         files_scanned=sorted(str(p.relative_to(servers.home)) for p in files),
     )
+    for kind, _ in sent:
+        result.sent_by_kind[kind] = result.sent_by_kind.get(kind, 0) + 1
     for kind, value in sent:
         for path, text in contents.items():
             if any(form in text for form in _forms(value)):
                 result.leaks.append(f"{kind} in {path.name}")
+    tokens_of = {stored_sender(conv.sender): conv for conv in convs}
     with sqlite3.connect(servers.tracker_db) as conn:  # this audit's conversations only
-        senders = [conv.sender for conv in convs]
-        marks = ",".join("?" * len(senders))
-        rows = conn.execute(f"SELECT data FROM events WHERE sender_id IN ({marks})", senders)
-        tokens = {token for (data,) in rows for token in TOKEN.findall(data)}
+        marks = ",".join("?" * len(tokens_of))
+        rows = conn.execute(
+            f"SELECT sender_id, data FROM events WHERE sender_id IN ({marks})", list(tokens_of)
+        ).fetchall()
+    tokens = {token for _, data in rows for token in TOKEN.findall(data)}
+    tokens |= {sender for sender, _ in rows if SENDER in tokens_of[sender].values}
     vault = Vault(VAULT_KEY, servers.home / "vault.db")
     revealed = {token: vault.reveal(token) for token in tokens}
     values = {value for _, value in sent}

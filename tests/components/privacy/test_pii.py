@@ -99,3 +99,131 @@ def test_an_iban_failing_mod_97_is_not_an_iban():
     # its digits happen to pass Luhn, so they are still masked as a card number: when in doubt,
     # masking errs on the side of privacy
     assert [s.type for s in spans] == ["BANK_CARD"]
+
+
+# --- lower-case names after a cue, "I'm Zhang Wei", full-width digits ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "start"),
+    [
+        ("my name is zhang wei", "zhang wei", 11),
+        ("hi, my name is lena andersson.", "lena andersson", 15),
+        ("my name is zhang wei and my order is late", "zhang wei", 11),
+        ("my name is xiaoming", "xiaoming", 11),
+        ("My name's li na, thanks", "li na", 10),
+        ("this is john smith from accounts", "john smith", 8),
+        ("name: li ming", "li ming", 6),
+        ("I'm Zhang Wei", "Zhang Wei", 4),
+        ("I am Zhang Wei, order KF100234 is late", "Zhang Wei", 5),
+        ("Hi, I’m Emily Chen from Shanghai", "Emily Chen", 8),
+        ("I'm Katie E Miles, originally from Leeds", "Katie E Miles", 4),
+        ("I'm Alex", "Alex", 4),
+        ("\"I'm Amanda's daughter\"", "Amanda", 5),
+    ],
+)
+def test_names_in_lower_case_and_after_i_am(text, value, start):
+    spans = find_pii(text)
+    assert [(s.type, s.value, s.start, s.end) for s in spans] == [
+        ("NAME", value, start, start + len(value))
+    ]
+    assert text[spans[0].start : spans[0].end] == value
+
+
+I_AM_SENTENCES = [
+    "I'm Happy with the service",
+    "I'm Sorry, I meant order KF100234",
+    "I'm Looking for my parcel",
+    "I'm Writing To Complain About My Order",
+    "I'm Not Sure which size to pick",
+    "I'm Chinese and live in Shanghai",
+    "I am Interested in the blue one",
+    "I'm Waiting For A Refund",
+    "I'm Still Waiting",
+    "I'm Really Disappointed",
+    "I'm Calling About My Order",
+    "I'm Trying To Pay",
+    "I'm Fine, thanks",
+    "I'm Back again",
+    "I'm A Customer",
+    "I'm Confused",
+    "I'm Going Home",
+    "I am Happy",
+    "i'm happy with it",
+]
+OTHER_ORDINARY = [
+    "this is taking forever",
+    "this is really bad",
+    "this is long overdue",
+    "this is customer service",
+    "my name is not on the order",
+    "my name is spelled wrong",
+    "product name: wireless mouse",
+    "Dear Customer, your parcel is on its way",
+    "Dear Sir,",
+    "This is Amazing work",
+    "names are hard to remember",
+    "my name is in the system already",
+]
+
+
+@pytest.mark.parametrize("text", I_AM_SENTENCES + OTHER_ORDINARY)
+def test_ordinary_sentences_have_no_name(text):
+    assert find_pii(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "start"),
+    [
+        ("手机１３８１２３４５６７８，谢谢", "PHONE", "１３８１２３４５６７８", 2),
+        ("my phone is １３８ １２３４ ５６７８ ok", "PHONE", "１３８ １２３４ ５６７８", 12),
+        (
+            "身份证１１０１０５１９４９１２３１００２Ｘ",
+            "CN_ID",
+            "１１０１０５１９４９１２３１００２Ｘ",
+            3,
+        ),
+        (
+            "卡号６２２２０２１２３４５６７８９０１２８",
+            "BANK_CARD",
+            "６２２２０２１２３４５６７８９０１２８",
+            2,
+        ),
+        (
+            "mail ｌｉ．ｌｅｉ＠ｅｘａｍｐｌｅ．ｃｎ",
+            "EMAIL",
+            "ｌｉ．ｌｅｉ＠ｅｘａｍｐｌｅ．ｃｎ",
+            5,
+        ),
+        # NFKC changes the length before the number ("ﬁ" → "fi"): offsets still exact
+        ("ﬁle ① call 1３８1２３４５６７８ now", "PHONE", "1３８1２３４５６７８", 11),
+    ],
+)
+def test_full_width_digits_are_recognised_at_their_original_offsets(text, kind, value, start):
+    spans = find_pii(text)
+    assert [(s.type, s.value, s.start, s.end) for s in spans] == [
+        (kind, value, start, start + len(value))
+    ]
+
+
+def test_a_full_width_phone_is_masked_in_place_with_the_ascii_token():
+    masker = PIIMasker("k" * 16)
+    masked = masker.mask("手机１３８１２３４５６７８，谢谢")
+    ascii_token = masker.mask("13812345678")
+    assert masked == f"手机{ascii_token}，谢谢"
+    assert not any(c in masked for c in "１３８")
+
+
+def test_full_width_look_alikes_are_not_personal_data():
+    for text in [
+        "订单ＫＦ１００２３４已发货",
+        "数量：１２，总价：２９９元",
+        "１１０１０５１９４９１２３１００２Ｙ",
+    ]:
+        assert find_pii(text) == []
+
+
+def test_vault_keeps_what_was_typed(tmp_path):
+    vault = Vault("v" * 32, tmp_path / "vault.db")
+    masked = PIIMasker(vault=vault).mask("手机１３８１２３４５６７８")
+    assert vault.reveal_all(masked) == "手机１３８１２３４５６７８"
