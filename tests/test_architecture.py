@@ -19,6 +19,7 @@ ADAPTERS = {
     "components/nlg/rephrasing.py",
     "components/privacy/tracker_store.py",
     "components/privacy/event_broker.py",
+    "components/channels/rest.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [
@@ -28,6 +29,7 @@ ENGINES = [
     "components/nlu",
     "components/nlg",
     "components/tools",
+    "components/channels",
     "components/text.py",
     "components/settings.py",
     "components/services.py",
@@ -83,7 +85,8 @@ def test_actions_and_components_do_no_work_at_import():
         "import threading, importlib\n"
         "before = threading.active_count()\n"
         "for m in ('actions.actions', 'components.nlg.rephrasing', "
-        "'components.nlu.guard_component', 'components.privacy.tracker_store'):\n"
+        "'components.nlu.guard_component', 'components.privacy.tracker_store', "
+        "'components.channels.rest'):\n"
         "    importlib.import_module(m)\n"
         "import components.services as s\n"
         "assert s._SERVICES is None, 'services built at import'\n"

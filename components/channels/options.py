@@ -1,0 +1,100 @@
+"""Options of the guarded REST channel, read from its block in ``credentials.yml``.
+
+::
+
+    components.channels.rest.GuardedRestInput:
+      max_message_chars: 4000      # longer messages get 413
+      max_sender_chars: 128        # longer sender ids get 400
+      max_body_bytes: null         # default: 64 KiB, more for max_message_chars over 4096
+      rate_per_minute: 30          # per sender, per process; 0 turns rate limiting off
+      burst: 10                    # messages a sender may send at once
+      max_tracked_senders: 10000   # senders the rate limiter remembers (least recent out)
+      silence_guard: true          # apologise when a turn produces no reply
+      handoff_on_failure: true     # queue a handoff when a custom action failed silently
+
+Every key is optional; an unknown key or a bad value stops start-up with a
+:class:`~components.errors.ConfigError` that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.errors import ConfigError
+
+COMPONENT = "channels.rest"
+
+
+@dataclass(frozen=True)
+class RestOptions:
+    """Limits and switches of the guarded REST channel.
+
+    Attributes:
+        max_message_chars: Longest accepted message, in characters (code points).
+        max_sender_chars: Longest accepted sender id, in characters.
+        max_body_bytes: Largest accepted request body; None: 64 KiB, or
+            ``12 * max_message_chars + 16 KiB`` when that is more (room for the message escaped
+            as JSON, where one emoji takes 12 bytes, and for metadata).
+        rate_per_minute: Messages per minute one sender may send on average (0: no limit).
+        burst: Messages one sender may send in a row before the rate applies.
+        max_tracked_senders: Senders whose rate-limit state is kept (least recently seen out).
+        silence_guard: Reply with an apology when a turn produces no bot message.
+        handoff_on_failure: Queue a handoff when the silent turn ended in a custom action.
+    """
+
+    max_message_chars: int = 4000
+    max_sender_chars: int = 128
+    max_body_bytes: int | None = None
+    rate_per_minute: float = 30
+    burst: int = 10
+    max_tracked_senders: int = 10_000
+    silence_guard: bool = True
+    handoff_on_failure: bool = True
+
+    def __post_init__(self) -> None:
+        """Check every value; raise ConfigError naming the first bad one."""
+        for name in ("max_message_chars", "max_sender_chars", "burst", "max_tracked_senders"):
+            _check_int(name, getattr(self, name), minimum=1)
+        if self.max_body_bytes is not None:
+            _check_int("max_body_bytes", self.max_body_bytes, minimum=1024)
+        rate = self.rate_per_minute
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0:
+            raise ConfigError(
+                "rate_per_minute", rate, "a number >= 0 (0: no limit)", component=COMPONENT
+            )
+        for name in ("silence_guard", "handoff_on_failure"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "true or false", component=COMPONENT)
+
+    @property
+    def body_limit(self) -> int:
+        """The largest accepted request body, in bytes."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return max(64 * 1024, 12 * self.max_message_chars + 16 * 1024)
+
+    @classmethod
+    def from_credentials(cls, credentials: Mapping[str, Any] | None) -> RestOptions:
+        """Options from the channel's ``credentials.yml`` block (None or empty: defaults).
+
+        Raises:
+            ConfigError: On an unknown key or a bad value.
+        """
+        if not credentials:
+            return cls()
+        if not isinstance(credentials, Mapping):
+            raise ConfigError("credentials", credentials, "a mapping", component=COMPONENT)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in credentials:
+            if key not in known:
+                expected = f"one of {sorted(known)}"
+                raise ConfigError(key, credentials[key], expected, component=COMPONENT)
+        return cls(**dict(credentials))
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, value, f"an integer >= {minimum}", component=COMPONENT)
