@@ -13,6 +13,12 @@ RASA      := $(VENV)/bin/rasa
 STAMP     := $(VENV)/.kefu-installed
 ACTIONS_PORT ?= 5055
 RASA_PORT    ?= 5005
+# where `make serve` listens (loopback unless asked: RASA_INTERFACE=0.0.0.0 behind a proxy)
+RASA_INTERFACE ?= 127.0.0.1
+# origins a browser may call the server from (space-separated); never "*"
+CORS_ORIGINS ?= http://localhost:$(RASA_PORT) http://127.0.0.1:$(RASA_PORT)
+# largest HTTP body either server accepts (bytes); larger requests get 413
+MAX_BODY_BYTES ?= 65536
 PYTEST_ARGS  ?=
 
 export HF_HUB_OFFLINE := 1
@@ -24,11 +30,15 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning:pkg_resources
 export RASA_SHELL_STREAM_READING_TIMEOUT_IN_SECONDS ?= 60
 export KEFU_HOME ?= $(abspath .kefu)
+# one source of truth for where Rasa calls the action server (endpoints.yml reads it)
+export KEFU_ACTIONS_URL ?= http://127.0.0.1:$(ACTIONS_PORT)/webhook
+export SANIC_REQUEST_MAX_SIZE := $(MAX_BODY_BYTES)
+SECRETS := $(KEFU_HOME)/secrets.env
 
 RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
 TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
 
-.PHONY: help setup models train index check-endpoints run serve test test-fast lint clean
+.PHONY: help setup secrets models train index check-endpoints run serve test test-fast lint clean
 
 help:
 	@echo "make run    - set up, train, index, start the action server and open rasa shell"
@@ -62,6 +72,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) models
 	@mkdir -p .kefu "$(KEFU_HOME)"
 
+# the action-server secret and the HTTP API token, generated once per KEFU_HOME (never committed)
+secrets: $(STAMP)
+	@$(PY) -m components.tools.secrets "$(SECRETS)"
+
 models: $(STAMP)
 	@$(PY) -m components.model_prep
 
@@ -74,8 +88,10 @@ index: setup
 
 # ---------------------------------------------------------------- run
 define start_actions
+	set -a; . "$(SECRETS)"; set +a; \
 	log="$(KEFU_HOME)/actions.log"; \
-	$(RASA) run actions --actions actions --port $(ACTIONS_PORT) > "$$log" 2>&1 & \
+	echo "[kefu] ---- action server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
+	$(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
 	apid=$$!; trap 'kill $$apid 2>/dev/null' EXIT INT TERM; \
 	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: $$log)"; \
 	for i in $$(seq 1 120); do \
@@ -88,17 +104,24 @@ define start_actions
 endef
 
 # Rasa silently keeps conversations in memory when a custom tracker store cannot be imported
-check-endpoints: setup
-	@$(PY) -m components.privacy.tracker_store --check endpoints.yml
+check-endpoints: setup secrets
+	@set -a; . "$(SECRETS)"; set +a; $(PY) -m components.privacy.tracker_store --check endpoints.yml
+	@set -a; . "$(SECRETS)"; set +a; $(PY) -c 'import rasa_sdk_plugins, actions.server_extensions as s; s.action_secret()' \
+	  || { echo "error: the action server's plugin (rasa_sdk_plugins) or its secret is missing; run 'make setup'" >&2; exit 1; }
 
-run: train index check-endpoints
+run: train index secrets check-endpoints
 	@set -e; $(start_actions) \
-	$(RASA) shell -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml
+	$(RASA) shell -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml \
+	  -i 127.0.0.1 --port $(RASA_PORT)
 
-serve: train index check-endpoints
+# HTTP API with a token (KEFU_API_TOKEN in $(SECRETS): ?token=... on /conversations, /model ...);
+# the REST and socket.io channels need none
+serve: train index secrets check-endpoints
 	@set -e; $(start_actions) \
-	$(RASA) run --enable-api -m models --endpoints endpoints.yml \
-	  --credentials rasa_project/credentials.yml --port $(RASA_PORT) --cors "*"
+	echo "[kefu] HTTP API on $(RASA_INTERFACE):$(RASA_PORT); token: KEFU_API_TOKEN in $(SECRETS)"; \
+	$(RASA) run --enable-api --auth-token "$$KEFU_API_TOKEN" -m models --endpoints endpoints.yml \
+	  --credentials rasa_project/credentials.yml -i $(RASA_INTERFACE) --port $(RASA_PORT) \
+	  --cors $(CORS_ORIGINS)
 
 # ---------------------------------------------------------------- checks
 test: setup

@@ -1,28 +1,89 @@
-"""Action-server start-up: mask logs and warm the services up before the first request.
+"""Action-server start-up: check the shared secret on every call, mask logs, warm up services.
 
-Attached by rasa-sdk's plugin hook (``rasa_sdk_plugins``). ``KEFU_WARMUP=0`` skips the warm-up
-(the tests warm up explicitly).
+Attached by rasa-sdk's plugin hook (``rasa_sdk_plugins``). Every request to ``/webhook`` and
+``/actions`` must carry the header ``X-Kefu-Action-Secret`` with the value of
+``KEFU_ACTION_SECRET`` (the Rasa server sends it: ``endpoints.yml`` → ``action_endpoint.headers``);
+anything else is answered 401 before an action runs. Without ``KEFU_ACTION_SECRET`` the server
+refuses to start (``make run``/``make serve`` generate one in ``KEFU_HOME/secrets.env``).
+``/health`` stays open for load balancers. At start-up, handoffs the Rasa server queued while
+actions failed become tickets. ``KEFU_WARMUP=0`` skips the warm-up (tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 from typing import Any
 
+from actions.demo_shop import import_queued_handoffs
+from components.errors import ConfigError
 from components.privacy import log_masking
 from components.services import get_services
 
 logger = logging.getLogger(__name__)
 
+SECRET_HEADER = "X-Kefu-Action-Secret"
+SECRET_ENV = "KEFU_ACTION_SECRET"
+PROTECTED = ("/webhook", "/actions")
+MIN_SECRET_CHARS = 16
+
+
+def action_secret() -> str:
+    """The shared secret this action server checks.
+
+    Raises:
+        ConfigError: when ``KEFU_ACTION_SECRET`` is unset or shorter than 16 characters.
+    """
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            SECRET_ENV,
+            "<unset>" if not secret else "<too short>",
+            f"a secret of at least {MIN_SECRET_CHARS} characters shared with the Rasa server "
+            "(make run/serve write one to KEFU_HOME/secrets.env; python -m "
+            "components.tools.secrets PATH creates one)",
+            component="action server",
+        )
+    return secret
+
 
 def attach(app: Any) -> None:
-    """Register the start-up listener on the action server's Sanic ``app``."""
+    """Register the secret check and the start-up listener on the action server's ``app``.
+
+    Raises:
+        ConfigError: when no usable ``KEFU_ACTION_SECRET`` is set (the server does not start).
+    """
+    from sanic import response
+
+    secret = action_secret().encode()
+
+    @app.middleware("request")
+    async def _check_secret(request: Any) -> Any:
+        if not request.path.startswith(PROTECTED):
+            return None
+        given = (request.headers.get(SECRET_HEADER) or "").encode()
+        if hmac.compare_digest(given, secret):
+            return None
+        logger.warning("actions.rejected reason=bad_secret path=%s", request.path)
+        return response.json(
+            {
+                "error": "unauthorized",
+                "message": f"this action server only answers calls carrying {SECRET_HEADER}",
+            },
+            status=401,
+        )
 
     @app.listener("after_server_start")
     async def _warm_up(app: Any, loop: asyncio.AbstractEventLoop) -> None:
         log_masking.install()  # rasa-sdk logs whole trackers at debug level
+        try:
+            created = import_queued_handoffs()
+            if created:
+                logger.info("handoff.imported tickets=%d", created)
+        except Exception as exc:  # a broken ticket store must not stop the server
+            logger.error("handoff.import_failed error=%s", type(exc).__name__)
         if os.environ.get("KEFU_WARMUP", "1") == "0":
             return
         from components.llm.transformers_backend import preload_transformers

@@ -20,6 +20,9 @@ for key, value in {
 }.items():
     os.environ[key] = value
 os.environ.setdefault("KEFU_WARMUP", "0")  # tests warm up explicitly
+# endpoints.yml reads these (Rasa refuses the file without them); servers in tests set their own
+os.environ.setdefault("KEFU_ACTIONS_URL", "http://127.0.0.1:5055/webhook")
+os.environ.setdefault("KEFU_ACTION_SECRET", "kefu-test-action-secret-0123456789")
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -50,3 +50,30 @@ def set_shop(value: Shop | None) -> Shop | None:
     with _LOCK:
         previous, _SHOP = _SHOP, value
     return previous
+
+
+def import_queued_handoffs() -> int:
+    """Turn handoffs the Rasa server queued while actions failed into tickets.
+
+    The hardened REST channel (:mod:`components.channels.rest`) queues a handoff when a turn ended
+    in a failed custom action (e.g. this server was down); the action server calls this when it
+    starts. A record whose ticket cannot be written goes back to the queue.
+
+    Returns:
+        The number of tickets created.
+    """
+    from components.channels import handoff_queue
+
+    records = handoff_queue.drain()
+    created = 0
+    for position, record in enumerate(records):
+        try:
+            shop().tickets.create(
+                sender_id=record.sender, reason=record.reason, last_intent=None, order_id=None
+            )
+        except Exception:
+            for unsaved in records[position:]:
+                handoff_queue.enqueue(unsaved)
+            raise
+        created += 1
+    return created

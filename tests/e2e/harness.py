@@ -59,13 +59,51 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+VAULT_KEY = "e2e-test-vault-key-0123456789"
+ACTION_SECRET = "e2e-test-action-secret-0123456789"
+API_TOKEN = "e2e-test-api-token-0123456789"
+MAX_BODY_BYTES = 65536
+
+
 class Servers:
     """Talks to the running Rasa server over its REST channel; knows where everything is."""
 
-    def __init__(self, rasa_url: str, home: Path, logs: dict[str, Path]) -> None:
+    def __init__(
+        self,
+        rasa_url: str,
+        home: Path,
+        logs: dict[str, Path],
+        action_url: str = "",
+        procs: dict[str, subprocess.Popen] | None = None,
+        action_cmd: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.rasa_url, self.home, self.logs = rasa_url, home, logs
+        self.action_url = action_url
+        self.procs = procs or {}
+        self.action_cmd, self.env = action_cmd or [], env or {}
+        self.api_token = API_TOKEN
         self.tracker_db = home / "tracker.db"
         self.events = home / "events.jsonl"
+
+    def stop_actions(self) -> None:
+        """Stop the action server (to test what customers get while it is down)."""
+        stop(self.procs["actions"])
+
+    def start_actions(self) -> None:
+        """Start the action server again on its port and wait until it answers."""
+        with self.logs["actions"].open("a") as log:
+            log.write("---- restarted by the test ----\n")
+        proc = subprocess.Popen(
+            self.action_cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.logs["actions"].open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs["actions"] = proc
+        wait_until_up(f"{self.action_url}/health", proc, self.logs["actions"])
 
     def say(self, sender: str, text: str) -> list[dict]:
         response = requests.post(
@@ -80,9 +118,6 @@ class Servers:
         return "\n".join(m.get("text", "") for m in self.say(sender, text))
 
 
-VAULT_KEY = "e2e-test-vault-key-0123456789"
-
-
 @contextlib.contextmanager
 def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Servers]:
     """Build the knowledge index, start both servers on free ports, stop them afterwards.
@@ -90,12 +125,17 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
     Conversations go to a masking SQLite tracker store and a masking file event broker under
     ``home``; ``KEFU_VAULT_KEY`` is set so masked values can be revealed from the vault.
     """
+    action_port, rasa_port = free_port(), free_port()
     env = {
         **os.environ,
         "KEFU_HOME": str(home),
         "KEFU_WARMUP": "1",
         "PYTHONUNBUFFERED": "1",
         "KEFU_VAULT_KEY": VAULT_KEY,
+        # non-default ports through the one source of truth endpoints.yml reads
+        "KEFU_ACTIONS_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "KEFU_ACTION_SECRET": ACTION_SECRET,
+        "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES),
     }
     subprocess.run(
         [sys.executable, "-m", "knowledge", "build"],
@@ -104,9 +144,7 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
         check=True,
         capture_output=True,
     )
-    action_port, rasa_port = free_port(), free_port()
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-    endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{action_port}/webhook"
     endpoints["tracker_store"]["inner"]["db"] = str(home / "tracker.db")
     endpoints["event_broker"] = {
         "type": "components.privacy.event_broker.MaskingEventBroker",
@@ -117,21 +155,27 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
     logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
     flags = ["--debug"] if debug else []
     procs = []
+    action_cmd = [
+        rasa_cli(),
+        "run",
+        "actions",
+        "--actions",
+        "actions",
+        "--port",
+        str(action_port),
+        *flags,
+    ]
+    servers = None
     try:
-        procs.append(
-            start(
-                [rasa_cli(), "run", "actions", "--actions", "actions", "--port", str(action_port)]
-                + flags,
-                env,
-                logs["actions"],
-            )
-        )
+        procs.append(start(action_cmd, env, logs["actions"]))
         procs.append(
             start(
                 [
                     rasa_cli(),
                     "run",
                     "--enable-api",
+                    "--auth-token",
+                    API_TOKEN,
                     "-m",
                     str(model),
                     "--endpoints",
@@ -149,8 +193,19 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
             )
         )
         wait_until_up(f"http://127.0.0.1:{action_port}/health", procs[0], logs["actions"])
-        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", procs[1], logs["rasa"])
-        yield Servers(f"http://127.0.0.1:{rasa_port}", home, logs)
+        wait_until_up(
+            f"http://127.0.0.1:{rasa_port}/status?token={API_TOKEN}", procs[1], logs["rasa"]
+        )
+        servers = Servers(
+            f"http://127.0.0.1:{rasa_port}",
+            home,
+            logs,
+            action_url=f"http://127.0.0.1:{action_port}",
+            procs={"actions": procs[0], "rasa": procs[1]},
+            action_cmd=action_cmd,
+            env=env,
+        )
+        yield servers
     finally:
-        for proc in procs:
+        for proc in [*procs, *(servers.procs.values() if servers else [])]:
             stop(proc)
