@@ -34,8 +34,14 @@ def guarded(text: str) -> str:
     return get_services().guard.mask(text)
 
 
+#: The value of ``order_contact`` once the customer named the order's phone or e-mail.
+VERIFIED = "verified"
+#: Wrong phone numbers / e-mail addresses allowed per order before the form starts over.
+MAX_CONTACT_ATTEMPTS = 3
+
+
 class ValidateOrderStatusForm(FormValidationAction):
-    """Checks the order number's format and that the order exists."""
+    """Checks the order number, then that the customer knows the order's phone or e-mail."""
 
     def name(self) -> str:
         """The form validation action's name in the domain."""
@@ -64,6 +70,36 @@ class ValidateOrderStatusForm(FormValidationAction):
             return {"order_id": None}
         return {"order_id": order_id}
 
+    def validate_order_contact(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """Accept the contact only if it is the phone number or e-mail on the order.
+
+        Nothing about the order is said before this; after three wrong answers the form starts
+        over with a new order number (and the customer is told a human can help).
+        """
+        order_id = tracker.get_slot("order_id")
+        try:
+            order = shop().orders.get(order_id) if order_id else None
+        except KefuError as exc:
+            logger.error("orders.unavailable code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message)
+            return {"order_contact": None}
+        if order is not None and order.verified_by(str(slot_value or "")):
+            logger.info("orders.verified result=ok")
+            return {"order_contact": VERIFIED, "contact_attempts": 0.0}
+        attempts = int(tracker.get_slot("contact_attempts") or 0) + 1
+        logger.info("orders.verified result=mismatch attempts=%d", attempts)
+        if attempts >= MAX_CONTACT_ATTEMPTS:
+            dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
+            return {"order_contact": None, "order_id": None, "contact_attempts": 0.0}
+        dispatcher.utter_message(response="utter_contact_mismatch", order_id=order_id or "")
+        return {"order_contact": None, "contact_attempts": float(attempts)}
+
 
 class ActionLookupOrder(Action):
     """Tells the customer where their order is."""
@@ -77,14 +113,20 @@ class ActionLookupOrder(Action):
     ) -> list[dict[str, Any]]:
         """Read the order named by the ``order_id`` slot and say where it is."""
         order_id = tracker.get_slot("order_id")
+        cleared = [SlotSet("order_id", None), SlotSet("order_contact", None)]
+        if tracker.get_slot("order_contact") != VERIFIED:
+            # never reveal an order the customer has not verified (the form does that first)
+            logger.warning("orders.lookup_refused reason=unverified")
+            dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
+            return cleared
         try:
             order = shop().orders.get(order_id) if order_id else None
         except KefuError as exc:
             dispatcher.utter_message(text=exc.user_message)
-            return [SlotSet("order_id", None)]
+            return cleared
         if order is None:
             dispatcher.utter_message(response="utter_order_not_found", order_id=order_id or "")
-            return [SlotSet("order_id", None)]
+            return cleared
         dispatcher.utter_message(
             response="utter_order_status",
             order_id=order.order_id,
@@ -93,8 +135,8 @@ class ActionLookupOrder(Action):
             detail=order.status_detail(),
         )
         logger.info("orders.lookup status=%s", order.status)
-        # cleared so the next "where is my order?" asks again
-        return [SlotSet("order_id", None)]
+        # cleared so the next "where is my order?" asks (and verifies) again
+        return cleared
 
 
 class ActionAnswerKnowledge(Action):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from components.errors import OrderStoreError
 from components.paths import kefu_home
 
 SEED_SQL = Path(__file__).resolve().parent / "data" / "orders.sql"
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:#\s*)?(?:kf[\s-]?)?(\d{6})(?!\d)", re.IGNORECASE)
 
 STATUS_TEXT = {
@@ -36,6 +39,26 @@ class Order:
     tracking_no: str | None
     placed_on: str
     eta: str | None
+    contact_phone: str
+    contact_email: str
+
+    def verified_by(self, answer: str) -> bool:
+        """Whether ``answer`` names this order's phone number or e-mail address.
+
+        Full-width characters, spaces, dashes and a +86 / 0086 prefix are ignored; e-mail
+        addresses compare without regard to case. Compared in constant time.
+        """
+        text = unicodedata.normalize("NFKC", answer or "")
+        email = EMAIL.search(text)
+        if email:
+            given, expected = email.group(0).lower(), self.contact_email.lower()
+        else:
+            given = re.sub(r"\D", "", text)
+            for prefix in ("0086", "86"):
+                if len(given) > 11 and given.startswith(prefix):
+                    given = given[len(prefix) :]
+            expected = re.sub(r"\D", "", self.contact_phone)
+        return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
     def status_detail(self) -> str:
         """One sentence with the carrier, tracking number and dates that fit the status."""
@@ -81,8 +104,8 @@ class OrderRepository:
         self._seeded = True
         try:
             row = conn.execute(
-                "SELECT order_id, items, total_cny, status, carrier, tracking_no, placed_on, eta "
-                "FROM orders WHERE order_id = ?",
+                "SELECT order_id, items, total_cny, status, carrier, tracking_no, placed_on, eta, "
+                "contact_phone, contact_email FROM orders WHERE order_id = ?",
                 (order_id,),
             ).fetchone()
         except sqlite3.Error as exc:

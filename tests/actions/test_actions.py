@@ -80,14 +80,50 @@ def test_order_id_validation(value, expected, response):
     assert [m["response"] for m in dispatcher.messages] == ([response] if response else [])
 
 
+CLEARED = [
+    {"event": "slot", "timestamp": None, "name": "order_id", "value": None},
+    {"event": "slot", "timestamp": None, "name": "order_contact", "value": None},
+]
+
+
 def test_lookup_reports_status_from_the_database():
-    messages, events = run(
-        kefu_actions.ActionLookupOrder(), make_tracker(slots={"order_id": "KF100555"})
-    )
+    slots = {"order_id": "KF100555", "order_contact": kefu_actions.VERIFIED}
+    messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots=slots))
     assert messages[0]["response"] == "utter_order_status"
     assert messages[0]["status"] == "out for delivery today"
     assert "JD Logistics" in messages[0]["detail"]
-    assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": None}]
+    assert events == CLEARED
+
+
+def test_lookup_reveals_nothing_without_verification():
+    for contact in (None, "15900159000"):  # unverified, or a raw value set by hand
+        slots = {"order_id": "KF100555", "order_contact": contact}
+        messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots=slots))
+        assert [m["response"] for m in messages] == ["utter_contact_locked"]
+        assert events == CLEARED
+
+
+def test_contact_validation_accepts_the_orders_phone_and_counts_failures():
+    form = kefu_actions.ValidateOrderStatusForm()
+
+    def validate(value, attempts=0.0):
+        dispatcher = CollectingDispatcher()
+        slots = {"order_id": "KF100555", "contact_attempts": attempts}
+        result = form.validate_order_contact(value, dispatcher, make_tracker(slots=slots), {})
+        return result, [m["response"] for m in dispatcher.messages]
+
+    assert validate("159 0015 9000") == (
+        {"order_contact": kefu_actions.VERIFIED, "contact_attempts": 0.0},
+        [],
+    )
+    assert validate("13800138000") == (
+        {"order_contact": None, "contact_attempts": 1.0},
+        ["utter_contact_mismatch"],
+    )
+    assert validate("13800138000", attempts=2.0) == (
+        {"order_contact": None, "order_id": None, "contact_attempts": 0.0},
+        ["utter_contact_locked"],
+    )
 
 
 @pytest.mark.slow

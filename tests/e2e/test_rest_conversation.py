@@ -23,7 +23,9 @@ def test_multi_turn_conversation(servers):
     sender = "e2e-customer"
     assert "Demo Shop" in servers.texts(sender, "hello") or servers.texts(sender, "hi")
     assert "order number" in servers.texts(sender, "where is my order?")
-    status = servers.texts(sender, "KF100234")
+    ask = servers.texts(sender, "KF100234")
+    assert "phone number or e-mail" in ask and "SF1402938475" not in ask  # nothing before
+    status = servers.texts(sender, "13800138000")
     assert "KF100234" in status and "on its way" in status and "SF1402938475" in status
 
     refund = servers.texts(sender, "how long do refunds take?")
@@ -37,18 +39,28 @@ def test_multi_turn_conversation(servers):
     handoff = servers.texts(sender, "human please")
     assert "ticket T-" in handoff
     with sqlite3.connect(servers.home / "tickets.db") as conn:
+        stored = leak_audit.stored_sender(sender)  # sender ids are kept as keyed tokens
         rows = conn.execute(
-            "SELECT sender_id, status FROM tickets WHERE sender_id = ?", (sender,)
+            "SELECT sender_id, status FROM tickets WHERE sender_id = ?", (stored,)
         ).fetchall()
-    assert rows == [(sender, "open")]
+    assert rows == [(stored, "open")] and stored != sender
 
 
 def test_order_id_in_first_message_and_unknown_order(servers):
     sender = "e2e-direct"
-    status = servers.texts(sender, "where is order KF100555?")
+    assert "phone number or e-mail" in servers.texts(sender, "where is order KF100555?")
+    status = servers.texts(sender, "it's chen.jing@example.com")
     assert "out for delivery" in status and "JD Logistics" in status
     servers.texts(sender, "track my order")
     assert "could not find" in servers.texts(sender, "KF999999")
+
+
+def test_an_order_is_not_revealed_without_its_phone_or_email(servers):
+    sender = "e2e-guesser"
+    servers.texts(sender, "where is order KF100234?")
+    replies = [servers.texts(sender, guess) for guess in ("13900000000", "x@example.com", "123")]
+    assert all("SF1402938475" not in r and "earbuds" not in r for r in replies)
+    assert "does not match" in replies[0] and "could not verify" in replies[-1]
 
 
 @pytest.mark.parametrize(
@@ -56,13 +68,13 @@ def test_order_id_in_first_message_and_unknown_order(servers):
     [
         "",
         "   ",
-        "refund " * 1500,
+        "refund " * 500,
         "😀😀😀🙏",
         "我的 order KF100042 到哪了？",
         "/restart_typo",
         "<script>alert(1)</script>",
     ],
-    ids=["empty", "blank", "10k-chars", "emoji", "mixed-zh-en", "bad-intent", "html"],
+    ids=["empty", "blank", "3.5k-chars", "emoji", "mixed-zh-en", "bad-intent", "html"],
 )
 def test_bad_input_gets_a_reply(servers, text):
     reply = servers.say("e2e-bad-input", text)
@@ -73,7 +85,8 @@ def test_tracker_store_holds_the_conversation(servers):
     servers.say("e2e-store", "hello")
     with sqlite3.connect(servers.home / "tracker.db") as conn:
         count = conn.execute(
-            "SELECT COUNT(*) FROM events WHERE sender_id = ?", ("e2e-store",)
+            "SELECT COUNT(*) FROM events WHERE sender_id = ?",
+            (leak_audit.stored_sender("e2e-store"),),
         ).fetchone()[0]
     assert count > 0
 

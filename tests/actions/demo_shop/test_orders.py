@@ -50,3 +50,24 @@ def test_unusable_database_raises_a_catalogued_error(tmp_path):
     with pytest.raises(OrderStoreError) as info:
         OrderRepository(tmp_path / "missing-dir" / "orders.db").get("KF100234")
     assert info.value.code == "KEFU-ORDERS"
+
+
+@pytest.mark.parametrize(
+    ("answer", "verified"),
+    [
+        ("13800138000", True),
+        ("my phone is 138 0013 8000", True),
+        ("+86 138-0013-8000", True),
+        ("００８６１３８００１３８０００", True),  # full-width
+        ("WANG.FANG@example.com", True),
+        ("it's wang.fang@example.com thanks", True),
+        ("13800138001", False),
+        ("38000", False),
+        ("li.na@example.com", False),
+        ("", False),
+        ("I don't remember", False),
+    ],
+)
+def test_only_the_orders_phone_or_email_verifies_it(kefu_home, answer, verified):
+    order = OrderRepository().get("KF100234")
+    assert order.verified_by(answer) is verified
