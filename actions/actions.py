@@ -21,7 +21,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.demo_shop import shop
 from actions.demo_shop.intents import FALLBACK_INTENTS, POLICY_INTENT, UNHANDLED_INTENTS
-from actions.demo_shop.orders import STATUS_TEXT, normalize_order_id
+from actions.demo_shop.orders import STATUS_TEXT, Order, normalize_order_id
 from components.errors import KefuError, KnowledgeBaseError
 from components.services import get_services
 from knowledge.answering import rewrite_follow_up
@@ -32,6 +32,21 @@ logger = logging.getLogger(__name__)
 def guarded(text: str) -> str:
     """Mask sensitive words in text produced by an action (the configured guard)."""
     return get_services().guard.mask(text)
+
+
+def _find_order(
+    order_id: str | None, dispatcher: CollectingDispatcher
+) -> tuple[bool, Order | None]:
+    """Look an order up: ``(True, order or None)``.
+
+    Returns ``(False, None)`` after telling the customer, when the order database is unavailable.
+    """
+    try:
+        return True, shop().orders.get(order_id) if order_id else None
+    except KefuError as exc:
+        logger.error("orders.unavailable code=%s", exc.code)
+        dispatcher.utter_message(text=exc.user_message)
+        return False, None
 
 
 #: The value of ``order_contact`` once the customer named the order's phone or e-mail.
@@ -59,11 +74,8 @@ class ValidateOrderStatusForm(FormValidationAction):
         if order_id is None:
             dispatcher.utter_message(response="utter_invalid_order_id")
             return {"order_id": None}
-        try:
-            order = shop().orders.get(order_id)
-        except KefuError as exc:
-            logger.error("orders.unavailable code=%s", exc.code)
-            dispatcher.utter_message(text=exc.user_message)
+        available, order = _find_order(order_id, dispatcher)
+        if not available:
             return {"order_id": None}
         if order is None:
             dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
@@ -83,11 +95,8 @@ class ValidateOrderStatusForm(FormValidationAction):
         over with a new order number (and the customer is told a human can help).
         """
         order_id = tracker.get_slot("order_id")
-        try:
-            order = shop().orders.get(order_id) if order_id else None
-        except KefuError as exc:
-            logger.error("orders.unavailable code=%s", exc.code)
-            dispatcher.utter_message(text=exc.user_message)
+        available, order = _find_order(order_id, dispatcher)
+        if not available:
             return {"order_contact": None}
         if order is not None and order.verified_by(str(slot_value or "")):
             logger.info("orders.verified result=ok")
@@ -119,10 +128,8 @@ class ActionLookupOrder(Action):
             logger.warning("orders.lookup_refused reason=unverified")
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
             return cleared
-        try:
-            order = shop().orders.get(order_id) if order_id else None
-        except KefuError as exc:
-            dispatcher.utter_message(text=exc.user_message)
+        available, order = _find_order(order_id, dispatcher)
+        if not available:
             return cleared
         if order is None:
             dispatcher.utter_message(response="utter_order_not_found", order_id=order_id or "")

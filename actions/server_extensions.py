@@ -56,8 +56,18 @@ def attach(app: Any) -> None:
         ConfigError: when no usable ``KEFU_ACTION_SECRET`` is set (the server does not start).
     """
     from sanic import response
+    from sanic.exceptions import PayloadTooLarge
 
     secret = action_secret().encode()
+
+    def too_large(limit: int) -> Any:
+        return response.json(
+            {
+                "error": "payload_too_large",
+                "message": f"request bodies are limited to {limit} bytes",
+            },
+            status=413,
+        )
 
     @app.middleware("request")
     async def _check_secret(request: Any) -> Any:
@@ -65,6 +75,10 @@ def attach(app: Any) -> None:
             return None
         given = (request.headers.get(SECRET_HEADER) or "").encode()
         if hmac.compare_digest(given, secret):
+            limit = int(request.app.config.REQUEST_MAX_SIZE)
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                return too_large(limit)  # refused before the body is read
             return None
         logger.warning("actions.rejected reason=bad_secret path=%s", request.path)
         return response.json(
@@ -74,6 +88,11 @@ def attach(app: Any) -> None:
             },
             status=401,
         )
+
+    @app.exception(PayloadTooLarge)
+    async def _payload_too_large(request: Any, exception: Exception) -> Any:
+        # a chunked body without Content-Length that grows past the limit
+        return too_large(int(request.app.config.REQUEST_MAX_SIZE))
 
     @app.listener("after_server_start")
     async def _warm_up(app: Any, loop: asyncio.AbstractEventLoop) -> None:
