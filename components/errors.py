@@ -80,6 +80,10 @@ class LLMTimeoutError(LLMError, TimeoutError):
     """An LLM call did not finish within its deadline."""
 
 
+class LLMBusyError(LLMTimeoutError):
+    """The calls already waiting for the LLM would use up this call's deadline: not queued."""
+
+
 class LLMUnavailableError(LLMError):
     """The LLM server is known to be down (circuit open): the call was not even tried."""
 

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from components.errors import ConfigError, LLMError, LLMTimeoutError
+from components.errors import ConfigError, LLMBusyError, LLMError, LLMTimeoutError
 from components.llm.base import Generation, LLMBackend, Message
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ BACKENDS = ("transformers", "openai", "llamacpp")
 MIN_CALL_S = 0.02
 #: Time after the deadline allowed for a finished generation to reach the caller.
 RESULT_GRACE_S = 0.05
+#: Weight of the newest call in the running mean of generation times (admission control).
+LATENCY_SMOOTHING = 0.3
 
 
 class LLMClient:
@@ -51,6 +53,10 @@ class LLMClient:
         self.backend = backend
         self.timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-llm")
+        # admission control for agenerate: calls queued or running, and their mean duration
+        self._waiting = 0
+        self._mean_s: float | None = None
+        self._count_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the backend now instead of on the first call."""
@@ -173,17 +179,43 @@ class LLMClient:
         timeout = timeout_s or self.timeout_s
         # the deadline starts now: time spent queued behind other calls counts against it
         deadline = time.monotonic() + timeout
-
-        def run() -> Generation:
-            left = deadline - time.monotonic()
-            if left < MIN_CALL_S:
-                logger.info("llm.timeout backend=%s queued_past_deadline=true", self.backend.name)
-                raise LLMTimeoutError(
-                    f"{self.backend.name} was busy for the whole {timeout:.1f}s",
-                    hint="raise the timeout, add capacity or use a faster backend",
+        with self._count_lock:
+            ahead, mean = self._waiting, self._mean_s
+            if ahead and mean is not None and (ahead + 1) * mean > timeout:
+                # the calls in front and this one would not fit in its deadline: answer at once
+                # (the caller falls back) instead of waiting to time out
+                logger.info("llm.busy backend=%s waiting=%d", self.backend.name, ahead)
+                raise LLMBusyError(
+                    f"{self.backend.name} has {ahead} calls waiting (~{mean:.1f}s each)",
+                    hint="add capacity or use a faster backend",
                     timeout_s=timeout,
                 )
-            return self.generate(messages, left, **kw)
+            self._waiting += 1
+
+        def run() -> Generation:
+            started = time.monotonic()
+            try:
+                left = deadline - started
+                if left < MIN_CALL_S:
+                    logger.info(
+                        "llm.timeout backend=%s queued_past_deadline=true", self.backend.name
+                    )
+                    raise LLMTimeoutError(
+                        f"{self.backend.name} was busy for the whole {timeout:.1f}s",
+                        hint="raise the timeout, add capacity or use a faster backend",
+                        timeout_s=timeout,
+                    )
+                return self.generate(messages, left, **kw)
+            finally:
+                took = time.monotonic() - started
+                with self._count_lock:
+                    self._waiting -= 1
+                    if took >= MIN_CALL_S:  # calls skipped in the queue say nothing
+                        self._mean_s = (
+                            took
+                            if self._mean_s is None
+                            else LATENCY_SMOOTHING * took + (1 - LATENCY_SMOOTHING) * self._mean_s
+                        )
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, run)

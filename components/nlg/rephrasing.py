@@ -28,7 +28,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from components.errors import ConfigError, KefuError, LLMUnavailableError
+from components.errors import ConfigError, KefuError, LLMBusyError, LLMUnavailableError
 from components.llm.client import LLMClient
 from components.nlg.fact_check import check_rephrase
 from components.safety.injection import neutralize
@@ -55,7 +55,7 @@ class NLGInfo(TypedDict):
     tone: str  # neutral | empathetic
     rephrased: bool
     template_used: bool
-    reason: str  # ok, timeout, llm_loading, llm_unavailable, llm_down, check_failed:<checks>
+    reason: str  # ok, timeout, llm_busy, llm_loading, llm_unavailable, llm_down, check_failed:..
     latency_s: float
     backend: str
 
@@ -229,6 +229,8 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 max_new_tokens=min(self.config["max_new_tokens"], 2 * len(template.split()) + 12),
             )
         except KefuError as exc:
+            if isinstance(exc, LLMBusyError):
+                return None, "llm_busy"  # others are waiting: the template now, not in 2 s
             if isinstance(exc, TimeoutError):
                 return None, "timeout"
             return None, "llm_down" if isinstance(exc, LLMUnavailableError) else "llm_error"

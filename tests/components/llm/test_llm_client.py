@@ -191,3 +191,28 @@ def test_the_deadline_counts_time_spent_queued_behind_other_calls():
     assert max(elapsed for elapsed, _ in results) < 0.5 + 0.1  # deadline + result hand-over
     assert [o for _, o in results].count("ok") >= 1  # the first call is served normally
     assert "timeout" in [o for _, o in results]  # those queued past their deadline are not
+
+
+def test_a_call_that_cannot_fit_behind_the_queue_is_refused_at_once():
+    """Under load the NLG gets 'busy' immediately and sends its template, instead of waiting."""
+    from components.errors import LLMBusyError
+    from tests.scripted_llm import ScriptedBackend
+
+    client = LLMClient(ScriptedBackend("ok", delay=0.3), timeout_s=0.5)
+
+    async def scenario() -> list[tuple[float, str]]:
+        await client.agenerate(CHAT)  # one measured call: ~0.3 s each
+
+        async def one() -> tuple[float, str]:
+            started = time.monotonic()
+            try:
+                await client.agenerate(CHAT)
+                return time.monotonic() - started, "ok"
+            except LLMBusyError:
+                return time.monotonic() - started, "busy"
+
+        return await asyncio.gather(*(one() for _ in range(4)))
+
+    results = asyncio.run(scenario())
+    assert [o for _, o in results] == ["ok", "busy", "busy", "busy"]
+    assert max(elapsed for elapsed, o in results if o == "busy") < 0.05
