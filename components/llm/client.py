@@ -181,12 +181,14 @@ class LLMClient:
         deadline = time.monotonic() + timeout
         with self._count_lock:
             ahead, mean = self._waiting, self._mean_s
-            if ahead and mean is not None and (ahead + 1) * mean > timeout:
+            # with nothing measured yet only one call waits: its speed is unknown
+            if ahead and (mean is None or (ahead + 1) * mean > timeout):
                 # the calls in front and this one would not fit in its deadline: answer at once
                 # (the caller falls back) instead of waiting to time out
                 logger.info("llm.busy backend=%s waiting=%d", self.backend.name, ahead)
+                each = "unmeasured" if mean is None else f"~{mean:.1f}s"
                 raise LLMBusyError(
-                    f"{self.backend.name} has {ahead} calls waiting (~{mean:.1f}s each)",
+                    f"{self.backend.name} has {ahead} calls waiting ({each} each)",
                     hint="add capacity or use a faster backend",
                     timeout_s=timeout,
                 )

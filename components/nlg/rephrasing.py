@@ -45,7 +45,9 @@ EMPATHY = (
     " The customer is upset: begin with one short sentence that acknowledges their frustration "
     "and apologises, then give the reply."
 )
-CHECK_MARGIN_S = 0.15  # time kept from the timeout for the fact checks and the guard
+# time kept from the timeout for the fact checks, the guard and resuming on Rasa's event loop
+# (busy parsing other messages under load: up to ~0.2 s in benchmarks/probe.py)
+CHECK_MARGIN_S = 0.3
 UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
 
 
