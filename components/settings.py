@@ -216,6 +216,24 @@ def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> An
     return value
 
 
+def _plain_loader() -> type:
+    """A safe YAML loader without the ``!env_var`` resolver Rasa adds to every loader.
+
+    Only the ``kefu:`` block is expanded here (by :func:`expand_variables`); the rest of the file
+    belongs to Rasa, whose variables may be unset in a process that only needs Kefu's settings.
+    """
+    import yaml
+
+    class PlainLoader(yaml.SafeLoader):
+        pass
+
+    PlainLoader.yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != "!env_var"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return PlainLoader
+
+
 def settings_path() -> Path:
     """The file the ``kefu:`` block is read from.
 
@@ -252,7 +270,7 @@ def load_settings(
     block: Any = {}
     if file.is_file():
         try:
-            content = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            content = yaml.load(file.read_text(encoding="utf-8"), Loader=_plain_loader()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(
                 "kefu", str(file), f"valid YAML ({exc})", component="settings"

@@ -95,3 +95,23 @@ def test_lexicon_paths_are_relative_to_the_settings_file(tmp_path):
 def test_a_broken_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="valid YAML"):
         load_settings(write(tmp_path, "kefu: [\n"), environ={})
+
+
+def test_rasa_reads_the_action_server_url_and_secret_from_the_environment(monkeypatch):
+    """One source of truth: the URL and the shared secret come from the environment."""
+    from rasa.core.utils import read_endpoints_from_path
+
+    monkeypatch.setenv("KEFU_ACTIONS_URL", "http://127.0.0.1:5155/webhook")
+    monkeypatch.setenv("KEFU_ACTION_SECRET", "secret-from-the-environment-42")
+    action = read_endpoints_from_path("endpoints.yml").action
+    assert action.url == "http://127.0.0.1:5155/webhook"
+    assert action.headers == {"X-Kefu-Action-Secret": "secret-from-the-environment-42"}
+
+
+def test_settings_load_without_rasas_variables(monkeypatch):
+    """The action server needs only the kefu: block; Rasa's own ${...} may be unset there."""
+    import rasa.shared.utils.io  # noqa: F401  (registers Rasa's resolver on every YAML loader)
+
+    monkeypatch.delenv("KEFU_ACTIONS_URL", raising=False)
+    monkeypatch.delenv("KEFU_ACTION_SECRET", raising=False)
+    assert load_settings("endpoints.yml").knowledge.store == "memory"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -144,14 +145,22 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
         check=True,
         capture_output=True,
     )
-    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-    endpoints["tracker_store"]["inner"]["db"] = str(home / "tracker.db")
-    endpoints["event_broker"] = {
-        "type": "components.privacy.event_broker.MaskingEventBroker",
-        "inner": {"type": "file", "path": str(home / "events.jsonl")},
+    # edited as text: a YAML round trip in a process that imported rasa would expand the
+    # ${...} variables with this process's values instead of the servers'
+    shipped = (ROOT / "endpoints.yml").read_text()
+    assert 'db: ".kefu/tracker.db"' in shipped and "\nevent_broker:" not in shipped
+    broker = {
+        "event_broker": {
+            "type": "components.privacy.event_broker.MaskingEventBroker",
+            "inner": {"type": "file", "path": str(home / "events.jsonl")},
+        }
     }
     endpoints_file = home / "endpoints.yml"
-    endpoints_file.write_text(yaml.safe_dump(endpoints))
+    endpoints_file.write_text(
+        shipped.replace('db: ".kefu/tracker.db"', f"db: {json.dumps(str(home / 'tracker.db'))}")
+        + "\n"
+        + yaml.safe_dump(broker)
+    )
     logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
     flags = ["--debug"] if debug else []
     procs = []
