@@ -15,6 +15,8 @@ ACTIONS_PORT ?= 5055
 RASA_PORT    ?= 5005
 # where `make serve` listens (loopback unless asked: RASA_INTERFACE=0.0.0.0 behind a proxy)
 RASA_INTERFACE ?= 127.0.0.1
+# where the action server listens (rasa-sdk reads SANIC_HOST); only the Rasa server calls it
+ACTIONS_INTERFACE ?= 127.0.0.1
 # origins a browser may call the server from (space-separated); never "*"
 CORS_ORIGINS ?= http://localhost:$(RASA_PORT) http://127.0.0.1:$(RASA_PORT)
 # largest HTTP body either server accepts (bytes); larger requests get 413
@@ -91,7 +93,7 @@ define start_actions
 	set -a; . "$(SECRETS)"; set +a; \
 	log="$(KEFU_HOME)/actions.log"; \
 	echo "[kefu] ---- action server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
-	$(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
+	SANIC_HOST=$(ACTIONS_INTERFACE) $(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
 	apid=$$!; trap 'kill $$apid 2>/dev/null' EXIT INT TERM; \
 	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: $$log)"; \
 	for i in $$(seq 1 120); do \

@@ -51,7 +51,7 @@ def _find_order(
 
 #: The value of ``order_contact`` once the customer named the order's phone or e-mail.
 VERIFIED = "verified"
-#: Wrong phone numbers / e-mail addresses allowed per order before the form starts over.
+#: Wrong phone numbers / e-mail addresses allowed per conversation.
 MAX_CONTACT_ATTEMPTS = 3
 
 
@@ -91,21 +91,27 @@ class ValidateOrderStatusForm(FormValidationAction):
     ) -> dict[str, Any]:
         """Accept the contact only if it is the phone number or e-mail on the order.
 
-        Nothing about the order is said before this; after three wrong answers the form starts
-        over with a new order number (and the customer is told a human can help).
+        Nothing about an order is said before this. Wrong answers are counted per conversation
+        (``contact_attempts``, reset only by a success): after three, no order is verified in
+        this conversation any more and the customer is told a human can help.
         """
         order_id = tracker.get_slot("order_id")
+        attempts = int(tracker.get_slot("contact_attempts") or 0)
+        if attempts >= MAX_CONTACT_ATTEMPTS:
+            logger.info("orders.verified result=locked")
+            dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
+            return {"order_contact": None, "order_id": None}
         available, order = _find_order(order_id, dispatcher)
         if not available:
             return {"order_contact": None}
         if order is not None and order.verified_by(str(slot_value or "")):
             logger.info("orders.verified result=ok")
             return {"order_contact": VERIFIED, "contact_attempts": 0.0}
-        attempts = int(tracker.get_slot("contact_attempts") or 0) + 1
+        attempts += 1
         logger.info("orders.verified result=mismatch attempts=%d", attempts)
         if attempts >= MAX_CONTACT_ATTEMPTS:
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
-            return {"order_contact": None, "order_id": None, "contact_attempts": 0.0}
+            return {"order_contact": None, "order_id": None, "contact_attempts": float(attempts)}
         dispatcher.utter_message(response="utter_contact_mismatch", order_id=order_id or "")
         return {"order_contact": None, "contact_attempts": float(attempts)}
 

@@ -53,12 +53,15 @@ def attach(app: Any) -> None:
     """Register the secret check and the start-up listener on the action server's ``app``.
 
     Raises:
-        ConfigError: when no usable ``KEFU_ACTION_SECRET`` is set (the server does not start).
+        ConfigError: when no usable ``KEFU_ACTION_SECRET`` is set or the ``kefu:`` settings are
+            invalid (the server does not start).
     """
     from sanic import response
     from sanic.exceptions import PayloadTooLarge
 
     secret = action_secret().encode()
+    settings = get_services().settings  # a bad kefu: block stops the server here, named
+    logger.info("actions.settings source=%s", settings.source or "defaults")
 
     def too_large(limit: int) -> Any:
         return response.json(
@@ -75,10 +78,6 @@ def attach(app: Any) -> None:
             return None
         given = (request.headers.get(SECRET_HEADER) or "").encode()
         if hmac.compare_digest(given, secret):
-            limit = int(request.app.config.REQUEST_MAX_SIZE)
-            length = request.headers.get("content-length", "")
-            if length.isdigit() and int(length) > limit:
-                return too_large(limit)  # refused before the body is read
             return None
         logger.warning("actions.rejected reason=bad_secret path=%s", request.path)
         return response.json(
@@ -91,12 +90,22 @@ def attach(app: Any) -> None:
 
     @app.exception(PayloadTooLarge)
     async def _payload_too_large(request: Any, exception: Exception) -> Any:
-        # a chunked body without Content-Length that grows past the limit
         return too_large(int(request.app.config.REQUEST_MAX_SIZE))
+
+    @app.exception(Exception)
+    async def _failed(request: Any, exception: Exception) -> Any:
+        # replaces rasa-sdk's handler, whose 500 echoes the whole request (raw sender id and
+        # message) back to Rasa, which then logs it with the exception
+        logger.error("actions.failed path=%s error=%s", request.path, type(exception).__name__)
+        return response.json(
+            {"error": "action_failed", "message": f"the action raised {type(exception).__name__}"},
+            status=500,
+        )
 
     @app.listener("after_server_start")
     async def _warm_up(app: Any, loop: asyncio.AbstractEventLoop) -> None:
-        log_masking.install()  # rasa-sdk logs whole trackers at debug level
+        # rasa-sdk logs whole trackers at debug level; the same tokens as in storage
+        log_masking.install(get_services().pii)
         try:
             created = import_queued_handoffs()
             if created:

@@ -65,7 +65,6 @@ class Services:
             }.items()
             if v is not None
         }
-        self._clients: dict[tuple[tuple[str, str], ...], LLMClient] = {}
         self._lock = threading.RLock()
 
     def _get(self, name: str, build: Callable[[], T]) -> T:
@@ -152,14 +151,7 @@ class Services:
         """
         from components.llm.client import create_client
 
-        config = dict(config or {})
-        key = tuple(sorted((k, str(v)) for k, v in config.items() if k != "timeout"))
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = create_client(config)
-                self._clients[key] = client
-            return client
+        return create_client(config)  # the process-wide cache of clients, keyed by backend
 
     @property
     def knowledge(self) -> KnowledgeBase:

@@ -23,7 +23,8 @@ folder; ``KEFU_ENDPOINTS`` names another file). Every key is optional::
         vault: vault.db            # relative to KEFU_HOME; the key is KEFU_VAULT_KEY
 
 Values may use ``${VAR}``, as anywhere in ``endpoints.yml``: Rasa expands the whole file and stops
-on an unset variable, and so does this loader (the error names the variable).
+on an unset variable, and so does this loader (the error names the variable). Write them unquoted:
+Rasa expands plain YAML values only (this loader also expands quoted ones).
 Environment variables are only for secrets (``KEFU_VAULT_KEY``, ``PG_CONN_STR``, API keys) and
 for the deployment overrides in :data:`ENV_OVERRIDES`, which win over the file.
 
@@ -186,7 +187,7 @@ def llm_backend(config: Mapping[str, Any]) -> str:
 
 
 def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` in every string of ``value`` (recursively), as Rasa does.
+    """Replace ``${VAR}`` in every string of ``value`` (recursively); unset ones fail, as in Rasa.
 
     Args:
         value: A string, list or mapping read from YAML.

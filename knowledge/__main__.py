@@ -20,7 +20,12 @@ import os
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from components.errors import KefuError
+
+if TYPE_CHECKING:
+    from knowledge.stores import KnowledgeStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "--store",
         choices=("memory", "pgvector"),
         default=None,
-        help="where the index lives (default: $KEFU_KB_STORE or memory)",
+        help="where the index lives (default: kefu.knowledge.store / $KEFU_KB_STORE, or memory)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="sync the shipped documents folder")
@@ -58,21 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
     args = parser.parse_args(argv)
-    if args.store:
-        os.environ["KEFU_KB_STORE"] = args.store
     if args.store == "pgvector" and args.index:
         parser.error("--index names the embedded store's file; not with --store pgvector")
 
     from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
 
     try:
-        index = KnowledgeIndex(args.index)
+        store = _chosen_store(args.store, args.index)
+        index = KnowledgeIndex(args.index, store=store)
         if args.command in ("build", "ingest"):
             if args.command == "build":
                 from components.settings import load_settings
 
                 docs = args.docs or load_settings().knowledge.docs or DOCS_DIR
-                report = build_index(docs, args.index)
+                report = build_index(docs, args.index, store=store)
             else:
                 missing = [str(p) for p in args.paths if not p.exists()]
                 if missing:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from knowledge.retrieval import KnowledgeBase
 
-            answer = KnowledgeBase(args.index).answer(args.question)
+            answer = KnowledgeBase(args.index, store=store).answer(args.question)
             if answer.found:
                 print(
                     f"{answer.text}\n\nSource: {answer.title} — {answer.section} ({answer.source}) "
@@ -105,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _chosen_store(kind: str | None, index: Path | None) -> KnowledgeStore | None:
+    """The store ``--store`` names, with the other ``kefu.knowledge`` settings; None: settings."""
+    if not kind:
+        return None
+    from dataclasses import replace
+
+    from components.settings import load_settings
+    from knowledge.stores import store_from_settings
+
+    config = load_settings().knowledge
+    path = str(index) if index else config.index_path
+    return store_from_settings(replace(config, store=kind, index_path=path))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ class OrderRepository:
     """Read access to the orders table.
 
     Args:
-        db_path: SQLite file; created from the seed SQL when missing.
+        db_path: SQLite file; (re)built from the seed SQL once per process.
     """
 
     def __init__(self, db_path: str | Path | None = None) -> None:
@@ -99,7 +99,7 @@ class OrderRepository:
         Raises:
             OrderStoreError: when the database cannot be opened or queried.
         """
-        # the seed is re-applied only once per process (INSERT OR REPLACE keeps it current)
+        # rebuilt from the seed once per process, in one transaction (see data/orders.sql)
         conn = open_db(self.db_path, "" if self._seeded else SEED_SQL.read_text(), OrderStoreError)
         self._seeded = True
         try:

@@ -33,9 +33,7 @@ CREATE TABLE IF NOT EXISTS tickets (
 
 
 def _sender_token(sender_id: str) -> str:
-    """The stored form of a sender id (a sender token, or a queued handoff's token, stays)."""
-    if sender_id.startswith("[SENDER_") and sender_id.endswith("]"):  # from the handoff queue
-        return sender_id
+    """The stored form of a sender id (a sender token, e.g. from the handoff queue, stays)."""
     return get_services().pii.sender_token(sender_id)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.channels.options import RestOptions
+from components.privacy.recognisers import SENDER_TOKEN
 
 EXAMPLE = '{"sender": "customer-42", "message": "where is my order?"}'
 MAX_INPUT_CHANNEL_CHARS = 64
@@ -188,6 +189,12 @@ def _sender(data: dict[str, Any], options: RestOptions) -> str:
         raise Rejected(400, "invalid_sender", f"{what} (it has {len(sender)}).")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in sender):
         raise Rejected(400, "invalid_sender", f"{what}, without control characters.")
+    if SENDER_TOKEN.search(sender):
+        # stored conversations are keyed by these tokens, and tokens appear in logs and tickets:
+        # a client must not open another customer's conversation by naming its token
+        raise Rejected(
+            400, "invalid_sender", f"{what}, not shaped like a stored sender token (sender_<hex>)."
+        )
     return sender
 
 

@@ -193,6 +193,20 @@ class LLMClient:
                     timeout_s=timeout,
                 )
             self._waiting += 1
+        counted = [True]  # still counted in _waiting: released exactly once
+
+        def release(took: float | None) -> None:
+            with self._count_lock:
+                if not counted[0]:
+                    return
+                counted[0] = False
+                self._waiting -= 1
+                if took is not None and took >= MIN_CALL_S:  # skipped calls say nothing
+                    self._mean_s = (
+                        took
+                        if self._mean_s is None
+                        else LATENCY_SMOOTHING * took + (1 - LATENCY_SMOOTHING) * self._mean_s
+                    )
 
         def run() -> Generation:
             started = time.monotonic()
@@ -209,15 +223,7 @@ class LLMClient:
                     )
                 return self.generate(messages, left, **kw)
             finally:
-                took = time.monotonic() - started
-                with self._count_lock:
-                    self._waiting -= 1
-                    if took >= MIN_CALL_S:  # calls skipped in the queue say nothing
-                        self._mean_s = (
-                            took
-                            if self._mean_s is None
-                            else LATENCY_SMOOTHING * took + (1 - LATENCY_SMOOTHING) * self._mean_s
-                        )
+                release(time.monotonic() - started)
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, run)
@@ -227,6 +233,8 @@ class LLMClient:
                 future, max(0.0, deadline - time.monotonic()) + RESULT_GRACE_S
             )
         except asyncio.TimeoutError as exc:
+            if future.cancelled():
+                release(None)  # cancelled while still queued: run() never starts
             raise LLMTimeoutError(
                 f"{self.backend.name} did not answer within {timeout:.1f}s", timeout_s=timeout
             ) from exc
@@ -237,7 +245,7 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def create_client(config: dict[str, Any] | None = None) -> LLMClient:
-    """Return the process-wide client for ``config`` (built once per distinct config).
+    """Return the process-wide client for ``config`` (built once per backend configuration).
 
     Config keys:
         backend: ``transformers`` (default, in-process), ``llamacpp`` (in-process GGUF through
@@ -264,7 +272,9 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
     backend_name = config.get("backend", "transformers")
     if backend_name not in BACKENDS:
         raise ConfigError("backend", backend_name, f"one of {BACKENDS}", component="llm")
-    key = tuple(sorted((k, str(v)) for k, v in config.items()))
+    # one client (one loaded model) per backend configuration: callers pass their own deadline
+    # per call, so the timeout only sets the default for callers that pass none
+    key = tuple(sorted((k, str(v)) for k, v in config.items() if k != "timeout"))
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
             timeout = float(config.get("timeout", 2.0))

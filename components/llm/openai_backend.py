@@ -127,7 +127,9 @@ class OpenAICompatibleBackend(LLMBackend):
                     max_tokens=max_new_tokens,
                     temperature=temperature,
                     stop=(stop or None) and stop[:4],  # the API takes at most four
-                    timeout=min(self.timeout_s, remaining),
+                    # the caller's deadline rules: clients are shared by callers with
+                    # different deadlines, so the backend's own timeout is not a cap here
+                    timeout=remaining,
                 )
             except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
                     openai.InternalServerError) as exc:  # fmt: skip

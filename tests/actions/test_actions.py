@@ -121,7 +121,12 @@ def test_contact_validation_accepts_the_orders_phone_and_counts_failures():
         ["utter_contact_mismatch"],
     )
     assert validate("13800138000", attempts=2.0) == (
-        {"order_contact": None, "order_id": None, "contact_attempts": 0.0},
+        {"order_contact": None, "order_id": None, "contact_attempts": 3.0},
+        ["utter_contact_locked"],
+    )
+    # locked for the conversation: even the right answer is not checked any more
+    assert validate("15900159000", attempts=3.0) == (
+        {"order_contact": None, "order_id": None},
         ["utter_contact_locked"],
     )
 

@@ -137,6 +137,7 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
         "KEFU_ACTIONS_URL": f"http://127.0.0.1:{action_port}/webhook",
         "KEFU_ACTION_SECRET": ACTION_SECRET,
         "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES),
+        "SANIC_HOST": "127.0.0.1",  # the action server, as make run/serve start it
     }
     subprocess.run(
         [sys.executable, "-m", "knowledge", "build"],

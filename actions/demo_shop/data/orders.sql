@@ -1,7 +1,9 @@
 -- Demo Shop sample orders. The action server materialises this into SQLite on first use
 -- (see actions/demo_shop/orders.py); edit here, not in the generated database (it is rebuilt
--- from this file once per process). contact_phone / contact_email are what a customer must
--- name before the assistant reveals an order's details.
+-- from this file once per process, in one transaction: other processes keep reading the old
+-- table until it commits). contact_phone / contact_email are what a customer must name before
+-- the assistant reveals an order's details.
+BEGIN;
 DROP TABLE IF EXISTS orders;
 CREATE TABLE orders (
     order_id      TEXT PRIMARY KEY,
@@ -26,3 +28,4 @@ INSERT OR REPLACE INTO orders VALUES
   ('KF103300', 'engraved watch', 1880.0, 'processing', NULL, NULL, '2026-11-26', '2026-12-05', '13600136000', 'zhao.lei@example.com'),
   ('KF109999', 'laptop stand', 199.0, 'returned', 'SF Express', 'SF1400012399', '2026-10-30', '2026-11-03', '15800158000', 'sun.li@example.com'),
   ('KF100042', 'bluetooth speaker', 459.0, 'shipped', 'YTO Express', 'YT8839201127', '2026-11-22', '2026-12-01', '18600186000', 'zhou.min@example.com');
+COMMIT;

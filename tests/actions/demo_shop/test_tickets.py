@@ -48,9 +48,11 @@ def test_tickets_of_older_versions_are_rewritten_to_tokens(kefu_home):
         )
         conn.execute(
             "INSERT INTO tickets VALUES "
-            "('T-Q', '[SENDER_1a2b3c4d]', 'action_failed', NULL, NULL, 2.0, 'open')"
+            "('T-Q', 'sender_0123456789abcdef', 'action_failed', NULL, NULL, 2.0, 'open')"
         )
     store = TicketStore()
     assert [t.ticket_id for t in store.for_sender("13812345678")] == ["T-OLD"]
     assert b"13812345678" not in db.read_bytes()
-    assert [t.ticket_id for t in store.for_sender("[SENDER_1a2b3c4d]")] == ["T-Q"]  # kept as is
+    assert [t.ticket_id for t in store.for_sender("sender_0123456789abcdef")] == [
+        "T-Q"
+    ]  # kept as is

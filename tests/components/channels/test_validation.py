@@ -40,6 +40,8 @@ def body(**fields) -> bytes:
         (body(sender=42, message="hi"), 400, "invalid_sender"),
         (body(sender=["a"], message="hi"), 400, "invalid_sender"),
         (body(sender="", message="hi"), 400, "invalid_sender"),
+        (body(sender="sender_0123456789abcdef", message="hi"), 400, "invalid_sender"),
+        (body(sender="x sender_0123456789abcdef", message="hi"), 400, "invalid_sender"),
         (body(sender="   ", message="hi"), 400, "invalid_sender"),
         (body(sender="x" * 129, message="hi"), 400, "invalid_sender"),
         (body(sender="a\nb", message="hi"), 400, "invalid_sender"),

@@ -216,3 +216,25 @@ def test_a_call_that_cannot_fit_behind_the_queue_is_refused_at_once():
     results = asyncio.run(scenario())
     assert [o for _, o in results] == ["ok", "busy", "busy", "busy"]
     assert max(elapsed for elapsed, o in results if o == "busy") < 0.05
+
+
+def test_a_call_cancelled_in_the_queue_is_not_counted_forever():
+    """A call whose deadline passes while it waits behind a long one must leave the count."""
+    from tests.scripted_llm import ScriptedBackend
+
+    backend = ScriptedBackend("ok", delay=0.1)
+    client = LLMClient(backend, timeout_s=3.0)
+
+    async def scenario() -> None:
+        await client.agenerate(CHAT)  # measured: ~0.1 s
+        backend.delay = 1.0
+        long_call = asyncio.ensure_future(client.agenerate(CHAT, timeout_s=3.0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(LLMTimeoutError):
+            await client.agenerate(CHAT, timeout_s=0.5)  # admitted (2 x 0.1 s), then times out
+        await long_call
+
+    asyncio.run(scenario())
+    assert client._waiting == 0
+    backend.delay = 0.1
+    assert asyncio.run(client.agenerate(CHAT)).text == "ok"  # not refused as busy for good
