@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from components.errors import KefuError
