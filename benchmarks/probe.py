@@ -45,7 +45,7 @@ from common import ROOT, offline_env, percentile, table, write_json
 
 offline_env()
 
-from tests.conftest import fast_config, rasa_cli  # noqa: E402
+from tests.conftest import train_command  # noqa: E402
 from tests.e2e.harness import running_servers  # noqa: E402
 from tests.e2e.leak_audit import stored_sender  # noqa: E402
 
@@ -182,21 +182,7 @@ def nlg_timeout() -> float:
 
 def train(out: Path, limit_s: int) -> Path:
     """Train a model with the test configuration (fewer epochs) into ``out``."""
-    config = fast_config(out / "config.yml")
-    cmd = [
-        rasa_cli(),
-        "train",
-        "--domain",
-        str(ROOT / "rasa_project" / "domain.yml"),
-        "--data",
-        str(ROOT / "training_data"),
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-        "--fixed-model-name",
-        "kefu-probe",
-    ]
+    cmd = train_command(out, "kefu-probe")
     print(f"[probe] no model in models/: training one into {out} ...", file=sys.stderr, flush=True)
     log = out / "train.log"
     started = time.monotonic()

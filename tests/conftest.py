@@ -82,26 +82,30 @@ def fast_config(target: Path, intent_epochs: int = 10, ted_epochs: int = 30) -> 
     return target
 
 
+def train_command(out: Path, name: str) -> list[str]:
+    """``rasa train`` on the real domain and data with the fast test config, into ``out``."""
+    return [
+        rasa_cli(),
+        "train",
+        "--domain",
+        str(ROOT / "rasa_project" / "domain.yml"),
+        "--data",
+        str(ROOT / "training_data"),
+        "--config",
+        str(fast_config(out / "config.yml")),
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        name,
+    ]
+
+
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory) -> Path:
     """A model trained once per session on the real domain and data (fewer epochs)."""
     out = tmp_path_factory.mktemp("models")
-    config = fast_config(out / "config.yml")
     result = subprocess.run(
-        [
-            rasa_cli(),
-            "train",
-            "--domain",
-            str(ROOT / "rasa_project" / "domain.yml"),
-            "--data",
-            str(ROOT / "training_data"),
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-            "--fixed-model-name",
-            "kefu-test",
-        ],
+        train_command(out, "kefu-test"),
         cwd=ROOT,
         capture_output=True,
         text=True,
