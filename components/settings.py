@@ -328,7 +328,7 @@ def _build(
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         where = origins.get((section, key), f"kefu.{section}.{key}")
-        kwargs[key] = _checked(where, value, getattr(defaults, key), key)
+        kwargs[key] = _checked(where, value, getattr(defaults, key))
     if section == "guard":
         kwargs = _guard_values(kwargs, base)
     if section == "knowledge":
@@ -336,10 +336,10 @@ def _build(
     return cls(**kwargs)
 
 
-def _checked(where: str, value: Any, default: Any, key: str) -> Any:
+def _checked(where: str, value: Any, default: Any) -> Any:
     """``value`` converted to the type of ``default``, or a ConfigError naming ``where``."""
     if value is None:
-        if default is None or key in ("index_path", "docs", "cross_encoder"):
+        if default is None:  # optional keys (index_path, docs, cross_encoder)
             return None
         raise ConfigError(where, value, f"a value like {default!r}", component="settings")
     if isinstance(default, bool):

@@ -39,12 +39,12 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise AssertionError(f"{url} did not come up:\n{log.read_text()[-4000:]}")
 
 
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+def start(cmd: list[str], env: dict, log: Path, mode: str = "w") -> subprocess.Popen:
     return subprocess.Popen(
         cmd,
         cwd=ROOT,
         env=env,
-        stdout=log.open("w"),
+        stdout=log.open(mode),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -95,14 +95,7 @@ class Servers:
         """Start the action server again on its port and wait until it answers."""
         with self.logs["actions"].open("a") as log:
             log.write("---- restarted by the test ----\n")
-        proc = subprocess.Popen(
-            self.action_cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.logs["actions"].open("a"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start(self.action_cmd, self.env, self.logs["actions"], mode="a")
         self.procs["actions"] = proc
         wait_until_up(f"{self.action_url}/health", proc, self.logs["actions"])
 
