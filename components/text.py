@@ -8,6 +8,7 @@ and which words say nothing about a question's topic. Engines only: no ``rasa`` 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 #: CJK unified ideographs (extension A + basic block) and compatibility ideographs, as the body
@@ -22,6 +23,9 @@ WORD_TOKENS = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+|[^\\w\\s]")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 
 _LETTER = re.compile(f"[A-Za-z{CJK_CLASS}]")
+# e-mail addresses and Latin tokens with digits (order numbers, tracking numbers, models): not
+# words of any language
+_CODES = re.compile(r"\S+@\S+|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*")
 
 #: Short English function-word list used where a fixed, small list is wanted (the answer
 #: composer's grounding check); the knowledge base's lexical support uses spaCy's longer list
@@ -54,6 +58,52 @@ def language_of(text: str) -> str:
         return "und"
     cjk = sum(1 for ch in letters if CJK.match(ch))
     return "zh" if cjk / len(letters) >= 1 / 3 else "en"
+
+
+#: Languages a customer can be answered in (the demo shop's; a project may add more).
+CUSTOMER_LANGUAGES = ("zh", "en")
+
+
+def customer_language(text: str) -> str | None:
+    """The language to answer a customer message in: ``zh``, ``en`` or None (cannot tell).
+
+    A customer who writes any Chinese is answered in Chinese: two CJK ideographs, or one that is
+    at least a third of the letters, make a message Chinese ("订单KF100234到哪了", "我想问下
+    return policy", "hi 你好"). Letters without Chinese make it English. A message without
+    words (an order number, a phone number, an e-mail address, a button payload such as
+    ``/affirm``; codes with digits such as ``KF100234`` are not words) says
+    nothing about the language: None, so the conversation keeps the one it had.
+    """
+    if text.lstrip().startswith("/"):  # a button payload (an intent), not words
+        return None
+    letters = _LETTER.findall(_CODES.sub(" ", text))
+    if not letters:
+        return None
+    cjk = sum(1 for ch in letters if CJK.match(ch))
+    if cjk >= 2 or (cjk and cjk / len(letters) >= 1 / 3):
+        return "zh"
+    return "en" if len(letters) - cjk >= 2 else None
+
+
+def fold_for_model(text: str) -> str:
+    """Fold full-width forms and traditional characters, keeping every offset.
+
+    Each character becomes its NFKC form (``ＫＦ１００２３４`` → ``KF100234``) and traditional
+    Chinese becomes simplified (``訂單`` → ``订单``, OpenCC's character table) only where the
+    result is one character, so character offsets in the folded text are those of the original
+    (entity spans stay exact). For models whose vocabulary was built from simplified, half-width
+    text.
+    """
+    from components.safety.normalize import simplified_characters
+
+    t2s = simplified_characters()
+    out = []
+    for ch in text:
+        folded = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x7F else ch
+        if len(folded) != 1:
+            folded = ch
+        out.append(t2s.get(folded, folded))
+    return "".join(out)
 
 
 def sentences(text: str) -> list[str]:

@@ -48,6 +48,9 @@ EMPATHY = (
 # time kept from the timeout for the fact checks, the guard and resuming on Rasa's event loop
 # (busy parsing other messages under load: up to ~0.2 s in benchmarks/probe.py)
 CHECK_MARGIN_S = 0.3
+#: The slot (and parse-data property, see ``components.nlu.language_detector``) that selects a
+#: response's language variation.
+LANGUAGE_SLOT = "language"
 UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
 
 
@@ -159,7 +162,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         **kwargs: Any,
     ) -> dict[str, Any] | None:
         """Fill the template, then try to rephrase it (see the module docstring)."""
-        response = await super().generate(utter_action, tracker, output_channel, **kwargs)
+        response = self.generate_from_slots(
+            utter_action, self.condition_values(tracker), output_channel, **kwargs
+        )
         if response is None or not self._wants_rephrase(response):
             return response
         template = response["text"]
@@ -187,6 +192,22 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             response["text"] = text
         response["metadata"] = {**(response.get("metadata") or {}), "kefu_nlg": info}
         return response
+
+    @staticmethod
+    def condition_values(tracker: DialogueStateTracker) -> dict[str, Any]:
+        """The slot values response conditions are matched against.
+
+        The tracker's slots, except that ``language`` is the latest message's own language when
+        the NLU could tell it (``LanguageDetector``): a turn is answered in the language it was
+        written in even when the slot could not be updated (the action server was down, or a
+        test replays a story without running actions).
+        """
+        values = tracker.current_slot_values()
+        latest = tracker.latest_message
+        language = (latest.parse_data or {}).get(LANGUAGE_SLOT) if latest is not None else None
+        if language and LANGUAGE_SLOT in values:
+            values = {**values, LANGUAGE_SLOT: language}
+        return values
 
     def tone(self, tracker: DialogueStateTracker) -> str:
         """``empathetic`` when the customer seems upset, else ``neutral``.
