@@ -21,12 +21,25 @@ from rasa_sdk.types import DomainDict
 
 from actions.demo_shop import shop
 from actions.demo_shop.intents import FALLBACK_INTENTS, POLICY_INTENT, UNHANDLED_INTENTS
-from actions.demo_shop.orders import STATUS_TEXT, Order, normalize_order_id
+from actions.demo_shop.orders import Order, normalize_order_id
 from components.errors import KefuError, KnowledgeBaseError
 from components.services import get_services
 from knowledge.answering import rewrite_follow_up
 
 logger = logging.getLogger(__name__)
+
+
+#: The slot with the customer's language (``zh``/``en``), and the parse-data property
+#: (``components.nlu.language_detector``) it is set from.
+LANGUAGE = "language"
+#: "Source"/"Sources" before a knowledge answer's citations, per language.
+SOURCE_LABELS = {"en": ("Source", "Sources"), "zh": ("来源", "来源")}
+
+
+def customer_language(tracker: Tracker) -> str:
+    """The language to answer in: the latest message's, else the slot's, else English."""
+    language = tracker.latest_message.get(LANGUAGE) or tracker.get_slot(LANGUAGE)
+    return "zh" if language == "zh" else "en"
 
 
 def guarded(text: str) -> str:
@@ -35,7 +48,7 @@ def guarded(text: str) -> str:
 
 
 def _find_order(
-    order_id: str | None, dispatcher: CollectingDispatcher
+    order_id: str | None, dispatcher: CollectingDispatcher, language: str = "en"
 ) -> tuple[bool, Order | None]:
     """Look an order up: ``(True, order or None)``.
 
@@ -45,8 +58,31 @@ def _find_order(
         return True, shop().orders.get(order_id) if order_id else None
     except KefuError as exc:
         logger.error("orders.unavailable code=%s", exc.code)
-        dispatcher.utter_message(text=exc.user_message)
+        dispatcher.utter_message(text=exc.user_message_in(language))
         return False, None
+
+
+class ActionSetLanguage(Action):
+    """Keeps the ``language`` slot on the customer's language (the slot's custom mapping).
+
+    Rasa runs it after every user message (``action_extract_slots``); it sets the slot only
+    when the message's language is known and differs, so a message without words (an order
+    number, a button) keeps the conversation's language.
+    """
+
+    def name(self) -> str:
+        """The action's name in the domain (the slot mapping names it)."""
+        return "action_set_language"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        """``SlotSet("language", ...)`` when the latest message changes it."""
+        language = tracker.latest_message.get(LANGUAGE)
+        if language in ("zh", "en") and language != tracker.get_slot(LANGUAGE):
+            logger.info("language.switch to=%s", language)
+            return [SlotSet(LANGUAGE, language)]
+        return []
 
 
 #: The value of ``order_contact`` once the customer named the order's phone or e-mail.
@@ -74,7 +110,7 @@ class ValidateOrderStatusForm(FormValidationAction):
         if order_id is None:
             dispatcher.utter_message(response="utter_invalid_order_id")
             return {"order_id": None}
-        available, order = _find_order(order_id, dispatcher)
+        available, order = _find_order(order_id, dispatcher, customer_language(tracker))
         if not available:
             return {"order_id": None}
         if order is None:
@@ -101,7 +137,7 @@ class ValidateOrderStatusForm(FormValidationAction):
             logger.info("orders.verified result=locked")
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
             return {"order_contact": None, "order_id": None}
-        available, order = _find_order(order_id, dispatcher)
+        available, order = _find_order(order_id, dispatcher, customer_language(tracker))
         if not available:
             return {"order_contact": None}
         if order is not None and order.verified_by(str(slot_value or "")):
@@ -134,7 +170,8 @@ class ActionLookupOrder(Action):
             logger.warning("orders.lookup_refused reason=unverified")
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
             return cleared
-        available, order = _find_order(order_id, dispatcher)
+        language = customer_language(tracker)
+        available, order = _find_order(order_id, dispatcher, language)
         if not available:
             return cleared
         if order is None:
@@ -143,9 +180,9 @@ class ActionLookupOrder(Action):
         dispatcher.utter_message(
             response="utter_order_status",
             order_id=order.order_id,
-            items=order.items,
-            status=STATUS_TEXT.get(order.status, order.status),
-            detail=order.status_detail(),
+            items=order.items_in(language),
+            status=order.status_in(language),
+            detail=order.status_detail(language),
         )
         logger.info("orders.lookup status=%s", order.status)
         # cleared so the next "where is my order?" asks (and verifies) again
@@ -172,6 +209,7 @@ class ActionAnswerKnowledge(Action):
     ) -> list[dict[str, Any]]:
         """Answer the latest message from the knowledge base, or refuse and offer a human."""
         text = tracker.latest_message.get("text") or ""
+        language = customer_language(tracker)
         as_fallback = (tracker.latest_message.get("intent") or {}).get("name") in FALLBACK_INTENTS
         # a message the NLU is unsure of is not joined to the previous question: "but I don't
         # understand" must not repeat the last answer
@@ -182,7 +220,7 @@ class ActionAnswerKnowledge(Action):
         try:
             services = get_services()
             # retrieval and generation are blocking (torch): keep the event loop free
-            answer = await asyncio.to_thread(services.knowledge.answer, question)
+            answer = await asyncio.to_thread(services.knowledge.answer, question, language)
             composed = await asyncio.to_thread(
                 services.composer.compose, question, [p["text"] for p in answer.passages]
             )
@@ -191,18 +229,14 @@ class ActionAnswerKnowledge(Action):
             logger.error("knowledge.unavailable code=%s error=%s", error.code, type(exc).__name__)
             if as_fallback:  # the customer did not ask about policies: the usual apology
                 return _say_and_offer_a_human(dispatcher, not_found, response="utter_default")
-            dispatcher.utter_message(text=error.user_message)
+            dispatcher.utter_message(text=error.user_message_in(language))
             return not_found
         if not answer.found or composed.mode == "declined":
             # declined: the passages looked relevant, but the grounded LLM read them and says
             # they do not answer the question
             if as_fallback:
                 return _say_and_offer_a_human(dispatcher, not_found, response="utter_default")
-            return _say_and_offer_a_human(
-                dispatcher,
-                not_found,
-                text="I couldn't find that in our shop policies, so I don't want to guess.",
-            )
+            return _say_and_offer_a_human(dispatcher, not_found, response="utter_kb_not_found")
         cited = [answer.passages[n - 1] for n in composed.citations]
         lines = [
             f"{p['title']} — {p['section']} ({p['source']})"
@@ -210,8 +244,12 @@ class ActionAnswerKnowledge(Action):
             else f"{p['title']} ({p['source']})"
             for p in cited
         ]
-        label = "Source" if len(lines) == 1 else "Sources"
-        dispatcher.utter_message(text=guarded(f"{composed.text}\n\n{label}: " + "; ".join(lines)))
+        one, many = SOURCE_LABELS[language]
+        label = one if len(lines) == 1 else many
+        colon, separator = ("：", "；") if language == "zh" else (": ", "; ")
+        dispatcher.utter_message(
+            text=guarded(f"{composed.text}\n\n{label}{colon}" + separator.join(lines))
+        )
         logger.info(
             "knowledge.answer source=%s score=%.3f mode=%s fallback_reason=%s",
             answer.source,
@@ -285,7 +323,7 @@ class ActionHandoff(Action):
             )
         except KefuError as exc:
             logger.error("handoff.failed code=%s", exc.code)
-            dispatcher.utter_message(text=exc.user_message)
+            dispatcher.utter_message(text=exc.user_message_in(customer_language(tracker)))
             return []
         logger.info("handoff.ticket reason=%s", reason)
         dispatcher.utter_message(response="utter_handoff", ticket_id=ticket.ticket_id)

@@ -20,6 +20,20 @@ USER_MESSAGES: dict[str, str] = {
     "KEFU-TICKETS": "I couldn't create a ticket just now. Please try again in a minute.",
     "KEFU-SETUP": "The assistant has not been set up. Run `make setup`.",
 }
+#: The same messages for Chinese-speaking customers (the edge picks by the customer's language).
+USER_MESSAGES_ZH: dict[str, str] = {
+    "KEFU-CONFIG": "客服系统配置有误，请稍后再试。",
+    "KEFU-MODEL": "客服的语言模型暂时不可用，请稍后再试。",
+    "KEFU-LLM": "我暂时没能组织好回复。",
+    "KEFU-KB": "暂时无法访问知识库。需要为您转接人工客服吗？",
+    "KEFU-ORDERS": "暂时无法查询订单。需要为您转接人工客服吗？",
+    "KEFU-TICKETS": "暂时无法创建工单，请过一分钟再试。",
+    "KEFU-SETUP": "客服系统尚未完成配置。",
+}
+_FALLBACK_MESSAGE = {
+    "en": "Something went wrong. Please try again.",
+    "zh": "出了点问题，请再试一次。",
+}
 
 
 class KefuError(Exception):
@@ -45,7 +59,13 @@ class KefuError(Exception):
     @property
     def user_message(self) -> str:
         """The catalogue message for this error's code, safe to show to a customer."""
-        return USER_MESSAGES.get(self.code, "Something went wrong. Please try again.")
+        return self.user_message_in("en")
+
+    def user_message_in(self, language: str) -> str:
+        """The catalogue message in the customer's ``language`` (``zh``; anything else: en)."""
+        if language == "zh":
+            return USER_MESSAGES_ZH.get(self.code, _FALLBACK_MESSAGE["zh"])
+        return USER_MESSAGES.get(self.code, _FALLBACK_MESSAGE["en"])
 
 
 class ConfigError(KefuError, ValueError):

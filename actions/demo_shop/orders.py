@@ -17,14 +17,41 @@ SEED_SQL = Path(__file__).resolve().parent / "data" / "orders.sql"
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?:#\s*)?(?:kf[\s-]?)?(\d{6})(?!\d)", re.IGNORECASE)
 
+#: How each status reads in a reply, per language (``Order {id} ({items}) is {status}.``).
 STATUS_TEXT = {
-    "processing": "being prepared in our warehouse",
-    "shipped": "on its way",
-    "out_for_delivery": "out for delivery today",
-    "delivered": "delivered",
-    "cancelled": "cancelled",
-    "returned": "returned to us",
+    "en": {
+        "processing": "being prepared in our warehouse",
+        "shipped": "on its way",
+        "out_for_delivery": "out for delivery today",
+        "delivered": "delivered",
+        "cancelled": "cancelled",
+        "returned": "returned to us",
+    },
+    "zh": {
+        "processing": "正在仓库备货中",
+        "shipped": "已发货，正在运输途中",
+        "out_for_delivery": "今天正在派送",
+        "delivered": "已签收",
+        "cancelled": "已取消",
+        "returned": "已退回",
+    },
 }
+#: Carriers' Chinese names (the English ones are stored).
+CARRIERS_ZH = {
+    "SF Express": "顺丰速运",
+    "ZTO Express": "中通快递",
+    "JD Logistics": "京东物流",
+    "YTO Express": "圆通速递",
+}
+
+
+def _zh_date(iso: str | None) -> str:
+    """``2026-11-30`` -> ``11月30日`` (the year is the current one in a shop's replies)."""
+    try:
+        _, month, day = (iso or "").split("-")
+        return f"{int(month)}月{int(day)}日"
+    except ValueError:
+        return iso or ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +60,7 @@ class Order:
 
     order_id: str
     items: str
+    items_zh: str
     total_cny: float
     status: str
     carrier: str | None
@@ -60,8 +88,19 @@ class Order:
             expected = re.sub(r"\D", "", self.contact_phone)
         return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
-    def status_detail(self) -> str:
+    def items_in(self, language: str) -> str:
+        """The items' names in ``language`` (``zh`` or English)."""
+        return self.items_zh if language == "zh" else self.items
+
+    def status_in(self, language: str) -> str:
+        """The status as a reply says it, in ``language`` (``zh`` or English)."""
+        texts = STATUS_TEXT["zh" if language == "zh" else "en"]
+        return texts.get(self.status, self.status)
+
+    def status_detail(self, language: str = "en") -> str:
         """One sentence with the carrier, tracking number and dates that fit the status."""
+        if language == "zh":
+            return self._status_detail_zh()
         if self.status in ("shipped", "out_for_delivery") and self.carrier:
             return (
                 f"Carrier: {self.carrier}, tracking number {self.tracking_no}, "
@@ -75,10 +114,28 @@ class Order:
             return "The payment has been refunded to the original payment method."
         return "The refund is handled as described in our refunds policy."
 
+    def _status_detail_zh(self) -> str:
+        carrier = CARRIERS_ZH.get(self.carrier or "", self.carrier or "")
+        if self.status in ("shipped", "out_for_delivery") and self.carrier:
+            return (
+                f"承运快递：{carrier}，运单号 {self.tracking_no}，预计 {_zh_date(self.eta)}前送达。"
+            )
+        if self.status == "processing":
+            return f"很快就会出库，预计 {_zh_date(self.eta)}前送达。"
+        if self.status == "delivered":
+            return f"已由{carrier}于 {_zh_date(self.eta)}送达。"
+        if self.status == "cancelled":
+            return "货款已原路退回到您的支付账户。"
+        return "退款将按照我们的退款政策处理。"
+
 
 def normalize_order_id(text: str) -> str | None:
-    """Extract an order number (``KF`` + 6 digits, prefix optional) from free text."""
-    match = ORDER_ID.search(text or "")
+    """Extract an order number (``KF`` + 6 digits, prefix optional) from free text.
+
+    Full-width characters (``ＫＦ１００２３４``, typed with a Chinese input method) count as
+    their ASCII forms.
+    """
+    match = ORDER_ID.search(unicodedata.normalize("NFKC", text or ""))
     return f"KF{match.group(1)}" if match else None
 
 
@@ -104,8 +161,8 @@ class OrderRepository:
         self._seeded = True
         try:
             row = conn.execute(
-                "SELECT order_id, items, total_cny, status, carrier, tracking_no, placed_on, eta, "
-                "contact_phone, contact_email FROM orders WHERE order_id = ?",
+                "SELECT order_id, items, items_zh, total_cny, status, carrier, tracking_no, "
+                "placed_on, eta, contact_phone, contact_email FROM orders WHERE order_id = ?",
                 (order_id,),
             ).fetchone()
         except sqlite3.Error as exc:

@@ -268,6 +268,10 @@ class GuardedRestInput(RestInput):
             if store is not None and locks is not None:
                 async with locks.lock(message.sender_id):
                     tracker = await store.retrieve(message.sender_id)
+                    if tracker is not None:
+                        language = silence.reply_language(
+                            message.text or "", tracker.get_slot("language")
+                        )
                     turn = _turn_of(tracker, message.message_id)
                     if turn is not None and silence.is_quiet_turn(turn):
                         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from components.text import language_of
+from components.text import customer_language
 
 UTTER_PREFIX = "utter_"
 ACTION_LISTEN = "action_listen"
@@ -49,9 +49,14 @@ class Step:
     name: str = ""
 
 
-def reply_language(message: str) -> str:
-    """``zh`` when the customer wrote Chinese, otherwise ``en``."""
-    return "zh" if language_of(message) == "zh" else "en"
+def reply_language(message: str, conversation: str | None = None) -> str:
+    """``zh`` when the customer wrote Chinese, ``en`` for English.
+
+    A message without words (an order number, a button) keeps the ``conversation``'s language
+    (the ``language`` slot).
+    """
+    language = customer_language(message) or conversation
+    return "zh" if language == "zh" else "en"
 
 
 def apology(language: str, *, handoff: bool) -> str:

@@ -14,8 +14,10 @@ from knowledge.index import DOCS_DIR, build_index
 from knowledge.retrieval import KnowledgeBase
 
 
-def make_tracker(text="", intent="greet", slots=None, events=None) -> Tracker:
+def make_tracker(text="", intent="greet", slots=None, events=None, language=None) -> Tracker:
     latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
+    if language:
+        latest["language"] = language
     return Tracker(
         sender_id="test-user",
         slots=slots or {},
@@ -166,7 +168,7 @@ def test_knowledge_refuses_and_offers_a_human(use_services, knowledge):
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("who won the world cup", "ask_policy")
     )
-    assert "don't want to guess" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_kb_not_found"
     assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
@@ -247,7 +249,7 @@ def test_knowledge_refuses_when_the_grounded_llm_declines(use_services, knowledg
     tracker = make_tracker("how long do refunds take?", "ask_policy")
     assert knowledge.answer("how long do refunds take?").found  # retrieval alone would answer
     messages, events = run(kefu_actions.ActionAnswerKnowledge(), tracker)
-    assert "don't want to guess" in messages[0]["text"]
+    assert messages[0]["response"] == "utter_kb_not_found"
     assert events[-1] == {"event": "followup", "timestamp": None, "name": "utter_offer_human"}
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["kb_found"] is False
 
@@ -260,7 +262,7 @@ def test_knowledge_unavailable_uses_the_error_catalogue(use_services, tmp_path):
 
 def test_unexpected_retrieval_errors_are_caught(use_services):
     class Corrupt:
-        def answer(self, question):
+        def answer(self, question, language=None):
             raise ValueError("index is not JSON")
 
     use_services(knowledge=Corrupt())
@@ -290,3 +292,54 @@ def test_handoff_failure_is_told_not_hidden(tmp_path):
     messages, events = run(kefu_actions.ActionHandoff(), make_tracker("human", "request_human"))
     assert events == []
     assert messages[0]["text"].startswith("I couldn't create a ticket")
+
+
+@pytest.mark.parametrize(
+    ("message_language", "slot", "events"),
+    [
+        ("zh", None, [{"event": "slot", "timestamp": None, "name": "language", "value": "zh"}]),
+        ("en", "zh", [{"event": "slot", "timestamp": None, "name": "language", "value": "en"}]),
+        ("zh", "zh", []),  # unchanged
+        (None, "zh", []),  # an order number or a button says nothing: the slot stays
+    ],
+)
+def test_set_language_follows_the_customer(message_language, slot, events):
+    tracker = make_tracker("x", slots={"language": slot}, language=message_language)
+    assert run(kefu_actions.ActionSetLanguage(), tracker) == ([], events)
+
+
+def test_lookup_in_chinese():
+    slots = {"order_id": "KF100555", "order_contact": kefu_actions.VERIFIED, "language": "zh"}
+    messages, _ = run(kefu_actions.ActionLookupOrder(), make_tracker("15900159000", slots=slots))
+    assert messages[0]["response"] == "utter_order_status"
+    assert messages[0]["items"] == "跑鞋" and messages[0]["status"] == "今天正在派送"
+    detail = "承运快递：京东物流，运单号 JDV0081223341，预计 11月28日前送达。"
+    assert messages[0]["detail"] == detail
+    assert messages[0]["detail"] == detail
+
+
+def test_the_latest_message_language_wins_over_the_slot():
+    slots = {"order_id": "KF100234", "order_contact": kefu_actions.VERIFIED, "language": "en"}
+    tracker = make_tracker("我的手机号是13800138000", slots=slots, language="zh")
+    messages, _ = run(kefu_actions.ActionLookupOrder(), tracker)
+    assert messages[0]["items"] == "无线耳机"
+
+
+@pytest.mark.slow
+def test_knowledge_answer_in_chinese_cites_the_chinese_policy(use_services, knowledge):
+    use_services(knowledge=knowledge)
+    tracker = make_tracker("退款一般多久能到账", "ask_policy", language="zh")
+    messages, events = run(kefu_actions.ActionAnswerKnowledge(), tracker)
+    assert "来源：退款政策" in messages[0]["text"] and "(refunds.zh.md)" in messages[0]["text"]
+    assert {e["name"]: e["value"] for e in events}["kb_sources"] == ["refunds.zh.md"]
+
+
+def test_error_messages_follow_the_customers_language(use_services, tmp_path):
+    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
+    tracker = make_tracker("退款多久到账", "ask_policy", language="zh")
+    messages, _ = run(kefu_actions.ActionAnswerKnowledge(), tracker)
+    assert messages[0]["text"] == "暂时无法访问知识库。需要为您转接人工客服吗？"
+    set_shop(Shop(tickets=TicketStore(tmp_path / "no" / "such" / "t.db")))
+    tracker = make_tracker("转人工", "request_human", slots={"language": "zh"})
+    messages, _ = run(kefu_actions.ActionHandoff(), tracker)
+    assert messages[0]["text"] == "暂时无法创建工单，请过一分钟再试。"

@@ -71,3 +71,24 @@ def test_unusable_database_raises_a_catalogued_error(tmp_path):
 def test_only_the_orders_phone_or_email_verifies_it(kefu_home, answer, verified):
     order = OrderRepository().get("KF100234")
     assert order.verified_by(answer) is verified
+
+
+def test_full_width_order_numbers_are_read():
+    from actions.demo_shop.orders import normalize_order_id
+
+    assert normalize_order_id("订单ＫＦ１００２３４到哪了") == "KF100234"
+    assert normalize_order_id("单号＃１００８７１") == "KF100871"
+
+
+def test_every_order_reads_in_chinese(kefu_home):
+    from actions.demo_shop.orders import CARRIERS_ZH, OrderRepository
+    from components.text import customer_language
+
+    repo = OrderRepository()
+    for order_id in ("KF100234", "KF100871", "KF104512", "KF100555", "KF100321", "KF109999"):
+        order = repo.get(order_id)
+        assert customer_language(order.items_in("zh")) == "zh"
+        sentence = order.status_in("zh") + order.status_detail("zh")
+        assert customer_language(sentence) == "zh", order_id
+        assert not any(english in sentence for english in CARRIERS_ZH), order_id
+    assert repo.get("KF100234").status_detail("en").startswith("Carrier: SF Express")

@@ -81,3 +81,13 @@ def test_failed_custom_action(turn, failed):
 )
 def test_quiet_turns(turn, quiet):
     assert is_quiet_turn(turn) is quiet
+
+
+def test_a_message_without_words_keeps_the_conversations_language():
+    from components.channels.silence import reply_language
+
+    assert reply_language("退款多久到账") == "zh"
+    assert reply_language("KF100234", "zh") == "zh"
+    assert reply_language("/affirm", "zh") == "zh"
+    assert reply_language("where is my order", "zh") == "en"
+    assert reply_language("KF100234") == "en"
