@@ -23,6 +23,7 @@ from torch import nn
 from transformers import BatchEncoding, PreTrainedTokenizerFast
 
 from components.nlu.bio import decode_tags
+from components.text import fold_for_model
 
 
 def set_seed(seed: int) -> None:
@@ -170,7 +171,9 @@ class JointClassifier:
             The tokenizer's ``input_ids``, ``attention_mask`` and ``offset_mapping``.
         """
         return self.tokenizer(
-            list(texts),
+            # full-width forms and traditional characters as the vocabulary knows them (the
+            # offsets are unchanged, so entity spans stay those of the original text)
+            [fold_for_model(t) for t in texts],
             padding=True,
             truncation=True,
             max_length=self.max_length,

@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from components.errors import ConfigError, ModelNotFoundError
 from components.nlu.bio import bio_tags
 from components.nlu.joint_model import JointClassifier, JointIntentEntityModel, set_seed
-from components.text import CJK
+from components.text import CJK, fold_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def unknown_characters(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str])
     unk = tokenizer.unk_token_id
     if unk is None:
         return []
-    seen = sorted({ch for text in texts for ch in CJK.findall(text)})
+    seen = sorted({ch for text in texts for ch in CJK.findall(fold_for_model(text))})
     if not seen:
         return []
     # tokenise each character as the model would (a SentencePiece vocabulary may know it only as
