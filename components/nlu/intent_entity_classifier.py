@@ -37,9 +37,9 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.errors import ConfigError
+from components.errors import ConfigError, ModelNotFoundError
 from components.nlu.bio import entity_label, split_entity_label
-from components.text import WORD_TOKENS
+from components.text import WORD_TOKENS, has_cjk
 
 if TYPE_CHECKING:
     from components.nlu.joint_model import JointClassifier
@@ -94,8 +94,12 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             Setting names and their defaults.
         """
         return {
-            # Local Hugging Face encoder folder; None = bundled all-MiniLM-L6-v2.
+            # Local Hugging Face encoder folder; None = the bundled all-MiniLM-L6-v2, or its
+            # Chinese adaptation when the data is Chinese (see chinese_encoder).
             "model_name_or_path": None,
+            # With model_name_or_path unset: train on the Chinese-adapted MiniLM when at least
+            # this share of the examples contains Chinese (it reads English too); 1.0 = never.
+            "chinese_encoder_share": 0.1,
             # Passes over the training data.
             "epochs": 15,
             # Examples per optimisation step.
@@ -169,6 +173,9 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         ):
             expected = "null (auto) or a number >= 0"
             raise ConfigError("contrastive_weight", weight, expected, component=name)
+        share = config["chinese_encoder_share"]
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share <= 1:
+            raise ConfigError("chinese_encoder_share", share, "a number in [0, 1]", component=name)
         for key in ("prototype_head_init", "extend_vocabulary"):
             if not isinstance(config[key], bool):
                 raise ConfigError(key, config[key], "true or false", component=name)
@@ -203,11 +210,26 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         return cls(config, model_storage, resource, execution_context)
 
     # ------------------------------------------------------------------ training
-    def _encoder_path(self) -> Path:
-        from components.model_prep import minilm_path
+    def _encoder_path(self, texts: list[str] = ()) -> Path:
+        """The encoder to fine-tune: the configured one, else bundled MiniLM (en or zh).
+
+        The Chinese adaptation is taken when ``chinese_encoder_share`` of ``texts`` contain
+        Chinese; if it cannot be assembled (delta missing), the English MiniLM with the
+        per-assistant vocabulary extension is used and a warning says why.
+        """
+        from components.model_prep import minilm_path, minilm_zh_path
 
         path = self._config["model_name_or_path"]
-        return Path(path) if path else minilm_path()
+        if path:
+            return Path(path)
+        share = self._config["chinese_encoder_share"]
+        chinese = sum(1 for t in texts if has_cjk(t)) / (len(texts) or 1)
+        if texts and share < 1.0 and chinese >= share:
+            try:
+                return minilm_zh_path()
+            except ModelNotFoundError as exc:
+                logger.warning("intent_classifier.chinese_encoder_unavailable code=%s", exc.code)
+        return minilm_path()
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tune on the NLU examples and persist into the model storage.
@@ -248,7 +270,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
 
         self._classifier = training.train(
             examples,
-            self._encoder_path(),
+            self._encoder_path([e.text for e in examples]),
             epochs=cfg["epochs"],
             batch_size=cfg["batch_size"],
             learning_rate=cfg["learning_rate"],
