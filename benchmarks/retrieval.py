@@ -11,7 +11,10 @@ Shop QA: hand-written questions about the demo shop's documents (some unanswerab
 ``KnowledgeBase.answer`` — answer rate, correct source, correct refusals — per question set
 (``shop_qa``: the first set, which the gate and fusion weights were chosen on; ``holdout`` and
 ``test``: written later, each before any change was tried on it), all sets together, and a sweep
-of the relevance gate (``min_relevance``) over all of them.
+of the relevance gate (``min_relevance``) over all of them. The Chinese sets (``*_zh*``: the
+first chosen on, ``holdout`` checked, ``test`` written before any Chinese tuning and only
+measured) are answered from the Chinese policies and pooled separately, with their own gate
+sweep (``min_zh_support``).
 """
 
 from __future__ import annotations
@@ -33,10 +36,17 @@ from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import KnowledgeBase  # noqa: E402
 
 SHOP_QA = [
-    Path(__file__).resolve().parent / "data" / name
-    for name in ("shop_qa.jsonl", "shop_qa_holdout.jsonl", "shop_qa_test.jsonl")
+    Path(__file__).resolve().parent / "data" / f"shop_qa{kind}{lang}.jsonl"
+    for lang in ("", "_zh")
+    for kind in ("", "_holdout", "_test")
 ]
 GATE_SWEEP = (0.46, 0.50, 0.54, 0.58, 0.62)
+ZH_GATE_SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+
+
+def set_language(name: str) -> str:
+    """``zh`` for the Chinese question sets (``*_zh*``), else ``en``."""
+    return "zh" if "_zh" in name else "en"
 
 
 def ranking_metrics(ranks: list[int | None]) -> dict:
@@ -214,12 +224,30 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
                     variant["llm"]["backend"] = kb_llm
                 result["sets"][set_name]["variants"][name] = variant
             result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
-        everything = [case for cases in sets.values() for case in cases]
-        result["gate_sweep"] = {}
+            for lang in sorted({set_language(n) for n in sets}):
+                result.setdefault("by_language", {}).setdefault(lang, {})[name] = _pooled(
+                    [
+                        s["variants"][name]
+                        for n, s in result["sets"].items()
+                        if set_language(n) == lang
+                    ]
+                )
+        by_lang = {
+            lang: [c for n, cases in sets.items() if set_language(n) == lang for c in cases]
+            for lang in ("en", "zh")
+        }
+        result["gate_sweep"], result["zh_gate_sweep"] = {}, {}
         default = kbs[SHOP_VARIANTS[DEFAULT_SHOP]]
-        for threshold in GATE_SWEEP:
+        shipped = default.min_relevance
+        for threshold in GATE_SWEEP if by_lang["en"] else ():
             default.min_relevance = threshold
-            result["gate_sweep"][threshold] = _pooled([_shop_variant(default, everything, None)])
+            result["gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["en"], None)])
+        default.min_relevance = shipped
+        for threshold in ZH_GATE_SWEEP if by_lang["zh"] else ():
+            default.min_zh_support = threshold
+            result["zh_gate_sweep"][threshold] = _pooled(
+                [_shop_variant(default, by_lang["zh"], None)]
+            )
     for name, cases in sets.items():
         result["sets"][name]["answerable"] = sum(1 for c in cases if c["source"])
         result["sets"][name]["unanswerable"] = sum(1 for c in cases if not c["source"])
@@ -355,10 +383,22 @@ def main() -> int:
                 f"{v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
                 f"{v['correct_refusals']:.3f} | |"
             )
-        print("\nRelevance gate (min_relevance), default ranking, all question sets")
-        print("| min_relevance | correct source | correct refusals |\n|---|---|---|")
-        for threshold, v in r["gate_sweep"].items():
-            print(f"| {threshold} | {v['correct_source']:.3f} | {v['correct_refusals']:.3f} |")
+        for lang, variants in r.get("by_language", {}).items():
+            for name, v in variants.items():
+                c = v["counts"]
+                print(
+                    f"| all {lang} ({c['answerable']} + {c['unanswerable']} unanswerable) | "
+                    f"{name} | {v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
+                    f"{v['correct_refusals']:.3f} | |"
+                )
+        for key, label in (("gate_sweep", "min_relevance"), ("zh_gate_sweep", "min_zh_support")):
+            if not r[key]:
+                continue
+            which = "Chinese" if key == "zh_gate_sweep" else "English"
+            print(f"\nRelevance gate ({label}), default ranking, all {which} question sets")
+            print(f"| {label} | correct source | correct refusals |\n|---|---|---|")
+            for threshold, v in r[key].items():
+                print(f"| {threshold} | {v['correct_source']:.3f} | {v['correct_refusals']:.3f} |")
         for set_name, qa in r["sets"].items():
             for v in qa["variants"].values():
                 if "llm" in v:

@@ -99,7 +99,11 @@ class KnowledgeSettings:
         sentence_share: Share of the best sentence's cosine in the gate's similarity.
         support_weight: Weight of the lexical support in the gate.
         gate_top_k: Ranked candidates the gate looks at.
-        min_zh_overlap: Character-overlap gate for Chinese questions.
+        min_zh_relevance: Gate for Chinese questions over Chinese passages (cosine + support).
+        zh_dense_share: Share of the Chinese encoder's cosine in that gate.
+        zh_encoder: ``auto`` (the Chinese MiniLM from the committed delta), ``off`` or a folder.
+        min_zh_support: The Chinese gate without a Chinese encoder (lexical support alone).
+        min_zh_overlap: Character-overlap gate for Chinese questions without Chinese passages.
         rerank_weight: Weight of the best sentence in the final ranking (0: no reranking).
         fusion: Keyword arguments for :class:`~knowledge.fusion.HybridRanker`.
         cross_encoder: Local cross-encoder folder ordering the candidates last, or None.
@@ -116,6 +120,10 @@ class KnowledgeSettings:
     sentence_share: float = 0.7
     support_weight: float = 0.3
     gate_top_k: int = 3
+    min_zh_relevance: float = 0.55
+    zh_dense_share: float = 0.6
+    zh_encoder: str = "auto"
+    min_zh_support: float = 0.3
     min_zh_overlap: float = 0.6
     rerank_weight: float = 0.5
     fusion: Mapping[str, Any] = field(default_factory=dict)
@@ -130,6 +138,10 @@ class KnowledgeSettings:
             "sentence_share",
             "support_weight",
             "gate_top_k",
+            "min_zh_relevance",
+            "zh_dense_share",
+            "zh_encoder",
+            "min_zh_support",
             "min_zh_overlap",
             "rerank_weight",
             "cross_encoder",

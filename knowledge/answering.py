@@ -47,7 +47,9 @@ _DECLINE = re.compile(
     re.IGNORECASE,
 )
 _FOLLOW_UP = re.compile(
-    r"^\s*(and|also|what about|how about|same for|what if|and if|but)\b|^\s*(那|还有|那么|如果是?)",
+    r"^\s*(and|also|what about|how about|same for|what if|and if|but)\b|^\s*(那|还有|那么|如果是?)"
+    # a short Chinese question ending in 呢 ("手表呢？", "国际的呢") asks the same of another
+    f"|^\\s*[{CJK_CLASS}A-Za-z0-9]{{1,8}}的?呢\\s*[？?]?\\s*$",
     re.IGNORECASE,
 )
 
@@ -58,7 +60,7 @@ def content_words(text: str) -> set[str]:
 
 
 def is_follow_up(question: str) -> bool:
-    """'and for electronics?', 'what about Canada?', '那退货呢' — needs the previous question."""
+    """'and for electronics?', 'what about Canada?', '那退货呢', '手表呢': needs the last one."""
     return bool(_FOLLOW_UP.search(question)) and len(question.split()) <= 8
 
 

@@ -202,12 +202,23 @@ def convert_file(path: Path, max_chars: int = MAX_CHARS) -> list[Document]:
     if not sections:
         raise UnsupportedFileError(f"{path.name} has no text", path=str(path))
     docs = []
+    # one language per document (a Chinese policy naming "PayPal" in one section is still
+    # Chinese): the name's tag (returns.zh.md) or the language of the whole text
+    lang = _file_language(path, " ".join(f"{title} {h} {b}" for h, b in sections))
     for heading, body in sections:
         label = heading if heading == title else f"{title}: {heading}"
         for chunk in split_sentences(body, max_chars):
-            meta = {**base, "title": title, "section": heading, "kind": "doc"}
+            meta = {**base, "title": title, "section": heading, "kind": "doc", "lang": lang}
             docs.append(_document(f"{label}\n{chunk}", chunk, meta))
     return docs
+
+
+def _file_language(path: Path, text: str) -> str:
+    """``zh``/``en`` from a language tag in the file name (``returns.zh.md``), else the text's."""
+    tag = Path(path.stem).suffix.lower().lstrip(".")
+    if tag in ("zh", "en"):
+        return tag
+    return language_of(text)
 
 
 def _pdf_sections(path: Path) -> tuple[str, list[tuple[str, str]]]:
@@ -225,7 +236,7 @@ def _pdf_sections(path: Path) -> tuple[str, list[tuple[str, str]]]:
 
 def _document(indexed: str, body: str, meta: dict, faq_question: str | None = None) -> Document:
     # the heading is part of what is searched (BM25 reads content only), the body is quoted
-    meta = {**meta, "body": body, "lang": language_of(body)}
+    meta = {"lang": language_of(body), **meta, "body": body}
     if faq_question:
         meta["faq_question"] = faq_question
     return Document(content=indexed, meta=meta)

@@ -107,6 +107,9 @@ class KnowledgeIndex:
         index_path: The embedded store's JSON file (the manifest is ``<name>.manifest.json``);
             when neither this nor ``store`` is given, ``KEFU_KB_STORE`` decides.
         encoder: Sentence-transformers model folder (default: the bundled MiniLM).
+        zh_encoder: The encoder of Chinese passages (``meta.lang == "zh"``): ``auto`` (the
+            Chinese MiniLM assembled from the committed delta, when there), ``off``, or a model
+            folder. Everything else is embedded with ``encoder``.
         store: Where the index lives (:class:`knowledge.stores.MemoryStore` or
             :class:`knowledge.stores.PgvectorStore`).
     """
@@ -116,8 +119,12 @@ class KnowledgeIndex:
         index_path: str | Path | None = None,
         encoder: str | None = None,
         store: KnowledgeStore | None = None,
+        zh_encoder: str | None = "auto",
     ) -> None:
         self._encoder = encoder
+        self._zh_setting = zh_encoder
+        self._zh_encoder: str | None = None
+        self._zh_embedder = None
         self.store = resolve_store(index_path, store, encoder)
         self.index_path = getattr(self.store, "index_path", None)
         self._embedder = None
@@ -131,9 +138,19 @@ class KnowledgeIndex:
             self._encoder = str(minilm_path())
         return self._encoder
 
+    @property
+    def zh_encoder(self) -> str | None:
+        """The Chinese passages' encoder folder, or None (they use :attr:`encoder`)."""
+        if self._zh_encoder is None and self._zh_setting is not None:
+            from components.model_prep import resolve_zh_encoder
+
+            self._zh_encoder = resolve_zh_encoder(self._zh_setting) or ""
+        return self._zh_encoder or None
+
     # ------------------------------------------------------------------ state
     def _fingerprint(self) -> str:
-        return f"v{INDEX_VERSION}|{Path(self.encoder).name}|{BM25_ALGORITHM}|{BM25_TOKENS}"
+        zh = Path(self.zh_encoder).name if self.zh_encoder else "-"
+        return f"v{INDEX_VERSION}|{Path(self.encoder).name}|{zh}|{BM25_ALGORITHM}|{BM25_TOKENS}"
 
     def _load(self) -> tuple[object, dict]:
         fresh = {"fingerprint": self._fingerprint(), "sources": {}}
@@ -155,26 +172,42 @@ class KnowledgeIndex:
     def _save(self, store: object, manifest: dict) -> None:
         self.store.save(store, manifest)
 
-    def _embed(self, documents: list[Document], progress: bool) -> list[Document]:
-        if self._embedder is None:
+    def _embedder_for(self, chinese: bool, progress: bool):  # noqa: ANN202 - a Haystack embedder
+        attr = "_zh_embedder" if chinese else "_embedder"
+        if getattr(self, attr) is None:
             from haystack_integrations.components.embedders.sentence_transformers import (
                 SentenceTransformersDocumentEmbedder,
             )
 
-            self._embedder = SentenceTransformersDocumentEmbedder(
-                model=self.encoder,
+            embedder = SentenceTransformersDocumentEmbedder(
+                model=self.zh_encoder if chinese else self.encoder,
                 local_files_only=True,
                 normalize_embeddings=True,
                 progress_bar=progress,
             )
-            self._embedder.warm_up()
+            embedder.warm_up()
+            setattr(self, attr, embedder)
+        return getattr(self, attr)
+
+    def _embed(self, documents: list[Document], progress: bool) -> list[Document]:
         # FAQ entries are found by their question: embed the question alone (the answer would
-        # dilute it), but keep question + answer as the BM25 text and the answer as the body
-        probes = [
-            Document(id=d.id, content=d.meta.get("faq_question") or d.content) for d in documents
-        ]
-        embedded = self._embedder.run(documents=probes)["documents"]
-        return [replace(d, embedding=e.embedding) for d, e in zip(documents, embedded, strict=True)]
+        # dilute it), but keep question + answer as the BM25 text and the answer as the body;
+        # Chinese passages with the Chinese encoder when there is one
+        vectors: dict[str, list[float]] = {}
+        for chinese in (False, True):
+            group = [
+                d
+                for d in documents
+                if (bool(self.zh_encoder) and d.meta.get("lang") == "zh") == chinese
+            ]
+            if not group:
+                continue
+            probes = [
+                Document(id=d.id, content=d.meta.get("faq_question") or d.content) for d in group
+            ]
+            embedded = self._embedder_for(chinese, progress).run(documents=probes)["documents"]
+            vectors.update({d.id: e.embedding for d, e in zip(group, embedded, strict=True)})
+        return [replace(d, embedding=vectors[d.id]) for d in documents]
 
     # ------------------------------------------------------------------ operations
     def ingest(
@@ -281,7 +314,18 @@ class KnowledgeIndex:
 
 
 def build_index(
-    docs_dir: Path = DOCS_DIR, index_path: Path | None = None, store: KnowledgeStore | None = None
+    docs_dir: Path = DOCS_DIR,
+    index_path: Path | None = None,
+    store: KnowledgeStore | None = None,
+    zh_encoder: str | None = None,
 ) -> IngestReport:
-    """Sync the index with a folder (what ``make index`` runs): add, update and prune."""
-    return KnowledgeIndex(index_path, store=store).ingest([docs_dir], prune=True)
+    """Sync the index with a folder (what ``make index`` runs): add, update and prune.
+
+    ``zh_encoder``: see :class:`KnowledgeIndex` (default: ``kefu.knowledge.zh_encoder``).
+    """
+    if zh_encoder is None:
+        from components.settings import load_settings
+
+        zh_encoder = load_settings().knowledge.zh_encoder
+    index = KnowledgeIndex(index_path, store=store, zh_encoder=zh_encoder)
+    return index.ingest([docs_dir], prune=True)

@@ -23,12 +23,13 @@ from haystack import Document
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
 from components.errors import ConfigError, KnowledgeBaseError
-from components.text import CJK, ZH_FUNCTION_CHARS, language_of
+from components.text import CJK, ZH_FUNCTION_CHARS, customer_language, language_of
 from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
 from knowledge.lexical import TermStatistics, encoder_vocabulary
 from knowledge.rerank import SentenceReranker
 from knowledge.stores import KnowledgeStore
+from knowledge.zh_lexical import ChineseBM25, ChineseTermStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class _Stages:
     ranker: HybridRanker
     rerank: SentenceReranker
     cross: Any | None
+    # Chinese passages: jieba words + characters BM25 and its ranker (None: no Chinese passages)
+    zh_bm25: ChineseBM25 | None = None
+    zh_ranker: HybridRanker | None = None
+    # the Chinese encoder's query embedder (None: Chinese questions use ``embedder``)
+    zh_embedder: Any | None = None
 
 
 @dataclass
@@ -108,8 +114,20 @@ class KnowledgeBase:
         gate_top_k: Ranked candidates the relevance gate looks at; the first relevant one is
             quoted (a passage ranked lower than this is not quoted, however many words it
             shares with the question).
-        min_zh_overlap: Character overlap the chosen passage needs (Chinese questions, where
-            the English MiniLM encoder says little).
+        min_zh_relevance: Relevance the chosen passage needs for a Chinese question answered
+            from Chinese passages: ``zh_dense_share`` * cosine (Chinese encoder) + the rest *
+            lexical support (IDF-weighted share of the question's jieba words and characters,
+            :class:`~knowledge.zh_lexical.ChineseTermStatistics`).
+        zh_dense_share: Share of the cosine in that relevance (0 without a Chinese encoder).
+        min_zh_support: The same gate without a Chinese encoder (lexical support alone).
+        zh_encoder: Encoder of Chinese questions and passages: ``auto`` (the Chinese MiniLM
+            assembled from the committed delta, when there), ``off`` or a model folder; it
+            must be the one the index was built with (:class:`~knowledge.index.KnowledgeIndex`).
+        min_zh_overlap: Character overlap the chosen passage needs for a Chinese question when
+            the knowledge base has no Chinese passages (answered from the others).
+        zh_fusion: Keyword arguments for the :class:`HybridRanker` of Chinese questions over
+            Chinese passages (default: half cosine, half BM25 with a Chinese encoder; BM25 only
+            without one, as the English encoder cannot read Chinese).
         fusion: Keyword arguments for :class:`HybridRanker`.
         rerank_weight: Weight of the best sentence's similarity in the final score
             (:class:`SentenceReranker`; 0 turns reranking off, and the relevance gate then uses
@@ -132,8 +150,13 @@ class KnowledgeBase:
         sentence_share: float = 0.7,
         support_weight: float = 0.3,
         gate_top_k: int = 3,
+        min_zh_relevance: float = 0.55,
+        min_zh_support: float = 0.3,
+        zh_dense_share: float = 0.6,
+        zh_encoder: str | None = "auto",
         min_zh_overlap: float = 0.6,
         fusion: dict | None = None,
+        zh_fusion: dict | None = None,
         rerank_weight: float = 0.5,
         cross_encoder: str | None = None,
         store: KnowledgeStore | None = None,
@@ -151,8 +174,15 @@ class KnowledgeBase:
         self.min_relevance = min_relevance
         self.sentence_share = sentence_share
         self.support_weight = support_weight
+        if not 0.0 <= zh_dense_share <= 1.0:
+            raise ConfigError("zh_dense_share", zh_dense_share, "a number within [0, 1]")
+        self.min_zh_relevance = min_zh_relevance
+        self.min_zh_support = min_zh_support
+        self.zh_dense_share = zh_dense_share
+        self.zh_encoder_setting = zh_encoder
         self.min_zh_overlap = min_zh_overlap
         self.fusion = fusion or {}
+        self.zh_fusion = zh_fusion
         self.rerank_weight = rerank_weight
         if cross_encoder is None:
             from components.settings import load_settings
@@ -167,6 +197,8 @@ class KnowledgeBase:
             )
         self._stages: _Stages | None = None
         self._terms: TermStatistics | None = None
+        self._zh_terms: ChineseTermStatistics | None = None
+        self._languages: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -227,6 +259,27 @@ class KnowledgeBase:
                 if hasattr(component, "warm_up"):
                     component.warm_up()
             passages = keywords.filter_documents()
+            self._languages = frozenset(str(d.meta.get("lang")) for d in passages)
+            chinese = [d for d in passages if d.meta.get("lang") == "zh"]
+            if chinese:
+                zh_bm25 = ChineseBM25(chinese, top_k=self.top_k)
+                zh_bm25.warm_up()
+                zh_embedder = self._zh_embedder()
+                # without a Chinese encoder the cosines are noise: BM25 alone ranks
+                share = 0.5 if zh_embedder is not None else 0.0
+                fusion = self.zh_fusion or {
+                    "dense_weight": share,
+                    "bm25_weight": 1 - share,
+                    "passage_dense_weight": share,
+                    "passage_bm25_weight": 1 - share,
+                }
+                stages = replace(
+                    stages,
+                    zh_bm25=zh_bm25,
+                    zh_ranker=HybridRanker(**{"top_k": self.top_k, **fusion}),
+                    zh_embedder=zh_embedder,
+                )
+                self._zh_terms = ChineseTermStatistics(d.content or "" for d in chinese)
             if self.rerank_weight > 0 and len(passages) <= PRIME_LIMIT:
                 stages.rerank.prime(passages)
             self._terms = TermStatistics(
@@ -237,27 +290,85 @@ class KnowledgeBase:
                 "knowledge.loaded store=%s documents=%d", self.store.kind, store.count_documents()
             )
 
-    def candidates(self, question: str) -> dict:
-        """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``)."""
+    def _zh_embedder(self) -> Any | None:
+        """The Chinese encoder's query embedder, warmed up, or None."""
+        from components.model_prep import resolve_zh_encoder
+
+        folder = resolve_zh_encoder(self.zh_encoder_setting)
+        if folder is None:
+            return None
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersTextEmbedder,
+        )
+
+        embedder = SentenceTransformersTextEmbedder(
+            model=folder, local_files_only=True, normalize_embeddings=True, progress_bar=False
+        )
+        embedder.warm_up()
+        return embedder
+
+    def passage_language(self, question: str, language: str | None = None) -> str | None:
+        """The language of the passages to answer ``question`` from, or None for all.
+
+        ``language`` (the customer's, e.g. the conversation's ``language`` slot) or else the
+        question's own (:func:`~components.text.customer_language`); None when the knowledge
+        base has no passage in it (a Chinese question is still answered from English documents
+        when there are no Chinese ones).
+        """
+        self.warm_up()
+        wanted = language or customer_language(question)
+        return wanted if wanted in self._languages and len(self._languages) > 1 else None
+
+    def candidates(self, question: str, language: str | None = None) -> dict:
+        """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).
+
+        With ``language``, only passages in that language (``meta.lang``) are returned: each
+        retriever is asked for more and the rest are dropped.
+        """
         self.warm_up()
         stages = self._stages
+        wanted = self.passage_language(question, language)
         try:
             embedding = stages.embedder.run(text=question)["embedding"]
+            if wanted is None:
+                return {
+                    "embedding": embedding,
+                    "dense": stages.dense.run(query_embedding=embedding)["documents"],
+                    "bm25": stages.bm25.run(query=question)["documents"],
+                }
+            wide = self.top_k * (len(self._languages) + 1)
+            dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
+            if wanted == "zh" and stages.zh_bm25 is not None:
+                bm25 = stages.zh_bm25.run(query=question)["documents"]
+                if stages.zh_embedder is not None:
+                    embedding = stages.zh_embedder.run(text=question)["embedding"]
+                    dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
+            else:
+                bm25 = stages.bm25.run(query=question, top_k=wide)["documents"]
             return {
                 "embedding": embedding,
-                "dense": stages.dense.run(query_embedding=embedding)["documents"],
-                "bm25": stages.bm25.run(query=question)["documents"],
+                "dense": [d for d in dense if d.meta.get("lang") == wanted][: self.top_k],
+                "bm25": [d for d in bm25 if d.meta.get("lang") == wanted][: self.top_k],
             }
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
 
-    def retrieve(self, question: str, rerank: bool = True) -> list[Document]:
+    def retrieve(
+        self, question: str, rerank: bool = True, language: str | None = None
+    ) -> list[Document]:
         """Final ranking, best first; ``rerank=False`` stops after fusion.
 
-        The scores are in ``meta``: see :class:`HybridRanker` and :class:`SentenceReranker`.
+        ``language``: answer from passages in this language when there are any (see
+        :meth:`passage_language`). The scores are in ``meta``: see :class:`HybridRanker` and
+        :class:`SentenceReranker`.
         """
-        found = self.candidates(question)
+        found = self.candidates(question, language)
         stages = self._stages
+        if self._chinese_path(question, language):
+            # the sentence reranker and the cross-encoder read English only
+            return stages.zh_ranker.run(
+                found["dense"], found["bm25"], question, found["embedding"]
+            )["documents"]
         fused = stages.ranker.run(found["dense"], found["bm25"], question, found["embedding"])
         if not rerank:
             return fused["documents"]
@@ -289,39 +400,72 @@ class KnowledgeBase:
         support = self._terms.support(question, doc.content or "") if self._terms else 0.0
         return similarity + self.support_weight * support
 
-    def gate_scores(self, question: str, ranked: list[Document]) -> list[float]:
+    def _chinese_path(self, question: str, language: str | None = None) -> bool:
+        """Whether ``question`` is answered from Chinese passages by the Chinese path."""
+        return (
+            self._stages is not None
+            and self._stages.zh_bm25 is not None
+            and self.passage_language(question, language) == "zh"
+        )
+
+    def gate_scores(
+        self, question: str, ranked: list[Document], language: str | None = None
+    ) -> list[float]:
         """What the relevance gate compares, for the first ``gate_top_k`` of ``ranked``.
 
-        For a Chinese question, the share of its content characters found in each passage
-        (against ``min_zh_overlap``); for an English one, :meth:`relevance` (against
-        ``min_relevance``).
+        For a Chinese question answered from Chinese passages, the lexical support of each
+        passage (:class:`~knowledge.zh_lexical.ChineseTermStatistics`, against
+        ``min_zh_relevance``, see ``zh_dense_share``); for a Chinese question without Chinese
+        passages, the share of its
+        content characters found in each passage (against ``min_zh_overlap``); for an English
+        one, :meth:`relevance` (against ``min_relevance``).
         """
         candidates = ranked[: self.gate_top_k]
+        if self._chinese_path(question, language):
+            share = self.zh_dense_share if self._stages.zh_embedder is not None else 0.0
+            return [
+                share * (d.meta.get("dense_score") or 0.0)
+                + (1 - share) * self._zh_terms.support(question, d.content or "")
+                for d in candidates
+            ]
         if language_of(question) == "zh":
             return [zh_overlap(question, d.content or "") for d in candidates]
         return [self.relevance(question, d) for d in candidates]
 
-    def relevant(self, question: str, ranked: list[Document]) -> list[tuple[Document, float]]:
+    def _threshold(self, question: str, language: str | None = None) -> float:
+        if self._chinese_path(question, language):
+            if self._stages.zh_embedder is None:
+                return self.min_zh_support
+            return self.min_zh_relevance
+        return self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
+
+    def relevant(
+        self, question: str, ranked: list[Document], language: str | None = None
+    ) -> list[tuple[Document, float]]:
         """The candidates that answer ``question`` well enough to be quoted, with gate scores.
 
         Only the first ``gate_top_k`` of ``ranked`` are considered; the result is best first.
         """
-        return self._gate(question, ranked)[0]
+        return self._gate(question, ranked, language)[0]
 
     def _gate(
-        self, question: str, ranked: list[Document]
+        self, question: str, ranked: list[Document], language: str | None = None
     ) -> tuple[list[tuple[Document, float]], float]:
-        threshold = self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
-        scores = self.gate_scores(question, ranked)
+        threshold = self._threshold(question, language)
+        scores = self.gate_scores(question, ranked, language)
         passed = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
         return passed, max(scores, default=0.0)
 
-    def answer(self, question: str) -> Answer:
-        """Best relevant passage for ``question`` with its sources, or ``found=False``."""
+    def answer(self, question: str, language: str | None = None) -> Answer:
+        """Best relevant passage for ``question`` with its sources, or ``found=False``.
+
+        ``language``: the customer's language (default: the question's); passages in it are
+        preferred (see :meth:`passage_language`).
+        """
         if not question or not question.strip():
             return Answer(found=False)
-        ranked = self.retrieve(question)
-        relevant, best = self._gate(question, ranked)
+        ranked = self.retrieve(question, language=language)
+        relevant, best = self._gate(question, ranked, language)
         if not relevant:
             logger.info("knowledge.no_answer gate_score=%.3f", best)
             return Answer(found=False, score=best)
