@@ -1,6 +1,6 @@
 # Kefu — one entry point for people and CI.
 #   make run    set up if needed, train if data/config changed, index the knowledge base,
-#               start the action server in the background and open `rasa shell`
+#               start the action server and the Rasa server in the background and open a chat
 #   make test   set up if needed and run the test suite (what CI runs)
 # Everything else is a step of those two.
 
@@ -40,10 +40,11 @@ SECRETS := $(KEFU_HOME)/secrets.env
 RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
 TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
 
-.PHONY: help setup secrets models train index check-endpoints run serve test test-fast lint clean
+.PHONY: help setup secrets models train index check-endpoints run rasa-shell serve test test-fast lint clean
 
 help:
-	@echo "make run    - set up, train, index, start the action server and open rasa shell"
+	@echo "make run    - set up, train, index, start the servers and open a chat in the terminal"
+	@echo "make rasa-shell - the same with Rasa's own shell"
 	@echo "make serve  - same, but start 'rasa run --enable-api' (REST on port $(RASA_PORT))"
 	@echo "make test   - set up and run the tests (what CI runs)"
 	@echo "make lint   - ruff"
@@ -111,7 +112,27 @@ check-endpoints: setup secrets
 	@set -a; . "$(SECRETS)"; set +a; $(PY) -c 'import rasa_sdk_plugins, actions.server_extensions as s; s.action_secret()' \
 	  || { echo "error: the action server's plugin (rasa_sdk_plugins) or its secret is missing; run 'make setup'" >&2; exit 1; }
 
+# the servers log to $(KEFU_HOME)/*.log; the terminal shows only the conversation
+# (components/channels/console.py: buttons are numbered, anything else is sent as typed)
 run: train index secrets check-endpoints
+	@set -e; $(start_actions) \
+	log="$(KEFU_HOME)/rasa.log"; \
+	echo "[kefu] ---- rasa server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
+	$(RASA) run -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml \
+	  -i 127.0.0.1 --port $(RASA_PORT) >> "$$log" 2>&1 & \
+	rpid=$$!; trap 'kill $$apid $$rpid 2>/dev/null' EXIT INT TERM; \
+	echo "[kefu] loading the assistant (log: $$log) ..."; \
+	for i in $$(seq 1 300); do \
+	  $(PY) -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=1)' \
+	    http://127.0.0.1:$(RASA_PORT)/ >/dev/null 2>&1 && break; \
+	  kill -0 $$rpid 2>/dev/null || { echo "the rasa server failed, see $$log" >&2; exit 1; }; \
+	  [ $$i -lt 300 ] || { echo "the rasa server did not start in 300 s, see $$log" >&2; exit 1; }; \
+	  sleep 1; \
+	done; \
+	$(PY) -m components.channels.console --url http://127.0.0.1:$(RASA_PORT) --logs "$(KEFU_HOME)"
+
+# Rasa's own shell (its button menus take over the keyboard; logs interleave with replies)
+rasa-shell: train index secrets check-endpoints
 	@set -e; $(start_actions) \
 	$(RASA) shell -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml \
 	  -i 127.0.0.1 --port $(RASA_PORT)
