@@ -24,7 +24,7 @@ from actions.demo_shop.intents import FALLBACK_INTENTS, POLICY_INTENT, UNHANDLED
 from actions.demo_shop.orders import Order, normalize_order_id
 from components.errors import KefuError, KnowledgeBaseError
 from components.services import get_services
-from knowledge.answering import rewrite_follow_up
+from knowledge.answering import is_follow_up
 
 logger = logging.getLogger(__name__)
 
@@ -213,14 +213,14 @@ class ActionAnswerKnowledge(Action):
         as_fallback = (tracker.latest_message.get("intent") or {}).get("name") in FALLBACK_INTENTS
         # a message the NLU is unsure of is not joined to the previous question: "but I don't
         # understand" must not repeat the last answer
-        question = (
-            text if as_fallback else rewrite_follow_up(text, _previous_policy_question(tracker))
-        )
+        previous = None if as_fallback else _previous_policy_question(tracker)
+        context = previous if previous and is_follow_up(text) else None
+        question = f"{context} {text}" if context else text  # what the answer is composed for
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
             services = get_services()
             # retrieval and generation are blocking (torch): keep the event loop free
-            answer = await asyncio.to_thread(services.knowledge.answer, question, language)
+            answer = await asyncio.to_thread(services.knowledge.answer, text, language, context)
             composed = await asyncio.to_thread(
                 services.composer.compose, question, [p["text"] for p in answer.passages]
             )

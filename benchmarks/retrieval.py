@@ -14,7 +14,7 @@ Shop QA: hand-written questions about the demo shop's documents (some unanswerab
 of the relevance gate (``min_relevance``) over all of them. The Chinese sets (``*_zh*``: the
 first chosen on, ``holdout`` checked, ``test`` written before any Chinese tuning and only
 measured) are answered from the Chinese policies and pooled separately, with their own gate
-sweep (``min_zh_support``).
+sweep (``min_zh_relevance``, or ``min_zh_support`` without the Chinese encoder).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import KnowledgeBase  # noqa: E402
 
 SHOP_QA = [
-    Path(__file__).resolve().parent / "data" / f"shop_qa{kind}{lang}.jsonl"
+    Path(__file__).resolve().parent / "data" / f"shop_qa{lang}{kind}.jsonl"
     for lang in ("", "_zh")
     for kind in ("", "_holdout", "_test")
 ]
@@ -191,7 +191,29 @@ DEFAULT_SHOP = "hybrid + sentence rerank (default)"
 SHOP_VARIANTS = {"hybrid (no rerank)": 0.0, DEFAULT_SHOP: 0.5}
 
 
-def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
+#: Intents after which the demo shop runs the knowledge action (training_data/rules.yml).
+KNOWLEDGE_INTENTS = {"ask_policy", "nlu_fallback"}
+
+
+class NLURouter:
+    """Routes a question as the assistant does: the trained model's intent decides whether the
+    knowledge base is asked at all (``ask_policy`` and ``nlu_fallback`` go to it; anything else,
+    e.g. ``out_of_scope``, is a refusal with an offer of a human)."""
+
+    def __init__(self, model: Path) -> None:
+        import asyncio
+
+        from rasa.core.agent import Agent
+
+        self.loop = asyncio.new_event_loop()
+        self.agent = Agent.load(str(model))
+
+    def intent(self, text: str) -> str:
+        parsed = self.loop.run_until_complete(self.agent.parse_message(text))
+        return (parsed.get("intent") or {}).get("name") or ""
+
+
+def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None = None) -> dict:
     """Answer rate, citation accuracy and refusals on the demo shop's documents, per question
     set and variant, for all sets together, and for a sweep of ``min_relevance``.
 
@@ -203,6 +225,9 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
 
     sets = {path.stem: read_jsonl(path) for path in qa_paths}
     variants = [(name, weight, None) for name, weight in SHOP_VARIANTS.items()]
+    router = NLURouter(model) if model else None
+    if router:
+        variants.append(("assistant: NLU routing + default", SHOP_VARIANTS[DEFAULT_SHOP], router))
     if kb_llm:
         composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0})
         variants.append(
@@ -220,7 +245,7 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
             kb.warm_up()
             for set_name, cases in sets.items():
                 variant = _shop_variant(kb, cases, composer)
-                if composer:
+                if composer and not isinstance(composer, NLURouter):
                     variant["llm"]["backend"] = kb_llm
                 result["sets"][set_name]["variants"][name] = variant
             result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
@@ -243,8 +268,11 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None) -> dict:
             default.min_relevance = threshold
             result["gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["en"], None)])
         default.min_relevance = shipped
+        # the Chinese gate's threshold: min_zh_relevance with the Chinese encoder, else support
+        zh_key = "min_zh_relevance" if default._stages.zh_embedder is not None else "min_zh_support"
+        result["zh_gate"] = zh_key
         for threshold in ZH_GATE_SWEEP if by_lang["zh"] else ():
-            default.min_zh_support = threshold
+            setattr(default, zh_key, threshold)
             result["zh_gate_sweep"][threshold] = _pooled(
                 [_shop_variant(default, by_lang["zh"], None)]
             )
@@ -265,6 +293,9 @@ def _pooled(variants: list[dict]) -> dict:
 
 
 def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
+    router = composer if isinstance(composer, NLURouter) else None
+    composer = None if router else composer
+    intents: dict[str, int] = {}
     llm_modes: dict[str, int] = {}
     llm_latency: list[float] = []
     latency: list[float] = []
@@ -274,6 +305,10 @@ def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
         answer = kb.answer(case["question"])
         latency.append((time.perf_counter() - t0) * 1000)
         found = answer.found
+        if router:
+            intent = router.intent(case["question"])
+            intents[intent] = intents.get(intent, 0) + 1
+            found = found and intent in KNOWLEDGE_INTENTS
         if found and composer:
             t0 = time.perf_counter()
             composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
@@ -306,6 +341,8 @@ def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
         "retrieval_ms_p50": round(percentile(latency, 50), 1),
         "errors": wrong,
     }
+    if router:
+        result["intents"] = intents
     if composer:
         result["llm"] = {
             "outcomes": llm_modes,
@@ -330,6 +367,12 @@ def main() -> int:
     parser.add_argument("--parts", default="stackfaq,afqmc,shop", help="comma-separated parts")
     parser.add_argument(
         "--kb-llm", default=None, help="also measure grounded LLM answers (e.g. transformers)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a trained assistant (.tar.gz): also route each shop question through its NLU",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -365,7 +408,7 @@ def main() -> int:
             print(f"| {name} | {m['auc']:.3f} | {m['acc']:.3f} | {m['pos_f1']:.3f} |")
     if "shop" in parts:
         print("[bench] shop QA ...", file=sys.stderr, flush=True)
-        results["shop_qa"] = r = shop_qa(shop_sets, args.kb_llm)
+        results["shop_qa"] = r = shop_qa(shop_sets, args.kb_llm, args.model)
         print("\nShop QA")
         print("| questions | ranking | answer rate | correct source | correct refusals | p50 ms |")
         print("|---|---|---|---|---|---|")
@@ -391,7 +434,8 @@ def main() -> int:
                     f"{name} | {v['answer_rate']:.3f} | {v['correct_source']:.3f} | "
                     f"{v['correct_refusals']:.3f} | |"
                 )
-        for key, label in (("gate_sweep", "min_relevance"), ("zh_gate_sweep", "min_zh_support")):
+        zh_label = r.get("zh_gate", "min_zh_relevance")
+        for key, label in (("gate_sweep", "min_relevance"), ("zh_gate_sweep", zh_label)):
             if not r[key]:
                 continue
             which = "Chinese" if key == "zh_gate_sweep" else "English"

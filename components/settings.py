@@ -120,7 +120,7 @@ class KnowledgeSettings:
     sentence_share: float = 0.7
     support_weight: float = 0.3
     gate_top_k: int = 3
-    min_zh_relevance: float = 0.55
+    min_zh_relevance: float = 0.4
     zh_dense_share: float = 0.6
     zh_encoder: str = "auto"
     min_zh_support: float = 0.3

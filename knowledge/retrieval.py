@@ -28,7 +28,7 @@ from knowledge.fusion import HybridRanker
 from knowledge.index import resolve_store
 from knowledge.lexical import TermStatistics, encoder_vocabulary
 from knowledge.rerank import SentenceReranker
-from knowledge.stores import KnowledgeStore
+from knowledge.stores import KnowledgeStore, new_memory_store
 from knowledge.zh_lexical import ChineseBM25, ChineseTermStatistics
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,9 @@ class KnowledgeBase:
         min_zh_overlap: Character overlap the chosen passage needs for a Chinese question when
             the knowledge base has no Chinese passages (answered from the others).
         zh_fusion: Keyword arguments for the :class:`HybridRanker` of Chinese questions over
-            Chinese passages (default: half cosine, half BM25 with a Chinese encoder; BM25 only
-            without one, as the English encoder cannot read Chinese).
+            Chinese passages (default: 0.7 cosine + 0.3 BM25 with a Chinese encoder, chosen on
+            the first Chinese question set; BM25 only without one, as the English encoder cannot
+            read Chinese).
         fusion: Keyword arguments for :class:`HybridRanker`.
         rerank_weight: Weight of the best sentence's similarity in the final score
             (:class:`SentenceReranker`; 0 turns reranking off, and the relevance gate then uses
@@ -150,7 +151,7 @@ class KnowledgeBase:
         sentence_share: float = 0.7,
         support_weight: float = 0.3,
         gate_top_k: int = 3,
-        min_zh_relevance: float = 0.55,
+        min_zh_relevance: float = 0.4,
         min_zh_support: float = 0.3,
         zh_dense_share: float = 0.6,
         zh_encoder: str | None = "auto",
@@ -227,6 +228,13 @@ class KnowledgeBase:
             store = self.store.open()
             encoder = self.encoder or str(minilm_path())
             keywords = self.store.keyword_store(store)  # in memory: every passage's text
+            passages = keywords.filter_documents()
+            chinese = [d for d in passages if d.meta.get("lang") == "zh"]
+            if chinese and len(chinese) < len(passages):
+                # the other languages' BM25 and term statistics leave the Chinese passages out
+                # (they have their own): adding Chinese documents changes no English answer
+                keywords = new_memory_store()
+                keywords.write_documents([d for d in passages if d.meta.get("lang") != "zh"])
             cross = None
             if self.cross_encoder:
                 from haystack_integrations.components.rankers.sentence_transformers import (
@@ -258,15 +266,13 @@ class KnowledgeBase:
             ):
                 if hasattr(component, "warm_up"):
                     component.warm_up()
-            passages = keywords.filter_documents()
             self._languages = frozenset(str(d.meta.get("lang")) for d in passages)
-            chinese = [d for d in passages if d.meta.get("lang") == "zh"]
             if chinese:
                 zh_bm25 = ChineseBM25(chinese, top_k=self.top_k)
                 zh_bm25.warm_up()
                 zh_embedder = self._zh_embedder()
                 # without a Chinese encoder the cosines are noise: BM25 alone ranks
-                share = 0.5 if zh_embedder is not None else 0.0
+                share = 0.7 if zh_embedder is not None else 0.0
                 fusion = self.zh_fusion or {
                     "dense_weight": share,
                     "bm25_weight": 1 - share,
@@ -280,10 +286,11 @@ class KnowledgeBase:
                     zh_embedder=zh_embedder,
                 )
                 self._zh_terms = ChineseTermStatistics(d.content or "" for d in chinese)
-            if self.rerank_weight > 0 and len(passages) <= PRIME_LIMIT:
-                stages.rerank.prime(passages)
+            others = [d for d in passages if d.meta.get("lang") != "zh"] if chinese else passages
+            if self.rerank_weight > 0 and len(others) <= PRIME_LIMIT:
+                stages.rerank.prime(others)  # the sentence reranker reads English only
             self._terms = TermStatistics(
-                (d.content or "" for d in passages), vocabulary=encoder_vocabulary(encoder)
+                (d.content or "" for d in others), vocabulary=encoder_vocabulary(encoder)
             )
             self._stages = stages
             logger.info(
@@ -319,7 +326,9 @@ class KnowledgeBase:
         wanted = language or customer_language(question)
         return wanted if wanted in self._languages and len(self._languages) > 1 else None
 
-    def candidates(self, question: str, language: str | None = None) -> dict:
+    def candidates(
+        self, question: str, language: str | None = None, emphasis: str | None = None
+    ) -> dict:
         """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).
 
         With ``language``, only passages in that language (``meta.lang``) are returned: each
@@ -339,7 +348,7 @@ class KnowledgeBase:
             wide = self.top_k * (len(self._languages) + 1)
             dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
             if wanted == "zh" and stages.zh_bm25 is not None:
-                bm25 = stages.zh_bm25.run(query=question)["documents"]
+                bm25 = stages.zh_bm25.run(query=question, emphasis=emphasis)["documents"]
                 if stages.zh_embedder is not None:
                     embedding = stages.zh_embedder.run(text=question)["embedding"]
                     dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
@@ -354,7 +363,11 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
 
     def retrieve(
-        self, question: str, rerank: bool = True, language: str | None = None
+        self,
+        question: str,
+        rerank: bool = True,
+        language: str | None = None,
+        emphasis: str | None = None,
     ) -> list[Document]:
         """Final ranking, best first; ``rerank=False`` stops after fusion.
 
@@ -362,7 +375,7 @@ class KnowledgeBase:
         :meth:`passage_language`). The scores are in ``meta``: see :class:`HybridRanker` and
         :class:`SentenceReranker`.
         """
-        found = self.candidates(question, language)
+        found = self.candidates(question, language, emphasis)
         stages = self._stages
         if self._chinese_path(question, language):
             # the sentence reranker and the cross-encoder read English only
@@ -456,15 +469,22 @@ class KnowledgeBase:
         passed = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
         return passed, max(scores, default=0.0)
 
-    def answer(self, question: str, language: str | None = None) -> Answer:
+    def answer(
+        self, question: str, language: str | None = None, context: str | None = None
+    ) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``.
 
         ``language``: the customer's language (default: the question's); passages in it are
-        preferred (see :meth:`passage_language`).
+        preferred (see :meth:`passage_language`). ``context``: the earlier question a
+        follow-up ("and for watches?", "那退款呢") continues; they are searched together, and
+        for Chinese the follow-up's own words weigh more (its new topic wins).
         """
         if not question or not question.strip():
             return Answer(found=False)
-        ranked = self.retrieve(question, language=language)
+        emphasis = question if context else None
+        if context:
+            question = f"{context.strip()} {question.strip()}"
+        ranked = self.retrieve(question, language=language, emphasis=emphasis)
         relevant, best = self._gate(question, ranked, language)
         if not relevant:
             logger.info("knowledge.no_answer gate_score=%.3f", best)

@@ -39,6 +39,8 @@ ZH_STOP_WORDS = frozenset(
 )
 #: Weight of a single character relative to a word in the gate's support.
 CHAR_WEIGHT = 0.5
+#: Weight of the earlier question's terms when a follow-up is ranked with it.
+CONTEXT_WEIGHT = 0.5
 
 _LATIN = re.compile(r"[a-z][a-z0-9+.-]*[a-z0-9]|[a-z]{2,}")
 _lock = threading.Lock()
@@ -143,20 +145,28 @@ class ChineseBM25:
             self._df.update(counts.keys())
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int | None = None) -> dict:
-        """The ``top_k`` best passages for ``query`` (``score`` = BM25; no match: left out)."""
+    def run(self, query: str, top_k: int | None = None, emphasis: str | None = None) -> dict:
+        """The ``top_k`` best passages for ``query`` (``score`` = BM25; no match: left out).
+
+        ``emphasis``: the part of ``query`` that matters most (a follow-up such as "那退款呢"
+        joined to the question it follows); the query's other terms count
+        :data:`CONTEXT_WEIGHT` as much, so the follow-up's new topic outweighs the old one.
+        """
         self.warm_up()
-        wanted = set(zh_terms(query))
+        weights = dict.fromkeys(zh_terms(query), 1.0)
+        if emphasis:
+            stressed = set(zh_terms(emphasis))
+            weights = {t: 1.0 if t in stressed else CONTEXT_WEIGHT for t in weights}
         n = len(self._terms)
         scored = []
         for index, counts in enumerate(self._terms):
             score = 0.0
-            for term in wanted:
+            for term, weight in weights.items():
                 tf = counts.get(term, 0)
                 if tf:
                     idf = math.log(1 + (n - self._df[term] + 0.5) / (self._df[term] + 0.5))
                     norm = self.k1 * (1 - self.b + self.b * self._lengths[index] / self._average)
-                    score += idf * tf * (self.k1 + 1) / (tf + norm)
+                    score += weight * idf * tf * (self.k1 + 1) / (tf + norm)
             if score > 0:
                 scored.append((score, index))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))

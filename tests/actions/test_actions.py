@@ -262,7 +262,7 @@ def test_knowledge_unavailable_uses_the_error_catalogue(use_services, tmp_path):
 
 def test_unexpected_retrieval_errors_are_caught(use_services):
     class Corrupt:
-        def answer(self, question, language=None):
+        def answer(self, question, language=None, context=None):
             raise ValueError("index is not JSON")
 
     use_services(knowledge=Corrupt())

@@ -32,3 +32,9 @@ def test_support_weighs_words_over_characters():
     assert stats.support("退货要多少天", PASSAGES[0]) > stats.support("退货要多少天", PASSAGES[2])
     assert stats.support("你们公司老板是谁", PASSAGES[0]) < 0.2
     assert stats.support("", PASSAGES[0]) == 0.0
+
+
+def test_a_follow_ups_own_words_outweigh_the_question_it_follows():
+    bm25 = ChineseBM25([Document(content=p) for p in PASSAGES], top_k=3)
+    joined = "退货要多少天 那保修呢"
+    assert bm25.run(query=joined, emphasis="那保修呢")["documents"][0].content.startswith("保修")
