@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 
 import pytest
 
 from tests.e2e import leak_audit
-from tests.e2e.harness import Servers, running_servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def servers(trained_model, tmp_path_factory) -> Iterator[Servers]:
-    with running_servers(trained_model, tmp_path_factory.mktemp("e2e_home")) as running:
-        yield running
 
 
 def test_multi_turn_conversation(servers):

@@ -144,12 +144,9 @@ def test_changed_encoder_rebuilds_the_index(make_store, library, monkeypatch):
 def test_shop_docs_sync(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(DOCS_DIR, docs)
+    policies = {"shipping", "returns", "refunds", "warranty", "payment"}
     assert set(build_index(docs, tmp_path / "i.json").added) == {
-        "shipping.md",
-        "returns.md",
-        "refunds.md",
-        "warranty.md",
-        "payment.md",
+        f"{name}{lang}.md" for name in policies for lang in ("", ".zh")
     }
     assert build_index(docs, tmp_path / "i.json").changed is False
 
@@ -288,7 +285,7 @@ def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="unreadable"):
         KnowledgeBase(corrupt).warm_up()
     # `python -m knowledge build` repairs it
-    assert len(build_index(DOCS_DIR, corrupt).added) == 5
+    assert len(build_index(DOCS_DIR, corrupt).added) == 10  # five policies, English and Chinese
     assert KnowledgeBase(corrupt).answer("how long do refunds take?").found
 
 
