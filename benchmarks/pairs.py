@@ -108,9 +108,7 @@ def cosine_scorer(folder: str):  # noqa: ANN201 - a closure
         texts = sorted({p["s1"] for p in pairs} | {p["s2"] for p in pairs})
         vectors = model.encode(texts, batch_size=128, normalize_embeddings=True)
         index = {t: i for i, t in enumerate(texts)}
-        return np.asarray(
-            [float(vectors[index[p["s1"]]] @ vectors[index[p["s2"]]]) for p in pairs]
-        )
+        return np.asarray([float(vectors[index[p["s1"]]] @ vectors[index[p["s2"]]]) for p in pairs])
 
     return score
 
