@@ -57,7 +57,8 @@ def test_a_chinese_customer_is_served_in_chinese(servers):
     assert "(refunds.zh.md)" in follow_up
 
     refused = chat.say("VIP会员有什么权益")  # the policies say nothing about it
-    assert "没有找到" in refused[0]["text"] or "超出" in refused[0]["text"]
+    # refused as the NLU routes it: knowledge base (没有找到), out of scope (超出) or fallback
+    assert any(words in refused[0]["text"] for words in ("没有找到", "超出", "没太明白"))
     assert refused[-1]["buttons"][0]["payload"] == "/request_human"
     assert refused[-1]["buttons"][0]["title"] == "好的，转人工"
     handoff = chat.text("帮我转人工")
