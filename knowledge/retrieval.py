@@ -324,7 +324,7 @@ class KnowledgeBase:
         """
         self.warm_up()
         wanted = language or customer_language(question)
-        return wanted if wanted in self._languages and len(self._languages) > 1 else None
+        return wanted if wanted in self._languages else None
 
     def candidates(
         self, question: str, language: str | None = None, emphasis: str | None = None

@@ -1,5 +1,8 @@
 """Chinese lexical matching: jieba words + characters, BM25 and the gate's support."""
 
+import shutil
+
+import pytest
 from haystack import Document
 
 from knowledge.zh_lexical import ChineseBM25, ChineseTermStatistics, zh_terms
@@ -38,3 +41,18 @@ def test_a_follow_ups_own_words_outweigh_the_question_it_follows():
     bm25 = ChineseBM25([Document(content=p) for p in PASSAGES], top_k=3)
     joined = "退货要多少天 那保修呢"
     assert bm25.run(query=joined, emphasis="那保修呢")["documents"][0].content.startswith("保修")
+
+
+@pytest.mark.slow
+def test_a_chinese_only_knowledge_base_takes_the_chinese_path(tmp_path):
+    from knowledge.index import DOCS_DIR, build_index
+    from knowledge.retrieval import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(DOCS_DIR / "returns.zh.md", docs / "returns.zh.md")
+    build_index(docs, tmp_path / "index.json")
+    kb = KnowledgeBase(tmp_path / "index.json")
+    answer = kb.answer("退货的运费谁出")
+    assert kb._chinese_path("退货的运费谁出")
+    assert answer.found and answer.source == "returns.zh.md"
