@@ -337,8 +337,12 @@ class KnowledgeBase:
         self.warm_up()
         stages = self._stages
         wanted = self.passage_language(question, language)
+        chinese = wanted == "zh" and stages.zh_bm25 is not None
+        # a Chinese question is embedded once, by the encoder its passages were embedded with
+        zh_embedder = stages.zh_embedder if chinese else None
+        embedder = zh_embedder if zh_embedder is not None else stages.embedder
         try:
-            embedding = stages.embedder.run(text=question)["embedding"]
+            embedding = embedder.run(text=question)["embedding"]
             if wanted is None:
                 return {
                     "embedding": embedding,
@@ -347,11 +351,8 @@ class KnowledgeBase:
                 }
             wide = self.top_k * (len(self._languages) + 1)
             dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
-            if wanted == "zh" and stages.zh_bm25 is not None:
+            if chinese:
                 bm25 = stages.zh_bm25.run(query=question, emphasis=emphasis)["documents"]
-                if stages.zh_embedder is not None:
-                    embedding = stages.zh_embedder.run(text=question)["embedding"]
-                    dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
             else:
                 bm25 = stages.bm25.run(query=question, top_k=wide)["documents"]
             return {

@@ -90,9 +90,13 @@ class ChineseTermStatistics:
 
     def __init__(self, passages: Iterable[str]) -> None:
         self.document_frequency: Counter[str] = Counter()
+        # each passage is segmented once, here, not again for every question the gate scores
+        self._passage_terms: dict[str, frozenset[str]] = {}
         self.passages = 0
         for text in passages:
-            self.document_frequency.update(set(zh_terms(text)))
+            if text not in self._passage_terms:
+                self._passage_terms[text] = frozenset(zh_terms(text))
+            self.document_frequency.update(self._passage_terms[text])
             self.passages += 1
 
     def idf(self, term: str) -> float:
@@ -107,7 +111,9 @@ class ChineseTermStatistics:
         wanted = set(zh_terms(question))
         if not wanted:
             return 0.0
-        found = set(zh_terms(passage))
+        found = self._passage_terms.get(passage)
+        if found is None:
+            found = frozenset(zh_terms(passage))
         weights = {t: self.idf(t) * (1.0 if len(t) > 1 else CHAR_WEIGHT) for t in wanted}
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in found) / total if total > 0 else 0.0
