@@ -24,21 +24,19 @@ from actions.demo_shop.intents import FALLBACK_INTENTS, POLICY_INTENT, UNHANDLED
 from actions.demo_shop.orders import Order, normalize_order_id
 from components.errors import KefuError, KnowledgeBaseError
 from components.services import get_services
-from knowledge.answering import is_follow_up
+from components.text import LANGUAGE_KEY
+from knowledge.answering import is_follow_up, rewrite_follow_up
 
 logger = logging.getLogger(__name__)
 
 
-#: The slot with the customer's language (``zh``/``en``), and the parse-data property
-#: (``components.nlu.language_detector``) it is set from.
-LANGUAGE = "language"
 #: "Source"/"Sources" before a knowledge answer's citations, per language.
 SOURCE_LABELS = {"en": ("Source", "Sources"), "zh": ("来源", "来源")}
 
 
 def customer_language(tracker: Tracker) -> str:
     """The language to answer in: the latest message's, else the slot's, else English."""
-    language = tracker.latest_message.get(LANGUAGE) or tracker.get_slot(LANGUAGE)
+    language = tracker.latest_message.get(LANGUAGE_KEY) or tracker.get_slot(LANGUAGE_KEY)
     return "zh" if language == "zh" else "en"
 
 
@@ -78,10 +76,10 @@ class ActionSetLanguage(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """``SlotSet("language", ...)`` when the latest message changes it."""
-        language = tracker.latest_message.get(LANGUAGE)
-        if language in ("zh", "en") and language != tracker.get_slot(LANGUAGE):
+        language = tracker.latest_message.get(LANGUAGE_KEY)
+        if language in ("zh", "en") and language != tracker.get_slot(LANGUAGE_KEY):
             logger.info("language.switch to=%s", language)
-            return [SlotSet(LANGUAGE, language)]
+            return [SlotSet(LANGUAGE_KEY, language)]
         return []
 
 
@@ -215,7 +213,7 @@ class ActionAnswerKnowledge(Action):
         # understand" must not repeat the last answer
         previous = None if as_fallback else _previous_policy_question(tracker)
         context = previous if previous and is_follow_up(text) else None
-        question = f"{context} {text}" if context else text  # what the answer is composed for
+        question = rewrite_follow_up(text, previous)  # what the answer is composed for
         not_found = [SlotSet("kb_found", False), SlotSet("kb_sources", [])]
         try:
             services = get_services()

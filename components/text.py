@@ -62,6 +62,9 @@ def language_of(text: str) -> str:
 
 #: Languages a customer can be answered in (the demo shop's; a project may add more).
 CUSTOMER_LANGUAGES = ("zh", "en")
+#: The parse-data property the NLU reports a message's language in, and the slot that keeps it
+#: (``components.nlu.language_detector``, the NLG's response conditions, the actions).
+LANGUAGE_KEY = "language"
 
 
 def customer_language(text: str) -> str | None:

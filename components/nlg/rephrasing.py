@@ -33,6 +33,7 @@ from components.llm.client import LLMClient
 from components.nlg.fact_check import check_rephrase
 from components.safety.injection import neutralize
 from components.services import get_services
+from components.text import LANGUAGE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,6 @@ EMPATHY = (
 # time kept from the timeout for the fact checks, the guard and resuming on Rasa's event loop
 # (busy parsing other messages under load: up to ~0.2 s in benchmarks/probe.py)
 CHECK_MARGIN_S = 0.3
-#: The slot (and parse-data property, see ``components.nlu.language_detector``) that selects a
-#: response's language variation.
-LANGUAGE_SLOT = "language"
 UPSET_CATEGORIES = {"insult", "profanity", "threat", "sexual_or_profane"}
 
 
@@ -204,9 +202,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         """
         values = tracker.current_slot_values()
         latest = tracker.latest_message
-        language = (latest.parse_data or {}).get(LANGUAGE_SLOT) if latest is not None else None
-        if language and LANGUAGE_SLOT in values:
-            values = {**values, LANGUAGE_SLOT: language}
+        language = (latest.parse_data or {}).get(LANGUAGE_KEY) if latest is not None else None
+        if language and LANGUAGE_KEY in values:
+            values = {**values, LANGUAGE_KEY: language}
         return values
 
     def tone(self, tracker: DialogueStateTracker) -> str:

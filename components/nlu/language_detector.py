@@ -29,13 +29,9 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.errors import ConfigError
-from components.text import CUSTOMER_LANGUAGES, customer_language
+from components.text import CUSTOMER_LANGUAGES, LANGUAGE_KEY, customer_language
 
 logger = logging.getLogger(__name__)
-
-
-#: The parse-data property the language is reported in.
-LANGUAGE = "language"
 
 
 @DefaultV1Recipe.register(
@@ -91,7 +87,7 @@ class LanguageDetector(GraphComponent):
                 language = None
             if language not in self.languages:
                 language = None
-            message.set(LANGUAGE, language, add_to_output=True)
+            message.set(LANGUAGE_KEY, language, add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
