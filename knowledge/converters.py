@@ -1,7 +1,8 @@
 """Turn files into sections (Haystack ``Document``s) ready for indexing.
 
 Supported: Markdown, HTML, PDF, plain text, and FAQ files (CSV or JSONL with question and
-answer fields). Every section carries ``source``, ``title``, ``section``, ``updated_at``,
+answer fields; a file in which no row has an answer is a list of standard questions, each its
+own text). Every section carries ``source``, ``title``, ``section``, ``updated_at``,
 ``lang``, ``kind`` (``doc``/``faq``) and ``body`` (the text the assistant quotes). Sections longer
 than ``max_chars`` are split at sentence ends, Chinese (。！？；) as well as English.
 """
@@ -145,22 +146,33 @@ def _faq_rows(path: Path) -> list[tuple[str, str, str]]:
                 raise UnsupportedFileError(
                     f"{path.name}:{lineno} is not valid JSON", path=str(path)
                 ) from exc
-    pairs = []
+    entries = []
     for number, row in enumerate(rows, start=1):
         lowered = {str(k).lower(): v for k, v in row.items()}
         question = lowered.get("question") or lowered.get("q")
         answer = lowered.get("answer") or lowered.get("a") or lowered.get("answers")
         if isinstance(answer, list):
             answer = "\n".join(str(a) for a in answer[:1])  # the accepted (first) answer
-        if not question or not answer:
+        if not question:
             raise UnsupportedFileError(
-                f"{path.name} row {number} needs 'question' and 'answer' fields",
-                hint="FAQ files are CSV with a header or JSONL with question/answer keys",
+                f"{path.name} row {number} has no 'question' field",
+                hint="FAQ files are CSV with a header or JSONL with question (and answer) keys",
                 path=str(path),
             )
         row_id = str(lowered.get("faq_id") or lowered.get("id") or number)
-        pairs.append((clean(str(question)), clean(str(answer)), row_id))
-    return pairs
+        entries.append((clean(str(question)), clean(str(answer)) if answer else "", row_id))
+    answered = [i for i, (_, answer, _) in enumerate(entries, start=1) if answer]
+    if answered and len(answered) < len(entries):  # some rows answered: a missing one is a slip
+        missing = next(i for i, (_, answer, _) in enumerate(entries, start=1) if not answer)
+        raise UnsupportedFileError(
+            f"{path.name} row {missing} has no 'answer' (other rows have one)",
+            hint="give every row an answer, or none: a question-only file lists standard "
+            "questions, each matched and quoted as its own text",
+            path=str(path),
+        )
+    # a question-only file (no row has an answer: a list of standard questions, as in a
+    # question-matching FAQ) indexes each question as its own text
+    return [(question, answer or question, row_id) for question, answer, row_id in entries]
 
 
 def convert_file(path: Path, max_chars: int = MAX_CHARS) -> list[Document]:
@@ -188,7 +200,8 @@ def convert_file(path: Path, max_chars: int = MAX_CHARS) -> list[Document]:
                 "kind": "faq",
                 "faq_id": row_id,
             }
-            docs.append(_document(f"{question}\n{answer}", answer, meta, question))
+            indexed = question if answer == question else f"{question}\n{answer}"
+            docs.append(_document(indexed, answer, meta, question))
         return docs
     if suffix == ".pdf":
         title, sections = _pdf_sections(path)

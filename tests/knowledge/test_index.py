@@ -72,7 +72,9 @@ def library(tmp_path) -> Path:
         encoding="utf-8",
     )
     (lib / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
-    (lib / "bad.jsonl").write_text('{"question": "no answer field"}\n')
+    (lib / "bad.jsonl").write_text(
+        '{"question": "answered", "answer": "yes"}\n{"question": "no answer field"}\n'
+    )
     (lib / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     return lib
 
@@ -85,7 +87,7 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library)
         ["gift-cards.md", "stores.html", "notes.txt", "membership.pdf", "faq.csv", "faq_zh.jsonl"]
     )
     assert sorted(report.failed) == ["bad.jsonl", "broken.pdf", "latin1.txt"]
-    assert "question" in report.failed["bad.jsonl"]
+    assert "row 2 has no 'answer'" in report.failed["bad.jsonl"]
     names = {s["name"] for s in index.sources()}
     assert "stores.html" in names and "broken.pdf" not in names
     assert index.stats()["sections"] == report.sections == 7
@@ -166,6 +168,25 @@ def test_sentence_splitting_zh_and_en():
     assert all(len(c) <= 60 and c.endswith("。") for c in zh)
     en = split_sentences("Refunds take three days. " * 30, max_chars=80)
     assert all(len(c) <= 80 and c.endswith(".") for c in en)
+
+
+def test_a_question_only_faq_indexes_each_question_as_its_text(tmp_path):
+    path = tmp_path / "standard_questions.jsonl"
+    rows = [{"faq_id": "q1", "question": "账户怎么注销"}, {"faq_id": "q2", "question": "密码忘了"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    docs = convert_file(path)
+    assert [(d.meta["faq_id"], d.meta["body"]) for d in docs] == [
+        ("q1", "账户怎么注销"),
+        ("q2", "密码忘了"),
+    ]
+    assert all(d.meta["kind"] == "faq" and d.meta["lang"] == "zh" for d in docs)
+
+
+def test_a_faq_row_without_question_is_named(tmp_path):
+    path = tmp_path / "faq.csv"
+    path.write_text("question,answer\nhi,hello\n,orphan answer\n", "utf-8")
+    with pytest.raises(UnsupportedFileError, match="row 2 has no 'question'"):
+        convert_file(path)
 
 
 def test_unsupported_type_is_an_error(tmp_path):
