@@ -11,6 +11,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("KEFU_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 
+def dataset_path(path: Path) -> Path:
+    """``path`` as given if it exists (or is absolute), else under ``KEFU_DATASETS``.
+
+    So ``--faq ths_faq/faq.jsonl`` names the shared dataset and ``--faq my/faq.jsonl`` a file
+    of one's own.
+    """
+    path = Path(path)
+    return path if path.exists() or path.is_absolute() else DATASETS / path
+
+
 def offline_env() -> None:
     """Never reach the network, never send telemetry (call before importing models)."""
     for key, value in {

@@ -4,13 +4,15 @@
     .venv/bin/python benchmarks/nlu.py --datasets banking77-10shot --seeds 1,2,3 --epochs 10
     .venv/bin/python benchmarks/nlu.py --train T.csv --test S.csv --lang en --json out.json
 
-Each dataset of ``$KEFU_DATASETS`` (or any ``--train``/``--test`` pair in the same formats: CSV
-``text,label``; JSONL ``{tokens, tags (BIO), intent}``, ``{text, chars, tags (BIOES), intent}``
-or ``{text, intent, entities: [{type, start, end}]}``, an optional ``domain`` joined to the
-intent as ``domain.intent``) is converted to Rasa NLU training data with entities as character
-spans. Every (dataset, system, seed) is trained with ``rasa.model_training.train_nlu`` and
-parsed message by message through ``Agent.parse_message`` in its own subprocess, so both
-systems take the same Rasa path and peak RSS is per system.
+Each dataset of ``$KEFU_DATASETS`` (or any ``--train``/``--test`` pair in the same formats, a
+relative path looked up in ``KEFU_DATASETS`` when it is not a file here: CSV ``text,label``;
+JSONL ``{tokens, tags (BIO), intent}``, ``{text, chars, tags (BIOES), intent}``,
+``{text, intent, entities: [{type, start, end}]}`` or CIC's ``{text, label, label_des}`` with
+``label_des`` as the intent; an optional ``domain`` is joined to the intent as
+``domain.intent``) is converted to Rasa NLU training data with entities as character spans.
+Every (dataset, system, seed) is trained with ``rasa.model_training.train_nlu`` and parsed
+message by message through ``Agent.parse_message`` in its own subprocess, so both systems take
+the same Rasa path and peak RSS is per system.
 
 Metrics: intent accuracy, macro-F1 over the test set's intents, entity F1 (exact span + type,
 micro) where the test set has entities, train wall time (``train_nlu``), p50/p95 latency of a
@@ -36,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import DATASETS, offline_env, percentile, read_jsonl, table, write_json
+from common import DATASETS, dataset_path, offline_env, percentile, read_jsonl, table, write_json
 
 OOS = "oos"
 OOS_INTENT = "out_of_scope"
@@ -99,7 +101,12 @@ def bio_spans(pieces: list[tuple[int, int]], tags: list[str]) -> list[dict]:
 
 def convert_jsonl_row(row: dict) -> Example:
     """One JSONL row of the shared formats as an example with character-span entities."""
-    intent = str(row["intent"])
+    if "intent" in row:
+        intent = str(row["intent"])
+    elif row.get("label_des") or "label" in row:  # CIC: the label's name, else its id
+        intent = str(row.get("label_des") or row["label"])
+    else:
+        raise KeyError("'intent' (or CIC's 'label_des'/'label')")
     if row.get("domain"):
         intent = f"{row['domain']}.{intent}"
     if "tokens" in row:
@@ -620,6 +627,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bool(args.train) != bool(args.test):
         parser.error("--train and --test go together")
     if args.train:
+        args.train, args.test = dataset_path(args.train), dataset_path(args.test)
         for path in (args.train, args.test):
             if not path.is_file():
                 parser.error(f"{path} not found")

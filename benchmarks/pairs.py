@@ -22,16 +22,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import DATASETS, offline_env, read_jsonl, require_files, write_json
+from common import dataset_path, offline_env, read_jsonl, require_files, write_json
 
 offline_env()
 
 import numpy as np  # noqa: E402
-
-
-def resolve(path: Path) -> Path:
-    """``path`` as given if it exists, else under ``KEFU_DATASETS``."""
-    return path if path.exists() or path.is_absolute() else DATASETS / path
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -121,8 +116,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N pairs of each file")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    dev_path = resolve(args.dev)
-    tests = [resolve(p) for p in (args.test or [Path("zh_pairs/lcqmc_dev.jsonl")])]
+    dev_path = dataset_path(args.dev)
+    tests = [dataset_path(p) for p in (args.test or [Path("zh_pairs/lcqmc_dev.jsonl")])]
     if not require_files([dev_path, *tests]):
         return 2
     from components.model_prep import minilm_path, minilm_zh_path

@@ -2,9 +2,15 @@
 
     .venv/bin/python benchmarks/retrieval.py                      # all three parts
     .venv/bin/python benchmarks/retrieval.py --faq F.jsonl --queries Q.jsonl --json out.json
+    .venv/bin/python benchmarks/retrieval.py --parts stackfaq --faq ths_faq/faq.jsonl \
+        --queries ths_faq/queries.jsonl --json out.json      # Chinese finance FAQ (THS)
 
-StackFAQ: every FAQ thread is ingested through Kefu's own ingestion (question embedded, question
-+ accepted answer searched by BM25); each query must rank its own thread first.
+FAQ retrieval (part ``stackfaq``; any FAQ file in the same format, with or without answers —
+``{faq_id, question[, answer]}`` — and queries ``{query, faq_id}``; a relative path is looked
+up in ``KEFU_DATASETS`` when it is not a file here): every FAQ entry is ingested through Kefu's
+own ingestion (question embedded, question + answer searched by BM25); each query must rank its
+own entry first. For a Chinese FAQ the Chinese path runs (adapted MiniLM, jieba BM25), and the
+dense and default rankings are repeated with the unadapted MiniLM for comparison.
 AFQMC (zh): each pair is scored by the same BM25 tokenisation and encoder; AUC and accuracy at a
 threshold chosen on even-numbered pairs and measured on odd-numbered ones.
 Shop QA: hand-written questions about the demo shop's documents (some unanswerable) through
@@ -25,7 +31,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, offline_env, percentile, read_jsonl, require_files, write_json
+from common import (
+    DATASETS,
+    dataset_path,
+    offline_env,
+    percentile,
+    read_jsonl,
+    require_files,
+    write_json,
+)
 
 offline_env()
 
@@ -49,6 +63,14 @@ def set_language(name: str) -> str:
     return "zh" if "_zh" in name else "en"
 
 
+def chinese_faq(faq: Path) -> bool:
+    """Whether most entries of an FAQ file (JSONL or CSV) are Chinese."""
+    from components.text import language_of
+
+    lines = [line for line in faq.read_text(encoding="utf-8").splitlines()[:200] if line.strip()]
+    return sum(language_of(line) == "zh" for line in lines) * 2 > len(lines)
+
+
 def ranking_metrics(ranks: list[int | None]) -> dict:
     """P@1, MRR, Recall@5 from the 1-based rank of the gold item (None = not retrieved)."""
     n = len(ranks) or 1
@@ -59,16 +81,21 @@ def ranking_metrics(ranks: list[int | None]) -> dict:
     }
 
 
-def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
-    """Rank FAQ threads for each query with every retriever variant."""
+def stackfaq(faq: Path, queries_path: Path, top_k: int = 20, zh_encoder: str = "auto") -> dict:
+    """Rank FAQ threads for each query with every retriever variant.
+
+    ``zh_encoder`` is the knowledge base's setting for Chinese entries (``auto``: the adapted
+    MiniLM; a folder, e.g. the unadapted MiniLM, to compare).
+    """
     queries = read_jsonl(queries_path)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        report = KnowledgeIndex(Path(tmp) / "index.json").ingest([faq], progress=False)
+        index = KnowledgeIndex(Path(tmp) / "index.json", zh_encoder=zh_encoder)
+        report = index.ingest([faq], progress=False)
         build_s = time.monotonic() - started
         if report.failed:
             raise SystemExit(f"could not ingest {faq}: {report.failed}")
-        kb = KnowledgeBase(Path(tmp) / "index.json", top_k=top_k)
+        kb = KnowledgeBase(Path(tmp) / "index.json", top_k=top_k, zh_encoder=zh_encoder)
         kb.warm_up()
         variants = {
             "bm25": None,
@@ -84,7 +111,9 @@ def stackfaq(faq: Path, queries_path: Path, top_k: int = 20) -> dict:
         # every query has its thread in the index: how often does the relevance gate let the
         # right thread through (KnowledgeBase.answer's rule), and a plain cosine gate for reference
         gated = {"relevance gate (default)": 0, "cosine >= 0.35": 0}
-        for q in queries:
+        for number, q in enumerate(queries, start=1):
+            if number % 1000 == 0:
+                print(f"[bench]   {number}/{len(queries)} queries", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             kb.retrieve(q["query"])  # what the assistant runs per question
             latency.append((time.perf_counter() - t0) * 1000)
@@ -377,22 +406,32 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    args.faq, args.queries, args.afqmc = map(dataset_path, (args.faq, args.queries, args.afqmc))
     shop_sets = args.shop_qa or SHOP_QA
     needed = {"stackfaq": [args.faq, args.queries], "afqmc": [args.afqmc], "shop": shop_sets}
     if not require_files([p for part in parts for p in needed.get(part, [])]):
         return 2
     results: dict = {}
     if "stackfaq" in parts:
-        print("[bench] StackFAQ ...", file=sys.stderr, flush=True)
+        name = args.faq.parent.name or "faq"
+        print(f"[bench] FAQ retrieval ({name}) ...", file=sys.stderr, flush=True)
         results["stackfaq"] = r = stackfaq(args.faq, args.queries)
+        r["faq"] = name
+        if chinese_faq(args.faq):  # the same ranking with the unadapted (English) MiniLM
+            from components.model_prep import minilm_path
+
+            print("[bench] ... with the unadapted MiniLM", file=sys.stderr, flush=True)
+            base = stackfaq(args.faq, args.queries, zh_encoder=str(minilm_path()))
+            for retriever in ("dense", "hybrid + sentence rerank (default)"):
+                r["retrievers"][f"{retriever}, unadapted MiniLM"] = base["retrievers"][retriever]
         print(
-            f"\nStackFAQ ({r['queries']} queries, {r['faq_threads']} threads; "
+            f"\n{name} ({r['queries']} queries, {r['faq_threads']} entries; "
             f"index {r['index_build_s']} s; query p50 {r['query_ms_p50']} ms, "
             f"p95 {r['query_ms_p95']} ms)"
         )
         print("| retriever | P@1 | MRR | Recall@5 |\n|---|---|---|---|")
-        for name, m in r["retrievers"].items():
-            print(f"| {name} | {m['p@1']:.3f} | {m['mrr']:.3f} | {m['recall@5']:.3f} |")
+        for retriever, m in r["retrievers"].items():
+            print(f"| {retriever} | {m['p@1']:.3f} | {m['mrr']:.3f} | {m['recall@5']:.3f} |")
         print("\n| gate | answered with the right thread |\n|---|---|")
         for name, share in r["answered_right_thread"].items():
             print(f"| {name} | {share:.3f} |")
