@@ -126,9 +126,10 @@ class KnowledgeBase:
         min_zh_overlap: Character overlap the chosen passage needs for a Chinese question when
             the knowledge base has no Chinese passages (answered from the others).
         zh_fusion: Keyword arguments for the :class:`HybridRanker` of Chinese questions over
-            Chinese passages (default: 0.7 cosine + 0.3 BM25 with a Chinese encoder, chosen on
-            the first Chinese question set; BM25 only without one, as the English encoder cannot
-            read Chinese).
+            Chinese passages (default with a Chinese encoder: passages 0.7 cosine + 0.3 BM25,
+            chosen on the first Chinese question set, FAQ entries the weights of ``fusion``
+            (0.95 + 0.05: a question matched to a question); BM25 only without one, as the
+            English encoder cannot read Chinese).
         fusion: Keyword arguments for :class:`HybridRanker`.
         rerank_weight: Weight of the best sentence's similarity in the final score
             (:class:`SentenceReranker`; 0 turns reranking off, and the relevance gate then uses
@@ -271,11 +272,14 @@ class KnowledgeBase:
                 zh_bm25 = ChineseBM25(chinese, top_k=self.top_k)
                 zh_bm25.warm_up()
                 zh_embedder = self._zh_embedder()
-                # without a Chinese encoder the cosines are noise: BM25 alone ranks
+                # without a Chinese encoder the cosines are noise: BM25 alone ranks; with one,
+                # passages take 0.7 cosine (chosen on the first Chinese question set) and FAQ
+                # entries, matched question to question, the English FAQ weights
                 share = 0.7 if zh_embedder is not None else 0.0
+                english = HybridRanker(**self.fusion)
                 fusion = self.zh_fusion or {
-                    "dense_weight": share,
-                    "bm25_weight": 1 - share,
+                    "dense_weight": english.dense_weight if zh_embedder is not None else 0.0,
+                    "bm25_weight": english.bm25_weight if zh_embedder is not None else 1.0,
                     "passage_dense_weight": share,
                     "passage_bm25_weight": 1 - share,
                 }
