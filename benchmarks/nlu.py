@@ -266,7 +266,7 @@ def score(test: list[Example], child: dict, dev: list[Example] | None) -> dict[s
         "train_examples": child["train_examples"],
         "test_examples": len(test),
     }
-    if any(e["entities"] for e in test):
+    if any(e["entities"] for e in test) and not child.get("intents_only"):
         out["entity"] = entity_f1([e["entities"] for e in test], [p["entities"] for p in preds])
     if OOS in gold:
         conf = [p["confidence"] for p in preds]
@@ -389,6 +389,44 @@ def run_child(spec_path: Path) -> None:
     (work / "result.json").write_text(json.dumps(result), encoding="utf-8")
 
 
+def tfidf_reference(train: list[Example], test: list[Example], dev: list[Example] | None) -> dict:
+    """A linear reference: character 1-3-gram TF-IDF + logistic regression (intents only).
+
+    Not a Rasa pipeline (no entities, no Rasa overhead in its timings): a floor that tells how
+    much of a dataset is keyword matching.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    features = vectorizer.fit_transform([e["text"] for e in train])
+    labels = [OOS_INTENT if e["intent"] == OOS else e["intent"] for e in train]
+    model = LogisticRegression(C=10.0, max_iter=2000).fit(features, labels)
+    train_s = time.perf_counter() - started
+
+    def predict(example: Example) -> dict:
+        probs = model.predict_proba(vectorizer.transform([example["text"]]))[0]
+        best = int(probs.argmax())
+        return {"intent": model.classes_[best], "confidence": float(probs[best]), "entities": []}
+
+    predictions, latency = [], []
+    for example in test:
+        t0 = time.perf_counter()
+        predictions.append(predict(example))
+        latency.append((time.perf_counter() - t0) * 1000)
+    return {
+        "train_s": train_s,
+        "load_s": 0.0,
+        "train_examples": len(train),
+        "predictions": predictions,
+        "dev_predictions": [predict(e) for e in dev or []],
+        "latency_ms": latency,
+        "peak_rss_mb": 0.0,
+        "intents_only": True,
+    }
+
+
 # ---------------------------------------------------------------------- parent
 def train_and_score(
     system: str,
@@ -402,6 +440,11 @@ def train_and_score(
     threads: int | None = None,
 ) -> dict:
     """Run one (system, split) in a fresh subprocess and score its predictions."""
+    if system == "tfidf":
+        started = time.monotonic()
+        out = score(test, tfidf_reference(train, test, dev), dev)
+        out["wall_s"] = time.monotonic() - started
+        return out
     with tempfile.TemporaryDirectory(prefix="kefu-nlu-") as tmp:
         spec = {
             "system": system,
@@ -502,7 +545,7 @@ def benchmark(
         "systems": {},
     }
     for system in args.systems:
-        epochs = args.epochs if system == "kefu" else args.diet_epochs
+        epochs = {"kefu": args.epochs, "diet": args.diet_epochs}.get(system, 0)
         runs = []
         for seed in seeds:
             train = sample_per_intent(full_train, shots, seed) if shots else list(full_train)
@@ -565,14 +608,14 @@ def render(results: dict) -> str:
                 name + (f" ({len(runs)} seeds)" if len(runs) > 1 else ""),
                 system,
                 f"{runs[0]['train_examples']}/{runs[0]['test_examples']}",
-                sys_result["epochs"],
+                sys_result["epochs"] or "—",
                 fmt(s, "accuracy"),
                 fmt(s, "macro_f1"),
                 fmt(s, "entity.f1"),
                 oos,
                 fmt(s, "train_s", 1, 0),
                 f"{fmt(s, 'parse_ms_p50', 1, 1)} / {fmt(s, 'parse_ms_p95', 1, 1)}",
-                fmt(s, "peak_rss_mb", 1, 0),
+                fmt(s, "peak_rss_mb", 1, 0) if system != "tfidf" else "—",
             ])  # fmt: skip
     return table(headers, rows)
 
@@ -581,7 +624,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (exit 2 with a message on bad ones)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default=",".join(BENCHMARKS), help="comma-separated")
-    parser.add_argument("--systems", default="kefu,diet", help="comma-separated: kefu,diet")
+    parser.add_argument(
+        "--systems",
+        default="kefu,diet",
+        help="comma-separated: kefu, diet, tfidf (a linear char-n-gram reference, intents only)",
+    )
     parser.add_argument("--train", type=Path, help="own training file (CSV or JSONL)")
     parser.add_argument("--test", type=Path, help="own test file (CSV or JSONL)")
     parser.add_argument("--name", default=None, help="name of the --train/--test dataset")
@@ -609,8 +656,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--merge", action="store_true", help="update datasets in --json file")
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if not args.systems or set(args.systems) - {"kefu", "diet"}:
-        parser.error("--systems takes kefu and/or diet")
+    if not args.systems or set(args.systems) - {"kefu", "diet", "tfidf"}:
+        parser.error("--systems takes kefu, diet and/or tfidf")
     try:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         args.kefu_options = {
