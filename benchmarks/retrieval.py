@@ -64,11 +64,11 @@ def set_language(name: str) -> str:
 
 
 def chinese_faq(faq: Path) -> bool:
-    """Whether most entries of an FAQ file (JSONL or CSV) are Chinese."""
-    from components.text import language_of
+    """Whether most entries of an FAQ file are Chinese (the language ingestion gives them)."""
+    from knowledge.converters import convert_file
 
-    lines = [line for line in faq.read_text(encoding="utf-8").splitlines()[:200] if line.strip()]
-    return sum(language_of(line) == "zh" for line in lines) * 2 > len(lines)
+    entries = convert_file(faq)
+    return sum(d.meta.get("lang") == "zh" for d in entries) * 2 > len(entries)
 
 
 def ranking_metrics(ranks: list[int | None]) -> dict:
@@ -253,15 +253,17 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
     from knowledge.answering import AnswerComposer
 
     sets = {path.stem: read_jsonl(path) for path in qa_paths}
-    variants = [(name, weight, None) for name, weight in SHOP_VARIANTS.items()]
-    router = NLURouter(model) if model else None
-    if router:
-        variants.append(("assistant: NLU routing + default", SHOP_VARIANTS[DEFAULT_SHOP], router))
+    # (name, rerank weight, grounded LLM composer, NLU router)
+    variants = [(name, weight, None, None) for name, weight in SHOP_VARIANTS.items()]
+    if model:
+        router = NLURouter(model)
+        variants.append(
+            ("assistant: NLU routing + default", SHOP_VARIANTS[DEFAULT_SHOP], None, router)
+        )
     if kb_llm:
         composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0})
-        variants.append(
-            (f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})", SHOP_VARIANTS[DEFAULT_SHOP], composer)
-        )
+        name = f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})"
+        variants.append((name, SHOP_VARIANTS[DEFAULT_SHOP], composer, None))
     result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
@@ -269,12 +271,12 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
             w: KnowledgeBase(Path(tmp) / "index.json", rerank_weight=w)
             for w in SHOP_VARIANTS.values()
         }
-        for name, weight, composer in variants:
+        for name, weight, composer, router in variants:
             kb = kbs[weight]
             kb.warm_up()
             for set_name, cases in sets.items():
-                variant = _shop_variant(kb, cases, composer)
-                if composer and not isinstance(composer, NLURouter):
+                variant = _shop_variant(kb, cases, composer, router)
+                if composer:
                     variant["llm"]["backend"] = kb_llm
                 result["sets"][set_name]["variants"][name] = variant
             result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
@@ -295,16 +297,14 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
         shipped = default.min_relevance
         for threshold in GATE_SWEEP if by_lang["en"] else ():
             default.min_relevance = threshold
-            result["gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["en"], None)])
+            result["gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["en"])])
         default.min_relevance = shipped
         # the Chinese gate's threshold: min_zh_relevance with the Chinese encoder, else support
         zh_key = "min_zh_relevance" if default._stages.zh_embedder is not None else "min_zh_support"
         result["zh_gate"] = zh_key
         for threshold in ZH_GATE_SWEEP if by_lang["zh"] else ():
             setattr(default, zh_key, threshold)
-            result["zh_gate_sweep"][threshold] = _pooled(
-                [_shop_variant(default, by_lang["zh"], None)]
-            )
+            result["zh_gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["zh"])])
     for name, cases in sets.items():
         result["sets"][name]["answerable"] = sum(1 for c in cases if c["source"])
         result["sets"][name]["unanswerable"] = sum(1 for c in cases if not c["source"])
@@ -321,9 +321,9 @@ def _pooled(variants: list[dict]) -> dict:
     }
 
 
-def _shop_variant(kb: KnowledgeBase, cases: list[dict], composer) -> dict:
-    router = composer if isinstance(composer, NLURouter) else None
-    composer = None if router else composer
+def _shop_variant(
+    kb: KnowledgeBase, cases: list[dict], composer=None, router: NLURouter | None = None
+) -> dict:
     intents: dict[str, int] = {}
     llm_modes: dict[str, int] = {}
     llm_latency: list[float] = []

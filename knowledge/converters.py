@@ -161,11 +161,10 @@ def _faq_rows(path: Path) -> list[tuple[str, str, str]]:
             )
         row_id = str(lowered.get("faq_id") or lowered.get("id") or number)
         entries.append((clean(str(question)), clean(str(answer)) if answer else "", row_id))
-    answered = [i for i, (_, answer, _) in enumerate(entries, start=1) if answer]
-    if answered and len(answered) < len(entries):  # some rows answered: a missing one is a slip
-        missing = next(i for i, (_, answer, _) in enumerate(entries, start=1) if not answer)
+    missing = [i for i, (_, answer, _) in enumerate(entries, start=1) if not answer]
+    if 0 < len(missing) < len(entries):  # some rows answered: a missing answer is a slip
         raise UnsupportedFileError(
-            f"{path.name} row {missing} has no 'answer' (other rows have one)",
+            f"{path.name} row {missing[0]} has no 'answer' (other rows have one)",
             hint="give every row an answer, or none: a question-only file lists standard "
             "questions, each matched and quoted as its own text",
             path=str(path),

@@ -231,11 +231,13 @@ class KnowledgeBase:
             keywords = self.store.keyword_store(store)  # in memory: every passage's text
             passages = keywords.filter_documents()
             chinese = [d for d in passages if d.meta.get("lang") == "zh"]
-            if chinese and len(chinese) < len(passages):
-                # the other languages' BM25 and term statistics leave the Chinese passages out
-                # (they have their own): adding Chinese documents changes no English answer
+            # the other languages' BM25, term statistics and sentence reranker leave the Chinese
+            # passages out (they have their own): adding Chinese documents changes no English
+            # answer
+            others = [d for d in passages if d.meta.get("lang") != "zh"]
+            if chinese and others:
                 keywords = new_memory_store()
-                keywords.write_documents([d for d in passages if d.meta.get("lang") != "zh"])
+                keywords.write_documents(others)
             cross = None
             if self.cross_encoder:
                 from haystack_integrations.components.rankers.sentence_transformers import (
@@ -276,7 +278,7 @@ class KnowledgeBase:
                 # passages take 0.7 cosine (chosen on the first Chinese question set) and FAQ
                 # entries, matched question to question, the English FAQ weights
                 share = 0.7 if zh_embedder is not None else 0.0
-                english = HybridRanker(**self.fusion)
+                english = stages.ranker
                 fusion = self.zh_fusion or {
                     "dense_weight": english.dense_weight if zh_embedder is not None else 0.0,
                     "bm25_weight": english.bm25_weight if zh_embedder is not None else 1.0,
@@ -290,7 +292,6 @@ class KnowledgeBase:
                     zh_embedder=zh_embedder,
                 )
                 self._zh_terms = ChineseTermStatistics(d.content or "" for d in chinese)
-            others = [d for d in passages if d.meta.get("lang") != "zh"] if chinese else passages
             if self.rerank_weight > 0 and len(others) <= PRIME_LIMIT:
                 stages.rerank.prime(others)  # the sentence reranker reads English only
             self._terms = TermStatistics(
