@@ -70,6 +70,13 @@ class GuardSettings:
         category_actions: Action per category, overriding the lexicons' (``flag``, ``mask``,
             ``block``).
         pinyin: Also match Chinese terms written in full pinyin.
+        offensive_classifier: Also score Chinese text with the learned offensive-content
+            classifier (:mod:`components.safety.offensive`); a text at or above the threshold
+            gets an ``offensive`` hit.
+        offensive_action: What an ``offensive`` hit does (``flag``, ``mask``: the whole text,
+            ``block``); lexicon hits keep their own action.
+        offensive_threshold: The classifier's decision threshold; 0 keeps the model's own
+            (chosen on held-back COLD training data, see its model card).
     """
 
     lexicons: tuple[str, ...] = ()
@@ -77,6 +84,9 @@ class GuardSettings:
     allow: tuple[str, ...] = ()
     category_actions: Mapping[str, str] = field(default_factory=dict)
     pinyin: bool = True
+    offensive_classifier: bool = True
+    offensive_action: str = "flag"
+    offensive_threshold: float = 0.0
 
     @property
     def is_default(self) -> bool:
@@ -163,9 +173,12 @@ class PrivacySettings:
     Attributes:
         vault: The encrypted vault's file, relative to ``KEFU_HOME`` unless absolute; used only
             when ``KEFU_VAULT_KEY`` is set (without a key, masking is one-way).
+        learned_recogniser: Also find names and addresses said without a cue with the learned
+            tagger (:mod:`components.privacy.tagger`), after the rules.
     """
 
     vault: str = "vault.db"
+    learned_recogniser: bool = True
 
 
 @dataclass(frozen=True)
@@ -403,6 +416,18 @@ def _guard_values(kwargs: dict[str, Any], base: Path) -> dict[str, Any]:
         lexicons.append(str(path))
     if lexicons:
         kwargs["lexicons"] = tuple(lexicons)
+    action = kwargs.get("offensive_action", "flag")
+    if action not in GUARD_ACTIONS:
+        raise ConfigError(
+            "kefu.guard.offensive_action", action, f"one of {GUARD_ACTIONS}", component="settings"
+        )
+    if kwargs.get("offensive_threshold", 0.0) > 1.0:
+        raise ConfigError(
+            "kefu.guard.offensive_threshold",
+            kwargs["offensive_threshold"],
+            "a probability in [0, 1] (0: the model's own)",
+            component="settings",
+        )
     for category, action in dict(kwargs.get("category_actions", {})).items():
         if action not in GUARD_ACTIONS:
             raise ConfigError(

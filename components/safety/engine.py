@@ -14,13 +14,14 @@ an allow-list of phrases (:mod:`components.safety.lexicon`) suppresses hits insi
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.errors import ConfigError
 from components.safety.lexicon import (
@@ -44,7 +45,12 @@ from components.safety.normalize import (
 )
 from components.text import has_cjk
 
+if TYPE_CHECKING:
+    from components.safety.offensive import OffensiveClassifier
+
 MASK = "***"
+#: Category of the hit the offensive-content classifier adds.
+OFFENSIVE = "offensive"
 _BARRIER = "\uffff"  # a noncharacter: survives normalisation, in no term (see scan_many)
 
 
@@ -62,9 +68,17 @@ class GuardHit:
 
 @dataclass(slots=True)
 class GuardResult:
-    """Everything the guard found in one text."""
+    """Everything the guard found in one text.
+
+    Attributes:
+        hits: Lexicon hits, and an ``offensive`` hit over the whole text when the classifier's
+            score reaches its threshold.
+        offensive_score: The offensive-content classifier's probability (None: no classifier,
+            or a text it does not score).
+    """
 
     hits: list[GuardHit] = field(default_factory=list)
+    offensive_score: float | None = None
 
     @property
     def action(self) -> str | None:
@@ -89,6 +103,9 @@ class GuardResult:
             "action": self.action,
             "categories": self.categories,
             "hits": [{k: v for k, v in asdict(h).items() if k != "term"} for h in self.hits],
+            "offensive_score": (
+                None if self.offensive_score is None else round(self.offensive_score, 4)
+            ),
         }
 
 
@@ -198,6 +215,10 @@ class GuardEngine:
             dtype=bool,
         )
         self._first_entry = np.array([same[0].entry for same in self._keys], dtype=np.int64)
+        # the learned classifier beside the lexicons (see with_classifier)
+        self.classifier: OffensiveClassifier | None = None
+        self.offensive_action = "flag"
+        self.offensive_threshold = 1.0
         self._entry_rank = np.array([rank[e.action] for e in self._entries], dtype=np.int64)
 
     def _stronger(self, index: int, other: int) -> bool:
@@ -241,16 +262,67 @@ class GuardEngine:
         """Number of distinct matching keys (terms and their variants)."""
         return len(self._keys)
 
+    def with_classifier(
+        self,
+        classifier: OffensiveClassifier | None,
+        offensive_action: str = "flag",
+        offensive_threshold: float | None = None,
+    ) -> GuardEngine:
+        """This engine (same lexicons, shared) with an offensive-content classifier beside it.
+
+        Args:
+            classifier: The classifier (None: lexicons only; returns ``self``).
+            offensive_action: Action of the ``offensive`` hit (``flag``, ``mask``, ``block``).
+            offensive_threshold: Decision threshold; None keeps the classifier's own.
+
+        Raises:
+            ConfigError: for an unknown action or a threshold outside [0, 1].
+        """
+        if offensive_action not in ACTIONS:
+            raise ConfigError(
+                "offensive_action", offensive_action, f"one of {ACTIONS}", component="guard"
+            )
+        if offensive_threshold is not None and not 0.0 <= offensive_threshold <= 1.0:
+            raise ConfigError(
+                "offensive_threshold", offensive_threshold, "a number in [0, 1]", component="guard"
+            )
+        if classifier is None:
+            return self
+        engine = copy.copy(self)
+        engine.classifier = classifier
+        engine.offensive_action = offensive_action
+        engine.offensive_threshold = (
+            classifier.threshold if offensive_threshold is None else offensive_threshold
+        )
+        return engine
+
     def scan_many(self, texts: Sequence[str]) -> list[GuardResult]:
         """Scan a batch of texts in one pass (much faster for many short messages).
 
         The texts are joined with a character that survives normalisation and is in no term,
-        so no match can span two texts; hits are split back with offsets into each text.
+        so no match can span two texts; hits are split back with offsets into each text. With a
+        classifier (:meth:`with_classifier`), each text it scores gets its score, and an
+        ``offensive`` hit over the whole text at or above the threshold.
         """
+        results = self._scan_lexicons(texts)
+        if self.classifier is not None:
+            self._classify(texts, results)
+        return results
+
+    def _classify(self, texts: Sequence[str], results: list[GuardResult]) -> None:
+        """Add the classifier's score and ``offensive`` hits to ``results``."""
+        scores = self.classifier.scores(texts)
+        for text, result, score in zip(texts, results, scores, strict=True):
+            result.offensive_score = score
+            if score is not None and score >= self.offensive_threshold:
+                result.hits.append(GuardHit("", OFFENSIVE, 1, self.offensive_action, 0, len(text)))
+
+    def _scan_lexicons(self, texts: Sequence[str]) -> list[GuardResult]:
+        """The lexicon part of :meth:`scan_many`."""
         texts = list(texts)
         joined = _BARRIER.join(texts)
         if joined.count(_BARRIER) != max(len(texts) - 1, 0):
-            return [self.scan(t) for t in texts]  # a text contains the barrier itself
+            return [self._scan_one(t) for t in texts]  # a text contains the barrier itself
         import numpy as np
 
         results = [GuardResult() for _ in texts]
@@ -276,7 +348,14 @@ class GuardEngine:
         return results
 
     def scan(self, text: str) -> GuardResult:
-        """Find every lexicon term in ``text`` (offsets refer to ``text``)."""
+        """Find every lexicon term in ``text`` (offsets refer to ``text``), and classify it."""
+        result = self._scan_one(text)
+        if self.classifier is not None:
+            self._classify([text], [result])
+        return result
+
+    def _scan_one(self, text: str) -> GuardResult:
+        """The lexicon hits of one text."""
         starts, ends, entries = self._find(text)
         hits = []
         for start, end, index in zip(starts.tolist(), ends.tolist(), entries.tolist(), strict=True):
