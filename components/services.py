@@ -24,6 +24,7 @@ from components.settings import Settings, load_settings
 if TYPE_CHECKING:
     from components.llm.client import LLMClient
     from components.privacy.pii import PIIMasker
+    from components.privacy.tagger import PIITagger
     from components.safety.engine import GuardEngine
     from knowledge.answering import AnswerComposer
     from knowledge.retrieval import KnowledgeBase
@@ -96,8 +97,18 @@ class Services:
         from components.safety.lexicon import DEFAULT_LEXICONS
 
         config = self.settings.guard
+        classifier = None
+        if config.offensive_classifier:
+            from components.safety.offensive import default_classifier
+
+            classifier = default_classifier()
+        offensive = {
+            "classifier": classifier,
+            "offensive_action": config.offensive_action,
+            "offensive_threshold": config.offensive_threshold or None,
+        }
         if config.is_default:
-            return default_engine()
+            return default_engine().with_classifier(**offensive)
         shipped = [p for p in DEFAULT_LEXICONS if p.is_file()] if config.shipped_lexicons else []
         if not shipped and not config.lexicons:
             raise ConfigError(
@@ -111,7 +122,7 @@ class Services:
             list(config.allow),
             category_actions=dict(config.category_actions),
             pinyin=config.pinyin,
-        )
+        ).with_classifier(**offensive)
         logger.info("guard.configured lexicons=%d", len(config.lexicons))
         return engine
 
@@ -127,7 +138,22 @@ class Services:
         from components.privacy.pii import PIIMasker
 
         vault = Path(self.settings.privacy.vault)
-        return PIIMasker.from_env(vault if vault.is_absolute() else kefu_home() / vault)
+        return PIIMasker.from_env(
+            vault if vault.is_absolute() else kefu_home() / vault, tagger=self.pii_tagger
+        )
+
+    @property
+    def pii_tagger(self) -> PIITagger | None:
+        """The learned name/address recogniser (None when ``kefu.privacy`` turns it off)."""
+        if not self.settings.privacy.learned_recogniser:
+            return None
+
+        def build() -> PIITagger:
+            from components.privacy.tagger import default_tagger
+
+            return default_tagger()
+
+        return self._get("pii_tagger", build)
 
     @property
     def prompt_masker(self) -> PIIMasker:
@@ -136,7 +162,7 @@ class Services:
         def build() -> PIIMasker:
             from components.privacy.pii import PIIMasker
 
-            return PIIMasker()
+            return PIIMasker(tagger=self.pii_tagger)
 
         return self._get("prompt_masker", build)
 
@@ -187,8 +213,8 @@ class Services:
 
         Failures are logged, not raised: a question later gets the catalogue's error reply.
         """
-        self.guard.scan("warm up")
-        _ = self.pii
+        self.guard.scan("warm up 预热")
+        self.pii.find("warm up 预热")  # loads the learned recogniser and jieba's dictionary
         if knowledge:
             from components.errors import KefuError
 

@@ -281,7 +281,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 text = neutralize(guard.mask(masker.mask(event.text)))
                 turns.append(f"Customer: {text[:300]}")
             elif event.type_name == "bot" and getattr(event, "text", None):
-                turns.append(f"Assistant: {masker.mask(event.text)[:300]}")
+                turns.append(f"Assistant: {masker.mask(event.text, learned=False)[:300]}")
         history = "\n".join(turns[-self.config["history"] :]) if self.config["history"] else ""
         user = (f"Conversation so far:\n{history}\n\n" if history else "") + (
             f"Reply to rewrite:\n{template}"

@@ -16,14 +16,17 @@ from components.privacy.pii import PIIMasker
 MIN_EMBEDDED_SENDER = 6
 
 
-def mask_value(masker: PIIMasker, value: Any) -> Any:
-    """``value`` with every string inside it (lists and dicts included) masked."""
+def mask_value(masker: PIIMasker, value: Any, learned: bool = True) -> Any:
+    """``value`` with every string inside it (lists and dicts included) masked.
+
+    ``learned``: whether a person wrote it (see :meth:`PIIMasker.find`).
+    """
     if isinstance(value, str):
-        return masker.mask(value)
+        return masker.mask(value, learned)
     if isinstance(value, list):
-        return [mask_value(masker, v) for v in value]
+        return [mask_value(masker, v, learned) for v in value]
     if isinstance(value, dict):
-        return {k: mask_value(masker, v) for k, v in value.items()}
+        return {k: mask_value(masker, v, learned) for k, v in value.items()}
     return value
 
 
@@ -53,6 +56,10 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
     ``sender_id`` (when it has one) becomes its
     :meth:`~components.privacy.pii.PIIMasker.sender_token`, and the sender id (``sender_id``, or
     the event's own) is replaced by that token inside the metadata too, where channels copy it.
+    The learned name/address recogniser reads what people wrote (user text, parse data, entity
+    and slot values); bot texts, payloads and metadata (ids and settings such as
+    ``assistant_id``) get the rules and the names and addresses already found in user text
+    (:meth:`~components.privacy.pii.PIIMasker.find`).
     """
     event = copy.deepcopy(event)
     own = event.get("sender_id")
@@ -61,8 +68,8 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
     if isinstance(own, str) and own:
         event["sender_id"] = masker.sender_token(own)
     kind = event.get("event")
-    if kind in ("user", "bot") and event.get("text"):
-        event["text"] = masker.mask(event["text"])
+    if kind in ("user", "bot") and event.get("text"):  # the learned recogniser: user text only
+        event["text"] = masker.mask(event["text"], learned=kind == "user")
     if kind == "user":
         parse = event.get("parse_data") or {}
         if parse.get("text"):
@@ -72,7 +79,7 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
         if parse.get("metadata"):  # Rasa copies the message's metadata into the parse data
             parse["metadata"] = _masked_metadata(masker, parse["metadata"], sender, token)
     if kind == "bot" and event.get("data"):
-        event["data"] = mask_value(masker, event["data"])
+        event["data"] = mask_value(masker, event["data"], learned=False)
     if kind == "slot":
         event["value"] = mask_value(masker, event.get("value"))
     if kind == "entities":
@@ -88,4 +95,4 @@ def _masked_metadata(
     """Channel metadata with the sender id replaced by its token, then personal data masked."""
     if sender and token and token != sender:
         metadata = _without_sender(metadata, sender, token)
-    return mask_value(masker, metadata)
+    return mask_value(masker, metadata, learned=False)  # ids and settings, not prose

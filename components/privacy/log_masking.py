@@ -20,7 +20,7 @@ import logging
 import re
 
 from components.privacy.pii import PIIMasker
-from components.privacy.recognisers import TOKEN, find_pii
+from components.privacy.recognisers import TOKEN
 
 # Rasa 3.6 logs structlog events as JSON with non-ASCII characters escaped ("\\u738b")
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -58,7 +58,7 @@ class PIILogFilter(logging.Filter):
         if "\\u" in message:
             message = _ESCAPED.sub(_unescape, message)
         masked = _SENDER_IN_LOG.sub(self._sender_masked, message)
-        if find_pii(masked):
+        if self._masker.find(masked):
             masked = self._masker.mask(masked)
         if masked != message:
             record.msg, record.args = masked, None

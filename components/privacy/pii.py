@@ -30,11 +30,12 @@ from pathlib import Path
 
 from components.errors import ConfigError
 from components.paths import kefu_home
-from components.privacy.recognisers import SENDER_TOKEN, find_pii
+from components.privacy.recognisers import SENDER_TOKEN, PIISpan, SpanTagger, find_pii
 from components.privacy.vault import Vault
 
 SENDER_KEY_FILE = "sender.key"
 _SENDER_CACHE_SIZE = 4096
+_FOUND_CACHE_SIZE = 4096
 
 
 def _installation_key() -> bytes:
@@ -66,10 +67,21 @@ class PIIMasker:
         key: Token key; default ``KEFU_VAULT_KEY`` or a random per-process key (sender tokens
             then use the installation key in ``KEFU_HOME/sender.key``).
         vault: Where originals are kept when masking must be reversible.
+        tagger: The learned name/address recogniser run after the rules
+            (:class:`components.privacy.tagger.PIITagger`); None: rules only.
     """
 
-    def __init__(self, key: str | None = None, vault: Vault | None = None) -> None:
+    def __init__(
+        self, key: str | None = None, vault: Vault | None = None, tagger: SpanTagger | None = None
+    ) -> None:
         self.vault = vault
+        self.tagger = tagger
+        # the same texts are masked again and again (each tracker save, the broker, the logs):
+        # the learned recogniser's answers are kept for the most recent ones
+        self._found: dict[str, list[PIISpan]] = {}
+        # names and addresses found in what people wrote, found again wherever they reappear
+        # (a reply that repeats the customer's name, a log line)
+        self._known: dict[str, str] = {}
         given = key or os.environ.get("KEFU_VAULT_KEY")
         secret = given or secrets.token_hex(16)
         self._key = vault.key if vault else secret.encode()
@@ -78,12 +90,57 @@ class PIIMasker:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, vault_path: str | Path | None = None) -> PIIMasker:
+    def from_env(
+        cls, vault_path: str | Path | None = None, tagger: SpanTagger | None = None
+    ) -> PIIMasker:
         """Reversible (with a vault) when ``KEFU_VAULT_KEY`` is set, one-way otherwise."""
         key = os.environ.get("KEFU_VAULT_KEY")
         if key and vault_path:
-            return cls(vault=Vault(key, vault_path))
-        return cls(key)
+            return cls(vault=Vault(key, vault_path), tagger=tagger)
+        return cls(key, tagger=tagger)
+
+    def find(self, text: str, learned: bool = True) -> list[PIISpan]:
+        """The personal-data spans :meth:`mask` replaces.
+
+        Args:
+            text: The text.
+            learned: Whether a person wrote it (a customer's message, a log line that may
+                quote one): the learned recogniser reads it too. For text the assistant wrote
+                (replies, knowledge passages) the learned recogniser is too eager (headings,
+                sentence-initial words); there the rules run, and the names and addresses it
+                found in what people wrote are found again wherever they reappear.
+        """
+        if self.tagger is None or not text:
+            return find_pii(text)
+        if not learned:
+            return self._with_known(text, find_pii(text))
+        found = self._found.get(text)
+        if found is None:
+            found = find_pii(text, self.tagger)
+            with self._lock:
+                if len(self._found) >= _FOUND_CACHE_SIZE:
+                    self._found.clear()
+                self._found[text] = found
+                for span in found:
+                    if span.type in ("NAME", "ADDRESS") and len(span.value) >= 2:
+                        if len(self._known) >= _FOUND_CACHE_SIZE:
+                            self._known.clear()
+                        self._known[span.value] = span.type
+        return found
+
+    def _with_known(self, text: str, spans: list[PIISpan]) -> list[PIISpan]:
+        """``spans`` plus every occurrence of a known name or address that none of them covers."""
+        extra = []
+        for value, kind in list(self._known.items()):
+            at = text.find(value)
+            while at >= 0:
+                end = at + len(value)
+                if not any(at < s.end and s.start < end for s in spans + extra):
+                    extra.append(PIISpan(kind, at, end, value))
+                at = text.find(value, end)
+        if not extra:
+            return spans
+        return sorted(spans + extra, key=lambda s: s.start)
 
     def token(self, kind: str, value: str) -> str:
         """The stable token for one value."""
@@ -115,11 +172,11 @@ class PIIMasker:
             self._senders[sender_id] = token
         return token
 
-    def mask(self, text: str) -> str:
-        """``text`` with every personal-data span replaced by its token."""
+    def mask(self, text: str, learned: bool = True) -> str:
+        """``text`` with every personal-data span replaced by its token (see :meth:`find`)."""
         if not text:
             return text
-        spans = find_pii(text)
+        spans = self.find(text, learned)
         if not spans:
             return text
         out, last = [], 0

@@ -10,8 +10,10 @@ other digit groups when a phone cue such as "call", "tel", "电话" precedes the
 "my name is zhang wei", or a first name and surname after "this is"; capitalised after "I'm"/"I am",
 "I'm Zhang Wei") and ``ADDRESS`` (street addresses: "12 Baker Street", "Puruntie 82", "Apt. 5";
 Chinese ones from city/district to the house number, "北京市朝阳区建国路88号"). Names and addresses
-have no checksum, so they are found only in these shapes; a name said without a cue is not found,
-and a common English word is never taken for a name ("I'm Sorry", "this is Amazing").
+have no checksum, so the rules find them only in these shapes, and a common English word is never
+taken for a name ("I'm Sorry", "this is Amazing"). A name or address said without a cue is found by
+the learned tagger (:mod:`components.privacy.tagger`) when :func:`find_pii` is given one, as the
+services' maskers are (``kefu.privacy.learned_recogniser``).
 
 Text is recognised in its NFKC form (full-width ``１３８１２３４５６７８`` is a phone number), while
 every span's offsets and value refer to the original text, so a span is masked in place.
@@ -26,7 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 TYPES = (
     "EMAIL",
@@ -197,6 +201,22 @@ _PINYIN_WORD = re.compile(
     r"|ui|un|ue|a|o|e|i|u|v))+"
 )
 _WEAK_SUFFIXES = ("ed", "ly", "ous", "ful", "able", "ible", "ive", "ment", "ness", "tion", "sion")
+
+
+# spaCy stop words that are also first names
+_NAME_WORDS = frozenset({"will", "may"})
+
+
+def common_english_word(word: str) -> bool:
+    """Whether ``word`` is a common English word, never a name by itself ("Sorry", "Hello").
+
+    The rules' stop list plus spaCy's English stop words; first names that are also words
+    (Will, May, Grace) are in neither.
+    """
+    from components.text import en_stop_words
+
+    lower = word.lower().strip("'’-.,!?;:")
+    return lower in _EN_STOP or (lower in en_stop_words() and lower not in _NAME_WORDS)
 
 
 def _not_a_name(word: str, strict: bool, weak: bool) -> bool:
@@ -415,13 +435,44 @@ def _normalised(text: str) -> tuple[str, list[int] | None]:
     return "".join(parts), starts
 
 
-def find_pii(text: str) -> list[PIISpan]:
+def find_pii(text: str, tagger: SpanTagger | None = None) -> list[PIISpan]:
     """Every personal-data span in ``text``, non-overlapping, in order.
 
     Recognition runs on the NFKC form of ``text``; offsets and values refer to ``text`` itself.
+
+    Args:
+        text: The text.
+        tagger: A learned recogniser of names and addresses
+            (:class:`components.privacy.tagger.PIITagger`), run after the rules: its spans
+            are kept where no rule found anything and no masked token is.
     """
     if not text:
         return []
+    rules = _find_by_rules(text)
+    if tagger is None:
+        return rules
+    learned = []
+    tokens = [m.span() for m in TOKEN.finditer(text)] + [
+        m.span() for m in SENDER_TOKEN.finditer(text)
+    ]
+    taken = [(s.start, s.end) for s in rules] + tokens
+    for label, start, end, _ in tagger.find([text])[0]:
+        if not any(start < e and b < end for b, e in taken):
+            learned.append(PIISpan(label, start, end, text[start:end]))
+    if not learned:
+        return rules
+    return sorted(rules + learned, key=lambda s: s.start)
+
+
+class SpanTagger(Protocol):
+    """What :func:`find_pii` needs of a learned recogniser."""
+
+    def find(self, texts: Sequence[str]) -> list[list[tuple[str, int, int, float]]]:
+        """``(type, start, end, confidence)`` spans per text."""
+
+
+def _find_by_rules(text: str) -> list[PIISpan]:
+    """:func:`find_pii` with the patterns and rules only."""
     norm, starts = _normalised(text)
     found: list[PIISpan] = _rule_spans(norm)
     for kind, pattern, valid in _RECOGNISERS:

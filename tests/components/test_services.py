@@ -125,3 +125,23 @@ def test_the_custom_term_is_masked_in_a_knowledge_answer(guard_settings, tmp_pat
     masked = answer()
     assert "original payment method" not in masked and "***" in masked
     assert services.composer._guard is services.guard  # grounded answers are checked with it
+
+
+def test_learned_recognisers_are_on_by_default_and_can_be_switched_off():
+    from components.settings import PrivacySettings
+
+    default = Services(Settings())
+    assert default.pii.tagger is not None and default.prompt_masker.tagger is default.pii_tagger
+    assert default.guard.classifier is not None
+    assert "Sara Schwarz" not in default.pii.mask("hi, Sara Schwarz here")
+    off = Services(
+        Settings(
+            guard=GuardSettings(offensive_classifier=False),
+            privacy=PrivacySettings(learned_recogniser=False),
+        )
+    )
+    assert off.pii.tagger is None and off.pii_tagger is None
+    assert off.guard.classifier is None
+    assert off.pii.mask("hi, Sara Schwarz here") == "hi, Sara Schwarz here"
+    mask = Services(Settings(guard=GuardSettings(offensive_action="mask")))
+    assert mask.guard.offensive_action == "mask"

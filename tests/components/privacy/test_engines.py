@@ -10,7 +10,16 @@ import pytest
 import components.privacy
 
 PACKAGE = Path(components.privacy.__file__).parent
-ENGINES = ("recognisers", "vault", "pii", "event_masking", "log_masking")
+ENGINES = (
+    "recognisers",
+    "vault",
+    "pii",
+    "event_masking",
+    "log_masking",
+    "tagger",
+    "tagger_data",
+    "tagger_training",
+)
 ADAPTERS = ("tracker_store", "event_broker")
 
 

@@ -36,3 +36,27 @@ def test_json_escaped_chinese_is_checked_too(root_handler):
     logging.getLogger("rasa.core.processor").warning(event)
     message = root_handler.records[-1].getMessage()
     assert "\\u738b" not in message and "王伟芳" not in message and "[NAME_" in message
+
+
+def test_names_without_a_cue_are_masked_with_the_learned_recogniser():
+    from components.privacy.tagger import default_tagger
+
+    masker = PIIMasker("log-test-key-0123456789", tagger=default_tagger())
+    log_filter = log_masking.PIILogFilter(masker)
+    record = logging.LogRecord(
+        "rasa.core.processor",
+        logging.DEBUG,
+        __file__,
+        1,
+        "Received user message '%s'",
+        ("hi, Sara Schwarz here, where is my parcel",),
+        None,
+    )
+    assert log_filter.filter(record)
+    message = record.getMessage()
+    assert "Sara" not in message and "Schwarz" not in message and "[NAME_" in message
+    record = logging.LogRecord(
+        "kefu", logging.INFO, __file__, 1, "channels.rest.turn_failed sender=x error=Y", (), None
+    )
+    log_filter.filter(record)
+    assert record.getMessage() == "channels.rest.turn_failed sender=x error=Y"  # event names stay

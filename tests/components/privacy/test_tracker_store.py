@@ -65,6 +65,24 @@ def test_saved_events_are_masked_in_sqlite(tmp_path, monkeypatch):
     assert isinstance(store._inner, SQLTrackerStore)
 
 
+def test_names_and_addresses_without_a_cue_are_masked_in_sqlite(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFU_VAULT_KEY", "k" * 32)
+    db = tmp_path / "tracker.db"
+    store = MaskingTrackerStore(DOMAIN, inner={"type": "SQL", "dialect": "sqlite", "db": str(db)})
+    tracker = DialogueStateTracker("bob", DOMAIN.slots)
+    texts = ["hi, Sara Schwarz here, my parcel is late", "浙江省杭州市西湖区文三路90号能送吗"]
+    for text in texts:
+        tracker.update(UserUttered(text, {"name": "inform", "confidence": 1.0}, [], {"text": text}))
+    asyncio.run(store.save(tracker))
+    raw = db.read_bytes().decode("utf-8", errors="replace")
+    for value in ("Sara", "Schwarz", "文三路", "杭州市西湖区"):
+        assert value not in raw
+    stored = asyncio.run(store.retrieve("bob"))
+    masked = [e.text for e in stored.events if isinstance(e, UserUttered)]
+    assert masked[0].startswith("hi, [NAME_") and masked[1].startswith("[ADDRESS_")
+    assert store._masker.vault.reveal(masked[0][4:19]) == "Sara Schwarz"
+
+
 def test_domain_updates_reach_the_inner_store(tmp_path):
     store = MaskingTrackerStore(
         None, inner={"type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "t.db")}
