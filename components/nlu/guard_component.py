@@ -8,6 +8,9 @@ rules that fired and the types and offsets of personal data, so policies and act
 it. The matched words and values themselves are not copied into the parse data. When a
 ``block`` entry matches, the intent becomes ``block_intent`` (default ``guard_blocked``), which
 a rule answers with a fixed safe reply — which is why it is registered as an intent classifier.
+An insult aimed at the assistant — an insult, profanity or ``offensive`` hit in a message that
+addresses it ("you", "your bot", "你们客服", "机器人") — becomes ``insult_intent`` (default
+``insult``), which a rule answers with a calm reply and the offer of a human.
 
 What the guard matches (lexicons, allow-list, category actions, pinyin) is configured once for
 every path in ``endpoints.yml`` under ``kefu.guard`` (:mod:`components.settings`); the engine
@@ -18,6 +21,7 @@ actions.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, TypedDict
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -29,8 +33,8 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.errors import ConfigError
-from components.privacy.recognisers import find_pii
-from components.safety.engine import GuardEngine
+from components.privacy.pii import PIIMasker
+from components.safety.engine import GuardEngine, GuardResult
 from components.safety.injection import screen
 from components.services import get_services
 
@@ -39,6 +43,13 @@ logger = logging.getLogger(__name__)
 GUARD = "guard"
 #: Keys that used to configure the matcher here; they now live in ``kefu.guard``.
 MOVED_KEYS = ("lexicons", "allow", "category_actions", "pinyin")
+#: Hit categories that make a message addressed to the assistant an insult.
+INSULT_CATEGORIES = frozenset({"insult", "profanity", "sexual_or_profane", "offensive"})
+#: Words that address the assistant (or the shop behind it).
+ADDRESSEE = re.compile(
+    r"(?i)\b(?:you|your|you're|youre|u|ur|yourself|bot|robot|assistant|agent|support|"
+    r"customer service)\b|你|您|客服|机器人|人工智障|小二|店家|商家"
+)
 
 
 class GuardHitSummary(TypedDict):
@@ -98,9 +109,17 @@ class SensitiveContentGuard(GraphComponent):
             # Intent forced when a "block" entry matches (a rule answers it with a fixed reply);
             # null keeps the classifier's intent.
             "block_intent": "guard_blocked",
+            # Intent forced for an insult aimed at the assistant (a rule answers it calmly and
+            # offers a human); null keeps the classifier's intent.
+            "insult_intent": "insult",
         }
 
-    def __init__(self, config: dict[str, Any], engine: GuardEngine | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        engine: GuardEngine | None = None,
+        masker: PIIMasker | None = None,
+    ) -> None:
         self._config = {**self.get_default_config(), **config}
         name = type(self).__name__
         for key in MOVED_KEYS:
@@ -112,12 +131,12 @@ class SensitiveContentGuard(GraphComponent):
                     f"knowledge answers and actions, under 'kefu: guard: {key}:' in endpoints.yml",
                     component=name,
                 )
-        block_intent = self._config["block_intent"]
-        if block_intent is not None and (not isinstance(block_intent, str) or not block_intent):
-            raise ConfigError(
-                "block_intent", block_intent, "an intent name or null", component=name
-            )
+        for key in ("block_intent", "insult_intent"):
+            value = self._config[key]
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(key, value, "an intent name or null", component=name)
         self._engine = engine
+        self._masker = masker
 
     @classmethod
     def create(
@@ -127,8 +146,9 @@ class SensitiveContentGuard(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SensitiveContentGuard:
-        """Build the component; the process's guard engine is built (lexicons read) here."""
-        return cls(config, get_services().guard)
+        """Build the component; the process's guard engine and PII masker are built here."""
+        services = get_services()
+        return cls(config, services.guard, services.pii)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Annotate each message with a ``guard`` property (added to the parse output)."""
@@ -137,16 +157,18 @@ class SensitiveContentGuard(GraphComponent):
         texts = [message.get(TEXT) or "" for message in messages]
         try:
             results = self._engine.scan_many(texts)
+            masker = self._masker or get_services().pii
+            found = [masker.find(text) for text in texts]
         except Exception as exc:  # never take the conversation down
             logger.warning("guard.error error=%s", type(exc).__name__)
             return messages
-        for message, text, result in zip(messages, texts, results, strict=True):
+        for message, text, result, pii in zip(messages, texts, results, found, strict=True):
             summary = GuardSummary(
                 **result.as_dict(),
                 injection=screen(text).rules,
                 # where personal data is (types and offsets, never values): actions can ask for
                 # it from the vault instead of reading it from the stored, masked text
-                pii=[PIISummary(type=p.type, start=p.start, end=p.end) for p in find_pii(text)],
+                pii=[PIISummary(type=p.type, start=p.start, end=p.end) for p in pii],
             )
             message.set(GUARD, summary, add_to_output=True)
             if summary["injection"]:
@@ -157,6 +179,9 @@ class SensitiveContentGuard(GraphComponent):
                 )
             if result.blocked and self._config["block_intent"]:
                 self._force_intent(message, self._config["block_intent"])
+            elif self._config["insult_intent"] and is_aimed_insult(text, result):
+                logger.info("guard.insult")
+                self._force_intent(message, self._config["insult_intent"])
         return messages
 
     @staticmethod
@@ -166,3 +191,10 @@ class SensitiveContentGuard(GraphComponent):
         ranking = [i for i in message.get(INTENT_RANKING_KEY) or [] if i.get("name") != name]
         message.set(INTENT, intent, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
+
+
+def is_aimed_insult(text: str, result: GuardResult) -> bool:
+    """Whether ``text`` insults the assistant: an insulting hit, and words that address it."""
+    if not any(hit.category in INSULT_CATEGORIES for hit in result.hits):
+        return False
+    return ADDRESSEE.search(text) is not None

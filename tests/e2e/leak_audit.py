@@ -5,9 +5,11 @@ Each conversation carries its own generated values (names, phones, e-mails, Chin
 bank card numbers with valid check digits, IBANs, addresses), so a leak is attributable. Besides
 the classic shapes every conversation has one of the harder ones — a lower-case name after a cue
 ("my name is zhang wei"), a capitalised name after "I'm" ("I'm Zhang Wei"), a phone number in
-full-width digits (``１３８…``) — and every conversation but each third one has a sender id
-that is itself personal data: a phone number (Telegram/WhatsApp style) or an e-mail address.
-Sender ids must be stored as sender tokens only (tracker store, events, tickets, logs).
+full-width digits (``１３８…``), or a name or address said without any cue ("hi, Emma Garcia
+here", "王芳的快递到哪了", "杭州市西湖区文三路90号3栋1201室能送吗") — and every conversation
+but each third one has a sender id that is itself personal data: a phone number
+(Telegram/WhatsApp style) or an e-mail address. Sender ids must be stored as sender tokens
+only (tracker store, events, tickets, logs).
 """
 
 from __future__ import annotations
@@ -42,8 +44,25 @@ def stored_sender(sender: str) -> str:
 
 
 def _hard_turn(n: int, rng: random.Random, values: dict[str, str]) -> str:
-    """The n-th conversation's turn with one of the shapes plain patterns used to miss."""
-    shape = n % 3
+    """The n-th conversation's turn with one of the shapes plain patterns used to miss.
+
+    Shapes 3-5 have no cue at all: only the learned recogniser finds those names and addresses.
+    """
+    shape = n % 6
+    if shape == 3:
+        values["uncued_name"] = samples.en_name(rng)
+        return rng.choice(
+            [
+                f"hi, {values['uncued_name']} here, my parcel is late",
+                f"the order for {values['uncued_name']} never arrived",
+            ]
+        )
+    if shape == 4:
+        values["uncued_zh_name"] = samples.zh_name(rng)
+        return f"{values['uncued_zh_name']}的快递到哪了"
+    if shape == 5:
+        values["uncued_address"] = samples.zh_address(rng, with_unit=True)
+        return f"{values['uncued_address']}能送吗"
     if shape == 0:
         values["lower_name"] = samples.pinyin_name(rng).lower()
         return rng.choice(

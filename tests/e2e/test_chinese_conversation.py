@@ -77,6 +77,14 @@ def test_a_chinese_customer_is_served_in_chinese(servers):
         assert customer_language(reply.get("text", "")) == "zh", reply
 
 
+def test_an_insult_in_chinese_gets_a_calm_chinese_reply(servers):
+    chat = Transcript(servers, "e2e-zh-insult")
+    chat.text("你好")
+    reply = chat.say("你们客服是傻逼吗")
+    assert reply[0]["text"].startswith("非常抱歉给您带来了不好的体验")
+    assert reply[-1]["buttons"][0]["title"] == "好的，转人工"
+
+
 def test_replies_follow_a_language_switch(servers):
     sender = "e2e-switch"
     assert "Demo Shop assistant" in servers.texts(sender, "hi")

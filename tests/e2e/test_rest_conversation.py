@@ -88,6 +88,14 @@ def test_blocked_message_gets_the_fixed_reply(servers):
     assert reply.startswith("I can't continue with that message")
 
 
+def test_an_insult_gets_a_calm_reply_and_the_offer_of_a_human(servers):
+    reply = servers.say("e2e-insult", "you are useless, f*ck")
+    assert reply[0]["text"].startswith("I'm sorry this has been so frustrating")
+    assert reply[-1]["buttons"][0]["payload"] == "/request_human"
+    handoff = servers.texts("e2e-insult", "yes")
+    assert "human agent will contact you" in handoff
+
+
 def test_no_raw_personal_data_at_rest(servers):
     """Leak audit (reduced): 10 conversations seeded with personal data through real servers.
 

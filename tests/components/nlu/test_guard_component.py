@@ -21,7 +21,8 @@ def test_flags_are_added_to_the_parse_output(model_storage, resource, execution_
     assert clean.get(GUARD)["action"] is None
     flagged = dirty.as_dict(only_output_properties=True)[GUARD]
     assert flagged["action"] == "mask"
-    assert flagged["categories"] == ["insult"]
+    assert "insult" in flagged["categories"]  # and "offensive": the classifier scores it too
+    assert flagged["offensive_score"] is not None and clean.get(GUARD)["offensive_score"] is None
     assert dirty.get("text") == "你这个傻 逼"  # text is never changed
 
 
@@ -48,6 +49,7 @@ def test_empty_and_huge_messages(model_storage, resource, execution_context):
         {"category_actions": ["political"]},
         {"pinyin": "yes"},
         {"block_intent": ""},
+        {"insult_intent": 3},
     ],
 )
 def test_bad_config_names_the_key(config):
@@ -63,10 +65,48 @@ def test_block_hits_force_the_block_intent(model_storage, resource, execution_co
     guard.process([message])
     assert message.get("intent") == {"name": "guard_blocked", "confidence": 1.0}
     assert [i["name"] for i in message.get("intent_ranking")] == ["guard_blocked", "greet"]
-    masked = Message.build("you idiot")
+    masked = Message.build("what an idiot design")
     masked.set("intent", {"name": "greet", "confidence": 0.9}, add_to_output=True)
     guard.process([masked])
     assert masked.get("intent")["name"] == "greet"  # flag/mask hits keep the intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you are useless, f*ck",
+        "you idiot",
+        "your service is shit",
+        "你们客服是傻逼吗",
+        "你这个人工智障",
+    ],
+)
+def test_insults_aimed_at_the_assistant_force_the_insult_intent(
+    model_storage, resource, execution_context, text
+):
+    guard = _guard(model_storage, resource, execution_context)
+    message = Message.build(text)
+    message.set("intent", {"name": "nlu_fallback", "confidence": 0.3}, add_to_output=True)
+    guard.process([message])
+    assert message.get("intent") == {"name": "insult", "confidence": 1.0}
+
+
+@pytest.mark.parametrize(
+    "text", ["this coupon is useless", "shit, my parcel is broken", "where is my order"]
+)
+def test_other_messages_keep_their_intent(model_storage, resource, execution_context, text):
+    guard = _guard(model_storage, resource, execution_context)
+    message = Message.build(text)
+    message.set("intent", {"name": "order_status", "confidence": 0.8}, add_to_output=True)
+    guard.process([message])
+    assert message.get("intent")["name"] == "order_status"
+
+
+def test_insult_intent_can_be_switched_off(model_storage, resource, execution_context):
+    guard = _guard(model_storage, resource, execution_context, insult_intent=None)
+    message = Message.build("you idiot")
+    guard.process([message])
+    assert message.get("intent") is None
 
 
 def test_block_intent_can_be_switched_off(model_storage, resource, execution_context):
@@ -90,3 +130,6 @@ def test_personal_data_is_located_without_its_value(model_storage, resource, exe
     guard.process([message])
     assert message.get(GUARD)["pii"] == [{"type": "PHONE", "start": 11, "end": 22}]
     assert "13812345678" not in str(message.get(GUARD))
+    uncued = Message.build("hi, Sara Schwarz here")  # the learned recogniser finds the name
+    guard.process([uncued])
+    assert uncued.get(GUARD)["pii"] == [{"type": "NAME", "start": 4, "end": 16}]
