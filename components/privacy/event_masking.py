@@ -57,9 +57,9 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
     :meth:`~components.privacy.pii.PIIMasker.sender_token`, and the sender id (``sender_id``, or
     the event's own) is replaced by that token inside the metadata too, where channels copy it.
     The learned name/address recogniser reads what people wrote (user text, parse data, entity
-    and slot values); bot texts, payloads and metadata (ids and settings such as
-    ``assistant_id``) get the rules and the names and addresses already found in user text
-    (:meth:`~components.privacy.pii.PIIMasker.find`).
+    values); bot texts, payloads, slot values and metadata (ids and settings such as
+    ``assistant_id`` or a ticket id) get the rules and the names and addresses already found in
+    user text (:meth:`~components.privacy.pii.PIIMasker.find`).
     """
     event = copy.deepcopy(event)
     own = event.get("sender_id")
@@ -80,8 +80,8 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
             parse["metadata"] = _masked_metadata(masker, parse["metadata"], sender, token)
     if kind == "bot" and event.get("data"):
         event["data"] = mask_value(masker, event["data"], learned=False)
-    if kind == "slot":
-        event["value"] = mask_value(masker, event.get("value"))
+    if kind == "slot":  # set by forms from user text (found again) or by actions (ids)
+        event["value"] = mask_value(masker, event.get("value"), learned=False)
     if kind == "entities":
         event["entities"] = mask_value(masker, event.get("entities"))
     if event.get("metadata"):

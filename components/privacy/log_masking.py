@@ -58,8 +58,8 @@ class PIILogFilter(logging.Filter):
         if "\\u" in message:
             message = _ESCAPED.sub(_unescape, message)
         masked = _SENDER_IN_LOG.sub(self._sender_masked, message)
-        if self._masker.find(masked):
-            masked = self._masker.mask(masked)
+        if self._masker.find(masked, remember=False):  # log lines quote the assistant too
+            masked = self._masker.mask(masked, remember=False)
         if masked != message:
             record.msg, record.args = masked, None
         return True

@@ -99,16 +99,19 @@ class PIIMasker:
             return cls(vault=Vault(key, vault_path), tagger=tagger)
         return cls(key, tagger=tagger)
 
-    def find(self, text: str, learned: bool = True) -> list[PIISpan]:
+    def find(self, text: str, learned: bool = True, remember: bool = True) -> list[PIISpan]:
         """The personal-data spans :meth:`mask` replaces.
 
         Args:
             text: The text.
-            learned: Whether a person wrote it (a customer's message, a log line that may
-                quote one): the learned recogniser reads it too. For text the assistant wrote
-                (replies, knowledge passages) the learned recogniser is too eager (headings,
-                sentence-initial words); there the rules run, and the names and addresses it
-                found in what people wrote are found again wherever they reappear.
+            learned: Whether a person wrote it (a customer's message): the learned recogniser
+                reads it too. For text the assistant or a program wrote (replies, knowledge
+                passages, slot values set by actions, metadata) the learned recogniser is too
+                eager (headings, sentence-initial words, ticket ids); there the rules run. Either
+                way, the names and addresses it found in what people wrote are found again
+                wherever they reappear (a reply that repeats the customer's name, a log line).
+            remember: Whether names and addresses the learned recogniser finds here are to be
+                found again elsewhere (not for log lines, which also quote the assistant).
         """
         if self.tagger is None or not text:
             return find_pii(text)
@@ -121,17 +124,21 @@ class PIIMasker:
                 if len(self._found) >= _FOUND_CACHE_SIZE:
                     self._found.clear()
                 self._found[text] = found
+        if remember:
+            with self._lock:
                 for span in found:
-                    if span.type in ("NAME", "ADDRESS") and len(span.value) >= 2:
+                    if span.type in ("NAME", "ADDRESS") and span.value not in self._known:
                         if len(self._known) >= _FOUND_CACHE_SIZE:
                             self._known.clear()
                         self._known[span.value] = span.type
-        return found
+        return self._with_known(text, found)
 
     def _with_known(self, text: str, spans: list[PIISpan]) -> list[PIISpan]:
         """``spans`` plus every occurrence of a known name or address that none of them covers."""
-        extra = []
+        extra: list[PIISpan] = []
         for value, kind in list(self._known.items()):
+            if len(value) < 2:
+                continue
             at = text.find(value)
             while at >= 0:
                 end = at + len(value)
@@ -172,11 +179,11 @@ class PIIMasker:
             self._senders[sender_id] = token
         return token
 
-    def mask(self, text: str, learned: bool = True) -> str:
+    def mask(self, text: str, learned: bool = True, remember: bool = True) -> str:
         """``text`` with every personal-data span replaced by its token (see :meth:`find`)."""
         if not text:
             return text
-        spans = self.find(text, learned)
+        spans = self.find(text, learned, remember)
         if not spans:
             return text
         out, last = [], 0

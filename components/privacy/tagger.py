@@ -511,7 +511,7 @@ class PIITagger:
             if len(value) == 1 and not value.isascii():  # a lone CJK character is no name
                 continue
             if _not_prose(text, e["start"], e["end"]) or (
-                e["entity"] == "NAME" and _common_words(value)
+                e["entity"] == "NAME" and (_common_words(value) or any(c.isdigit() for c in value))
             ):
                 continue
             spans.append((e["entity"], e["start"], e["end"], float(e["confidence_entity"])))

@@ -55,6 +55,7 @@ def test_recognisers(text, kind, value):
         "4111 1111 1111 1112",  # fails Luhn
         "version 1.2.3.4000 and 300.1.1.1",
         "我是想问一下退货",  # 我是 + no surname: not a name
+        "请联系人工客服申请保修",  # 联系人工客服: contact human service, no 联系人 cue
         "the total is 07700 063 966 points",  # digit groups without a phone cue
         "This is great, I am happy",
         "SSN 000-12-3456",  # never issued
