@@ -12,14 +12,20 @@ Parts (``--parts``, default all):
 * ``false_positives``: share of clean sentences (``--clean``: AFQMC sentence pairs, CAIS dev by
   default; CSV ``text`` column or JSONL ``text``/``sentence1``/``sentence2``) with any hit, and
   with a hit that changes the text (mask/block), for the curated default and the raw lexicon.
-* ``offensive``: recall on offensive rows and hit rate on safe rows of ``--offensive`` (COLD dev,
-  CSV ``label,text``); reported, no target (COLD is mostly implicit bias, not vocabulary).
+* ``offensive``: on ``--offensive`` (COLD dev, CSV ``label,text``): accuracy, macro F1, recall on
+  offensive rows and hit rate on safe rows for each engine; ``kefu_default`` is the guard as
+  shipped (curated lexicons + the learned Chinese classifier; a text counts as offensive when
+  it gets any hit).
 * ``evasion``: words sampled from the shipped lexicons (seeded), each rewritten by 16 evasion
   techniques and embedded in a sentence; caught = a hit overlapping the rewritten word.
 * ``pii``: span P/R/F2 at IoU 0.7 and 0.9 on ``--pii`` (Presidio synthetic, types mapped to
-  Kefu's), next to Presidio's pattern recognisers when presidio-analyzer is installed; and on a
-  generated Chinese set (IDs with valid check digits, mobiles, bank cards, e-mails, names,
-  addresses, plus look-alike negatives: order numbers, amounts, invalid IDs and cards).
+  Kefu's) for Kefu as shipped (``kefu``: rules + the learned name/address tagger) and rules only
+  (``kefu_rules``), next to Presidio's pattern recognisers when presidio-analyzer is installed;
+  names and addresses on CLUENER dev (``--cluener``, exact spans, F1); and on a generated
+  Chinese set (IDs with valid check digits, mobiles, bank cards, e-mails, names, addresses, plus
+  look-alike negatives: order numbers, amounts, invalid IDs and cards).
+* ``cost``: the guard as a message sees it with the classifiers on (lexicons + offensive
+  classifier + rules + tagger), p50/p95 per 500-character message, Chinese and English.
 * ``vault``: every text of both PII sets masked with a vault and revealed again.
 """
 
@@ -39,9 +45,11 @@ offline_env()
 
 from components.privacy.pii import PIIMasker  # noqa: E402
 from components.privacy.recognisers import TOKEN, find_pii  # noqa: E402
+from components.privacy.tagger import default_tagger  # noqa: E402
 from components.privacy.vault import Vault  # noqa: E402
 from components.safety.engine import GuardEngine  # noqa: E402
 from components.safety.lexicon import DEFAULT_LEXICONS, LexiconEntry, load_lexicon  # noqa: E402
+from components.safety.offensive import default_classifier  # noqa: E402
 from tests import pii_samples as samples  # noqa: E402
 
 # Presidio type → Kefu type (types Kefu does not mask, e.g. DATE_TIME or GPE, are not scored).
@@ -160,10 +168,27 @@ def offensive(engines: dict[str, GuardEngine], path: Path) -> dict:
     out = {"rows": len(rows)}
     for name, engine in engines.items():
         results = engine.scan_many([r["text"] for r in rows])
-        pos = [bool(res.hits) for res, r in zip(results, rows, strict=True) if r["label"] == "1"]
-        neg = [bool(res.hits) for res, r in zip(results, rows, strict=True) if r["label"] == "0"]
-        out[name] = {"recall_offensive": sum(pos) / len(pos), "hit_rate_safe": sum(neg) / len(neg)}
+        flagged = [bool(res.hits) for res in results]
+        gold = [r["label"] == "1" for r in rows]
+        pos = [f for f, g in zip(flagged, gold, strict=True) if g]
+        neg = [f for f, g in zip(flagged, gold, strict=True) if not g]
+        out[name] = {
+            "accuracy": sum(f == g for f, g in zip(flagged, gold, strict=True)) / len(rows),
+            "macro_f1": _macro_f1(flagged, gold),
+            "recall_offensive": sum(pos) / len(pos),
+            "hit_rate_safe": sum(neg) / len(neg),
+        }
     return out
+
+
+def _macro_f1(predicted: list[bool], gold: list[bool]) -> float:
+    scores = []
+    for positive in (True, False):
+        tp = sum(p == positive and g == positive for p, g in zip(predicted, gold, strict=True))
+        fp = sum(p == positive and g != positive for p, g in zip(predicted, gold, strict=True))
+        fn = sum(p != positive and g == positive for p, g in zip(predicted, gold, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / 2
 
 
 # ------------------------------------------------------------------ evasion suite
@@ -360,7 +385,7 @@ def presidio_pattern_predictions(texts: list[str], python: str | None) -> list[l
     return out
 
 
-def pii_presidio(path: Path, presidio_python: str | None = None) -> dict:
+def pii_presidio(path: Path, tagger, presidio_python: str | None = None) -> dict:  # noqa: ANN001
     rows = read_jsonl(path)
     gold = [
         [
@@ -370,19 +395,84 @@ def pii_presidio(path: Path, presidio_python: str | None = None) -> dict:
         ]
         for r in rows
     ]
-    start = time.perf_counter()
-    pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"])] for r in rows]
-    elapsed = time.perf_counter() - start
-    pred = [[s for s in spans if s[0] in set(PRESIDIO_TYPES.values())] for spans in pred]
-    out = {
-        "samples": len(rows),
-        "ms_per_sample": round(elapsed / len(rows) * 1000, 3),
-        "kefu": {str(iou): span_scores(gold, pred, iou) for iou in (0.7, 0.9)},
-    }
+    kinds = set(PRESIDIO_TYPES.values())
+    out: dict = {"samples": len(rows)}
+    for system, learned in (("kefu", tagger), ("kefu_rules", None)):
+        start = time.perf_counter()
+        pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"], learned)] for r in rows]
+        elapsed = time.perf_counter() - start
+        pred = [[s for s in spans if s[0] in kinds] for spans in pred]
+        out[f"ms_per_sample_{system}"] = round(elapsed / len(rows) * 1000, 3)
+        out[system] = {str(iou): span_scores(gold, pred, iou) for iou in (0.7, 0.9)}
+    out["ms_per_sample"] = out["ms_per_sample_kefu"]
     presidio = presidio_pattern_predictions([r["text"] for r in rows], presidio_python)
     out["presidio_patterns"] = (
         {str(iou): span_scores(gold, presidio, iou) for iou in (0.7, 0.9)} if presidio else None
     )
+    return out
+
+
+def pii_cluener(path: Path, tagger) -> dict:  # noqa: ANN001
+    """Exact-span P/R/F1 of names and addresses on CLUENER rows (rules + tagger, as shipped)."""
+    kinds = {"name": "NAME", "address": "ADDRESS"}
+    rows = read_jsonl(path)
+    counts = {k: [0, 0, 0] for k in kinds.values()}
+    for row in rows:
+        gold = {
+            (kinds[e["type"]], e["start"], e["end"])
+            for e in row.get("entities", [])
+            if e["type"] in kinds
+        }
+        pred = {(s.type, s.start, s.end) for s in find_pii(row["text"], tagger) if s.type in counts}
+        for kind, c in counts.items():
+            g = {x for x in gold if x[0] == kind}
+            p = {x for x in pred if x[0] == kind}
+            c[0] += len(g & p)
+            c[1] += len(p - g)
+            c[2] += len(g - p)
+    out: dict = {"rows": len(rows)}
+    for kind, (tp, fp, fn) in counts.items():
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        out[kind] = {
+            "precision": p,
+            "recall": r,
+            "f1": 2 * p * r / (p + r) if p + r else 0.0,
+            "support": tp + fn,
+        }
+    return out
+
+
+def guard_cost(engine: GuardEngine, tagger, offensive: Path, pii: Path) -> dict:  # noqa: ANN001
+    """Per-message cost of the guard with the classifiers on, for 500-character messages."""
+    zh = "".join(read_texts(offensive))
+    en = "\n".join(r["text"] for r in read_jsonl(pii)) if pii.is_file() else ""
+    out = {}
+    for language, corpus in (("zh", zh), ("en", en)):
+        messages = [corpus[i : i + 500] for i in range(0, min(len(corpus), 500 * 400) - 499, 500)]
+        if not messages:
+            continue
+        for text in messages[:5]:
+            engine.scan(text)
+            find_pii(text, tagger)
+        parts: dict[str, list[float]] = {"total": [], "lexicons_and_classifier": [], "pii": []}
+        for text in messages:
+            start = time.perf_counter()
+            engine.scan(text)
+            middle = time.perf_counter()
+            find_pii(text, tagger)
+            end = time.perf_counter()
+            parts["lexicons_and_classifier"].append((middle - start) * 1000)
+            parts["pii"].append((end - middle) * 1000)
+            parts["total"].append((end - start) * 1000)
+        out[language] = {
+            "messages": len(messages),
+            **{
+                f"{name}_ms_{q}": round(percentile(values, q), 3)
+                for name, values in parts.items()
+                for q in (50, 95)
+            },
+        }
     return out
 
 
@@ -437,9 +527,9 @@ def zh_pii_set(n: int = 400, seed: int = 5) -> list[dict]:
     return rows
 
 
-def pii_zh(rows: list[dict]) -> dict:
+def pii_zh(rows: list[dict], tagger) -> dict:  # noqa: ANN001
     gold = [[(s["type"], s["start"], s["end"]) for s in r["spans"]] for r in rows]
-    pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"])] for r in rows]
+    pred = [[(s.type, s.start, s.end) for s in find_pii(r["text"], tagger)] for r in rows]
     return {
         "samples": len(rows),
         **{str(iou): span_scores(gold, pred, iou) for iou in (0.7, 0.9)},
@@ -447,10 +537,11 @@ def pii_zh(rows: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------ vault
-def vault_round_trip(texts: list[str]) -> dict:
+def vault_round_trip(texts: list[str], tagger) -> dict:  # noqa: ANN001
     """Mask each text with a vault, then reveal it: the original must come back exactly."""
     with tempfile.TemporaryDirectory() as folder:
-        masker = PIIMasker(vault=Vault("benchmark-vault-key-0123456789", Path(folder) / "v.db"))
+        vault = Vault("benchmark-vault-key-0123456789", Path(folder) / "v.db")
+        masker = PIIMasker(vault=vault, tagger=tagger)
         masked_texts = tokens = exact = 0
         for text in texts:
             masked = masker.mask(text)
@@ -473,12 +564,17 @@ def main() -> int:
     )
     parser.add_argument("--offensive", type=Path, default=DATASETS / "cold" / "dev.csv")
     parser.add_argument(
+        "--cluener", type=Path, default=DATASETS / "cluener2020" / "dev.jsonl", help="CLUENER rows"
+    )
+    parser.add_argument(
         "--clean",
         type=Path,
         action="append",
         help="clean text file (repeatable); default AFQMC dev and CAIS valid",
     )
-    parser.add_argument("--parts", default="throughput,false_positives,offensive,evasion,pii,vault")
+    parser.add_argument(
+        "--parts", default="throughput,false_positives,offensive,evasion,pii,cost,vault"
+    )
     parser.add_argument(
         "--presidio-python",
         default=None,
@@ -503,6 +599,9 @@ def main() -> int:
     curated = GuardEngine.from_files()
     build_s = time.perf_counter() - start
     engines = {"kefu_curated": curated}
+    if parts & {"false_positives", "offensive", "cost"}:
+        engines["kefu_default"] = curated.with_classifier(default_classifier())
+    tagger = default_tagger() if parts & {"pii", "cost", "vault"} else None
     if parts & {"throughput", "false_positives", "offensive"}:
         start = time.perf_counter()
         engines["kefu_full_raw_zh"] = GuardEngine(raw_zh_lexicon(), pinyin=False)
@@ -511,9 +610,10 @@ def main() -> int:
         )
     results: dict = {"build_s_curated": round(build_s, 2)}
 
-    if "throughput" in parts:
+    if "throughput" in parts:  # the lexicon path: the classifiers are measured under "cost"
         print("[bench] throughput ...", file=sys.stderr, flush=True)
-        results["throughput"] = r = throughput(engines, args.offensive, clean)
+        lexicon_engines = {k: v for k, v in engines.items() if k != "kefu_default"}
+        results["throughput"] = r = throughput(lexicon_engines, args.offensive, clean)
         print(
             f"\nThroughput ({r['chars']:,} chars in {r['messages']:,} messages, "
             "normalisation included)"
@@ -580,8 +680,17 @@ def main() -> int:
         )
         print(
             table(
-                ["engine", "recall on offensive", "hit rate on safe"],
-                [[e, r[e]["recall_offensive"], r[e]["hit_rate_safe"]] for e in engines],
+                ["engine", "accuracy", "macro F1", "recall on offensive", "hit rate on safe"],
+                [
+                    [
+                        e,
+                        r[e]["accuracy"],
+                        r[e]["macro_f1"],
+                        r[e]["recall_offensive"],
+                        r[e]["hit_rate_safe"],
+                    ]
+                    for e in engines
+                ],
             )
         )
     if "evasion" in parts:
@@ -602,14 +711,14 @@ def main() -> int:
         )
     if "pii" in parts:
         print("[bench] PII ...", file=sys.stderr, flush=True)
-        results["pii_presidio"] = r = pii_presidio(args.pii, args.presidio_python)
+        results["pii_presidio"] = r = pii_presidio(args.pii, tagger, args.presidio_python)
         print(
             f"\nPII spans, {args.pii.parent.name}/{args.pii.name} "
             f"({r['samples']} samples, {r['ms_per_sample']} ms each)"
         )
         rows = []
         for iou in ("0.7", "0.9"):
-            for system in ("kefu", "presidio_patterns"):
+            for system in ("kefu", "kefu_rules", "presidio_patterns"):
                 scores = r[system][iou] if r.get(system) else None
                 if not scores:
                     rows.append([iou, system, "not run (--presidio-python)", "", "", ""])
@@ -627,7 +736,20 @@ def main() -> int:
                 ],
             )
         )
-        results["pii_zh_generated"] = r = pii_zh(zh_pii_set())
+        if args.cluener.is_file():
+            results["pii_cluener"] = r = pii_cluener(args.cluener, tagger)
+            print(f"\nNames and addresses, {args.cluener.parent.name}/{args.cluener.name} (exact)")
+            print(
+                table(
+                    ["type", "support", "precision", "recall", "F1"],
+                    [
+                        [k, m["support"], m["precision"], m["recall"], m["f1"]]
+                        for k, m in r.items()
+                        if k != "rows"
+                    ],
+                )
+            )
+        results["pii_zh_generated"] = r = pii_zh(zh_pii_set(), tagger)
         print(
             f"\nPII spans, generated Chinese set ({r['samples']} messages, "
             "incl. look-alike decoys), IoU 0.7"
@@ -641,9 +763,36 @@ def main() -> int:
                 ],
             )
         )
+    if "cost" in parts:
+        print("[bench] cost per message ...", file=sys.stderr, flush=True)
+        results["cost"] = r = guard_cost(engines["kefu_default"], tagger, args.offensive, args.pii)
+        print("\nGuard cost per 500-character message, classifiers on (ms)")
+        print(
+            table(
+                [
+                    "language",
+                    "messages",
+                    "total p50",
+                    "total p95",
+                    "lexicons+classifier p95",
+                    "PII p95",
+                ],
+                [
+                    [
+                        k,
+                        m["messages"],
+                        m["total_ms_50"],
+                        m["total_ms_95"],
+                        m["lexicons_and_classifier_ms_95"],
+                        m["pii_ms_95"],
+                    ]
+                    for k, m in r.items()
+                ],
+            )
+        )
     if "vault" in parts:
         rows = zh_pii_set() + (read_jsonl(args.pii) if args.pii.is_file() else [])
-        results["vault"] = v = vault_round_trip([r["text"] for r in rows])
+        results["vault"] = v = vault_round_trip([r["text"] for r in rows], tagger)
         print(
             f"\nVault round trip: {v['texts_with_pii']} texts with personal data, "
             f"{v['tokens']} tokens, {v['round_trip']:.1%} restored exactly"
