@@ -58,8 +58,9 @@ class PIILogFilter(logging.Filter):
         if "\\u" in message:
             message = _ESCAPED.sub(_unescape, message)
         masked = _SENDER_IN_LOG.sub(self._sender_masked, message)
-        if self._masker.find(masked, remember=False):  # log lines quote the assistant too
-            masked = self._masker.mask(masked, remember=False)
+        spans = self._masker.find_in_log(masked)
+        if spans:
+            masked = self._masker.replace(masked, spans)
         if masked != message:
             record.msg, record.args = masked, None
         return True

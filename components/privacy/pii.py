@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import threading
 import time
@@ -36,6 +37,9 @@ from components.privacy.vault import Vault
 SENDER_KEY_FILE = "sender.key"
 _SENDER_CACHE_SIZE = 4096
 _FOUND_CACHE_SIZE = 4096
+# a quoted part of a log line: from a quote to the same quote before a non-word character
+# (so "'I'm Sara'" is one part)
+_QUOTED = re.compile(r"""(['"])(.+?)\1(?=\W|$)""")
 
 
 def _installation_key() -> bytes:
@@ -179,11 +183,34 @@ class PIIMasker:
             self._senders[sender_id] = token
         return token
 
+    def find_in_log(self, line: str) -> list[PIISpan]:
+        """Personal data in a log line: :meth:`find` on the quoted parts, the rules elsewhere.
+
+        A log line is a program's sentence around what people wrote ("Received user message
+        '...'", ``"text": "..."``): the learned recogniser reads only the quoted parts, where a
+        customer's words are; the rules and the names and addresses already found in user text
+        cover the whole line (a state dump that repeats a message unquoted).
+        """
+        spans = self.find(line, learned=False)
+        if self.tagger is None or not line:
+            return spans
+        extra: list[PIISpan] = []
+        for match in _QUOTED.finditer(line):
+            start = match.start(2)
+            for span in self.find(match.group(2), remember=False):
+                shifted = PIISpan(span.type, span.start + start, span.end + start, span.value)
+                if not any(shifted.start < s.end and s.start < shifted.end for s in spans + extra):
+                    extra.append(shifted)
+        return sorted(spans + extra, key=lambda s: s.start) if extra else spans
+
     def mask(self, text: str, learned: bool = True, remember: bool = True) -> str:
         """``text`` with every personal-data span replaced by its token (see :meth:`find`)."""
         if not text:
             return text
-        spans = self.find(text, learned, remember)
+        return self.replace(text, self.find(text, learned, remember))
+
+    def replace(self, text: str, spans: list[PIISpan]) -> str:
+        """``text`` with the given spans (in order, not overlapping) replaced by their tokens."""
         if not spans:
             return text
         out, last = [], 0
