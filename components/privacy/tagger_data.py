@@ -23,10 +23,12 @@ Chinese PII set in ``benchmarks/guard.py``) is used here. Engine only: no ``rasa
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 EN_NAME_LOCALES = (
@@ -306,6 +308,45 @@ def _en_address(fake, rng: random.Random, builder: _Builder, multiline: bool) ->
             builder.add(sep + fake.current_country())
 
 
+def _fill(template: str, builder: _Builder, value: Callable[[str], None]) -> None:
+    """Append ``template`` to ``builder``; each ``{slot}`` is appended by ``value(slot)``."""
+    rest = template
+    while rest:
+        start = rest.find("{")
+        if start < 0:
+            builder.add(rest)
+            break
+        builder.add(rest[:start])
+        end = rest.index("}", start)
+        value(rest[start + 1 : end])
+        rest = rest[end + 1 :]
+
+
+def _en_value(builder: _Builder, name_fake, addr_fake, multiline: bool, rng, slot: str) -> None:  # noqa: ANN001
+    """Append the value of one English template slot (labelled when it is personal data)."""
+    if slot in ("name", "name2"):
+        builder.add(_en_name(name_fake, rng), "NAME")
+    elif slot in ("first", "first2"):
+        builder.add(name_fake.first_name(), "NAME")
+    elif slot == "last":
+        builder.add(name_fake.last_name(), "NAME")
+    elif slot == "n":
+        builder.add(str(rng.randint(1, 300)))
+    else:
+        _en_address(addr_fake, rng, builder, multiline)
+
+
+def _zh_value(builder: _Builder, fake, rng: random.Random, slot: str) -> None:  # noqa: ANN001
+    """Append the value of one Chinese template slot."""
+    if slot == "name":
+        if rng.random() < 0.15:  # 王先生: the surname is the name, the title is not
+            builder.add(fake.last_name(), "NAME").add(rng.choice(("先生", "女士")))
+        else:
+            builder.add(fake.name(), "NAME")
+    else:
+        builder.add(_zh_address(fake, rng), "ADDRESS")
+
+
 def _chat_style(text: str, spans: list, rng: random.Random) -> str:
     """Lower-case, drop the final punctuation or add a typo outside the labelled values."""
     roll = rng.random()
@@ -330,8 +371,11 @@ def _fill_negative(template: str, fake, rng: random.Random) -> str:  # noqa: ANN
     values = {
         "{n}": lambda: str(rng.randint(1000, 999999)),
         "{n4}": lambda: str(rng.randint(1000, 9999)),
-        "{date}": lambda: fake.date(pattern=rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%B %d, %Y"])),
-        "{time}": lambda: fake.time(pattern="%H:%M"),
+        # fixed ranges: Faker's own dates run up to today, which would change the data daily
+        "{date}": lambda: (dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(4018))).strftime(
+            rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%B %d, %Y"])
+        ),
+        "{time}": lambda: f"{rng.randrange(24):02d}:{rng.randrange(60):02d}",
         "{year}": lambda: str(rng.randint(1950, 2026)),
         "{iban}": fake.iban,
         "{plate}": fake.license_plate,
@@ -402,26 +446,12 @@ def english_samples(count: int, seed: int, messages: Sequence[str] = ()) -> Iter
         multiline = "\n" in template
         name_fake = names[rng.choice(EN_NAME_LOCALES)]
         addr_fake = addresses[rng.choice(EN_ADDRESS_LOCALES)]
-        rest = template
-        while rest:
-            start = rest.find("{")
-            if start < 0:
-                builder.add(rest)
-                break
-            builder.add(rest[:start])
-            end = rest.index("}", start)
-            slot = rest[start + 1 : end]
-            rest = rest[end + 1 :]
-            if slot in ("name", "name2"):
-                builder.add(_en_name(name_fake, rng), "NAME")
-            elif slot in ("first", "first2"):
-                builder.add(name_fake.first_name(), "NAME")
-            elif slot == "last":
-                builder.add(name_fake.last_name(), "NAME")
-            elif slot == "n":
-                builder.add(str(rng.randint(1, 300)))
-            else:
-                _en_address(addr_fake, rng, builder, multiline)
+
+        _fill(
+            template,
+            builder,
+            partial(_en_value, builder, name_fake, addr_fake, multiline, rng),
+        )
         sample = builder.sample("en_generated")
         styled = _chat_style(sample.text, sample.spans, rng)
         if len(styled) != len(sample.text):  # a typo before a value moves it
@@ -484,23 +514,8 @@ def chinese_samples(count: int, seed: int) -> Iterator[Sample]:
     for _ in range(count):
         template = rng.choice(_ZH_TEMPLATES)
         builder = _Builder()
-        rest = template
-        while rest:
-            start = rest.find("{")
-            if start < 0:
-                builder.add(rest)
-                break
-            builder.add(rest[:start])
-            end = rest.index("}", start)
-            slot = rest[start + 1 : end]
-            rest = rest[end + 1 :]
-            if slot == "name":
-                if rng.random() < 0.15:  # 王先生: the surname is the name, the title is not
-                    builder.add(fake.last_name(), "NAME").add(rng.choice(("先生", "女士")))
-                else:
-                    builder.add(fake.name(), "NAME")
-            else:
-                builder.add(_zh_address(fake, rng), "ADDRESS")
+
+        _fill(template, builder, partial(_zh_value, builder, fake, rng))
         yield builder.sample("zh_generated")
 
 
