@@ -43,6 +43,13 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_checksum(path: Path, checksum_file: Path) -> str:
+    """Write ``path``'s SHA-256 as ``checksum_file`` (``sha256sum`` format); returns it."""
+    digest = sha256(path)
+    checksum_file.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    return digest
+
+
 def expected_checksum(checksum_file: Path = CHECKSUM_FILE) -> str:
     """The committed checksum (first field of the ``.sha256`` file)."""
     if not checksum_file.is_file():

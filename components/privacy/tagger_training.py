@@ -269,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     tagger.config.threshold = choose_threshold(tagger, held_back)
     tagger.save(args.out)
     if args.out == MODEL_FILE:
-        from components.encoders.delta import sha256
+        from components.encoders.delta import write_checksum
 
-        CHECKSUM_FILE.write_text(f"{sha256(MODEL_FILE)}  {MODEL_FILE.name}\n", encoding="utf-8")
+        write_checksum(MODEL_FILE, CHECKSUM_FILE)
     found = tagger.find([s.text for s in held_back])
     print(
         f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), threshold "

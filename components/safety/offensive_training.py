@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     classifier.threshold = threshold
     classifier.save(args.out)
     if args.out == MODEL_FILE:
-        from components.encoders.delta import sha256
+        from components.encoders.delta import write_checksum
 
-        CHECKSUM_FILE.write_text(f"{sha256(MODEL_FILE)}  {MODEL_FILE.name}\n", encoding="utf-8")
+        write_checksum(MODEL_FILE, CHECKSUM_FILE)
     print(
         f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): C={c}, threshold "
         f"{threshold}, held-back accuracy {accuracy:.4f}, clean texts flagged {flagged:.4f}, "
