@@ -54,6 +54,11 @@ _FOLLOW_UP = re.compile(
 )
 
 
+def is_decline(text: str) -> bool:
+    """Whether a reply is just "I don't know." (or 我不知道): the passages do not answer."""
+    return bool(_DECLINE.match(text.strip()))
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased words (single characters for Chinese) minus function words."""
     return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in EN_FUNCTION_WORDS}
@@ -69,6 +74,27 @@ def rewrite_follow_up(question: str, previous: str | None) -> str:
     if previous and is_follow_up(question):
         return f"{previous.strip()} {question.strip()}"
     return question
+
+
+GROUNDED_SYSTEM_PROMPT = (
+    "Answer the customer's question using only the numbered passages. "
+    "Cite the passages you used like [1]. "
+    "If they do not answer it, reply only: I don't know."
+)
+
+
+def grounded_messages(question: str, passages: list[str]) -> list[dict[str, str]]:
+    """The chat prompt of a grounded answer (the composer's, and the fine-tuning data's).
+
+    Args:
+        question: The customer's question.
+        passages: The passages shown, numbered from 1 in this order.
+    """
+    numbered = "\n".join(f"[{i}] {p}" for i, p in enumerate(passages, start=1))
+    return [
+        {"role": "system", "content": GROUNDED_SYSTEM_PROMPT},
+        {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
+    ]
 
 
 @dataclass
@@ -158,16 +184,7 @@ class AnswerComposer:
         shown = passages[: self.max_passages]
         if any(screen(text).flagged for text in [question, *shown]):
             return self._fallback(question, shown, "injection")  # never sent to the LLM
-        numbered = "\n".join(f"[{i}] {p}" for i, p in enumerate(shown, start=1))
-        messages = [
-            {
-                "role": "system",
-                "content": "Answer the customer's question using only the numbered passages. "
-                "Cite the passages you used like [1]. "
-                "If they do not answer it, reply only: I don't know.",
-            },
-            {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
-        ]
+        messages = grounded_messages(question, shown)
         try:
             generation = self._llm_client().generate(
                 messages, timeout_s=self.timeout_s, max_new_tokens=80
@@ -176,7 +193,7 @@ class AnswerComposer:
             reason = "timeout" if isinstance(exc, TimeoutError) else "llm_error"
             return self._fallback(question, shown, reason)
         text = generation.text.strip()
-        if _DECLINE.match(text):
+        if is_decline(text):
             logger.info("knowledge.llm_declined")
             return ComposedAnswer(text="", citations=[], mode="declined", reason="llm_declined")
         cited, reason = self.check(text, shown)

@@ -2,6 +2,10 @@
 
 Used by the NLG before an LLM rephrasing may replace a template. Each check returns a short
 reason code; an empty list means the candidate is safe to send.
+
+:func:`check_rephrase` guards the facts; :func:`check_tone` the register: an apology or a
+greeting in the template must survive the rephrasing (a blind review found a tuned model
+turning "Sorry, order ... is delayed" into "Sure! Order ... is delayed").
 """
 
 from __future__ import annotations
@@ -64,4 +68,38 @@ def check_rephrase(
         reasons.append("new_email")
     if language_of(cand) != language_of(template):
         reasons.append("language")
+    return reasons
+
+
+APOLOGY = re.compile(
+    r"\b(sorry|apologi[sz]e|apologies|unfortunately|afraid)\b|抱歉|对不起|不好意思|遗憾",
+    re.IGNORECASE,
+)
+GREETING = re.compile(
+    r"\b(hello|hi|hey|welcome|good (morning|afternoon|evening))\b|您好|你好|欢迎", re.IGNORECASE
+)
+
+
+# the prompt's own framing showing up in a reply ("Here's a rewritten reply:", "Customer: ...")
+PROMPT_LEAK = re.compile(
+    r"\brewrit(e|ten|ing)\b|^\s*(customer|assistant)\s*:|\n\s*(customer|assistant)\s*:|改写",
+    re.IGNORECASE,
+)
+
+
+def check_tone(template: str, candidate: str) -> list[str]:
+    """Whether a candidate keeps the template's register and none of the prompt's framing.
+
+    Returns:
+        ``lost_apology`` (the template apologises, the candidate does not),
+        ``lost_greeting`` (the template opens with a greeting, the candidate has none) and/or
+        ``prompt_leak`` (the candidate talks about rewriting, or quotes a chat turn).
+    """
+    reasons = []
+    if PROMPT_LEAK.search(candidate) and not PROMPT_LEAK.search(template):
+        reasons.append("prompt_leak")
+    if APOLOGY.search(template) and not APOLOGY.search(candidate):
+        reasons.append("lost_apology")
+    if GREETING.match(template.strip()) and not GREETING.search(candidate):
+        reasons.append("lost_greeting")
     return reasons

@@ -30,22 +30,14 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError, KefuError, LLMBusyError, LLMUnavailableError
 from components.llm.client import LLMClient
-from components.nlg.fact_check import check_rephrase
+from components.nlg.fact_check import check_rephrase, check_tone
+from components.nlg.prompt import rephrase_messages, reply_token_budget
 from components.safety.injection import neutralize
 from components.services import get_services
 from components.text import LANGUAGE_KEY
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT = (
-    "You rewrite replies of a shop's customer-service assistant so they sound natural and "
-    "friendly in the conversation. Keep every number, name, order number and link exactly "
-    "as written. Do not add any information. Answer with the rewritten reply only."
-)
-EMPATHY = (
-    " The customer is upset: begin with one short sentence that acknowledges their frustration "
-    "and apologises, then give the reply."
-)
 # time kept from the timeout for the fact checks, the guard and resuming on Rasa's event loop
 # (busy parsing other messages under load: up to ~0.2 s in benchmarks/probe.py)
 CHECK_MARGIN_S = 0.3
@@ -78,6 +70,9 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             "history": 4,
             # Upper bound on generated tokens per reply.
             "max_new_tokens": 80,
+            # Sampling temperature (0 = greedy: the same rephrasing every time; > 0 varies the
+            # wording, nucleus top-p 0.9; the fact checks guard every sample either way).
+            "temperature": 0.0,
             # LLM client configuration (see components.llm.client.create_client).
             "llm": {},
             # Load the LLM in the background at start-up so the first reply is not slow.
@@ -117,6 +112,11 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         if not isinstance(config["timeout"], (int, float)) or config["timeout"] <= 0:
             raise ConfigError(
                 "timeout", config["timeout"], "seconds > 0", component="RephrasingNLG"
+            )
+        temperature = config["temperature"]
+        if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+            raise ConfigError(
+                "temperature", temperature, "a number in [0, 2]", component="RephrasingNLG"
             )
         for key in ("history", "max_new_tokens"):
             if not isinstance(config[key], int) or config[key] < 0:
@@ -246,8 +246,8 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
                 self._prompt(template, tracker, tone),
                 # the whole rephrase (checks included) must fit in the timeout
                 timeout_s=max(0.1, self.config["timeout"] - CHECK_MARGIN_S),
-                # a rephrasing is about as long as its template: do not let the model ramble
-                max_new_tokens=min(self.config["max_new_tokens"], 2 * len(template.split()) + 12),
+                max_new_tokens=reply_token_budget(template, self.config["max_new_tokens"]),
+                temperature=float(self.config["temperature"]),
             )
         except KefuError as exc:
             if isinstance(exc, LLMBusyError):
@@ -263,6 +263,7 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
             str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))
         ]
         reasons = check_rephrase(template, candidate, slots + protected)
+        reasons += check_tone(template, candidate)
         if not reasons and get_services().guard.scan(candidate).hits:
             reasons = ["guard"]
         if reasons:
@@ -275,16 +276,11 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         services = get_services()
         # personal data never goes into a prompt (the LLM may be a remote server): one-way tokens
         guard, masker = services.guard, services.prompt_masker
-        turns = []
+        turns: list[tuple[str, str]] = []
         for event in tracker.events:
             if event.type_name == "user" and getattr(event, "text", None):
-                text = neutralize(guard.mask(masker.mask(event.text)))
-                turns.append(f"Customer: {text[:300]}")
+                turns.append(("Customer", neutralize(guard.mask(masker.mask(event.text)))))
             elif event.type_name == "bot" and getattr(event, "text", None):
-                turns.append(f"Assistant: {masker.mask(event.text, learned=False)[:300]}")
-        history = "\n".join(turns[-self.config["history"] :]) if self.config["history"] else ""
-        user = (f"Conversation so far:\n{history}\n\n" if history else "") + (
-            f"Reply to rewrite:\n{template}"
-        )
-        system = SYSTEM_PROMPT + (EMPATHY if tone == "empathetic" else "")
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+                turns.append(("Assistant", masker.mask(event.text, learned=False)))
+        history = turns[-self.config["history"] :] if self.config["history"] else []
+        return rephrase_messages(template, history, tone)

@@ -49,3 +49,27 @@ def test_language_detection():
     assert language_of("你好，请问订单到哪了") == "zh"
     assert language_of("我的 order 到哪了") == "zh"
     assert language_of("123 😀") == "und"
+
+
+@pytest.mark.parametrize(
+    ("template", "candidate", "reasons"),
+    [
+        ("Sorry, order SO1 is delayed.", "Sure! Order SO1 is delayed.", ["lost_apology"]),
+        ("Sorry, order SO1 is delayed.", "I'm sorry: order SO1 is late.", []),
+        ("Hello! I'm the shop assistant.", "Sure! I'm the shop assistant.", ["lost_greeting"]),
+        ("Hello! I'm the shop assistant.", "Hi there, I'm the shop assistant.", []),
+        ("很抱歉，订单延误了。", "好的，订单延误了。", ["lost_apology"]),
+        ("您好！我是客服助手。", "你好，我是本店的客服助手。", []),
+        ("Order SO1 ships today.", "Sure! Order SO1 ships today.", []),  # nothing to keep
+        (
+            "Order SO1 ships today.",
+            "Here's a rewritten reply: Order SO1 ships today.",
+            ["prompt_leak"],
+        ),
+        ("Order SO1 ships today.", "Order SO1 ships today.\nCustomer: thanks", ["prompt_leak"]),
+    ],
+)
+def test_tone_checks_keep_apologies_and_greetings(template, candidate, reasons):
+    from components.nlg.fact_check import check_tone
+
+    assert check_tone(template, candidate) == reasons

@@ -160,7 +160,10 @@ def test_empty_domain_then_responses_assigned_like_rasa_does():
     assert generate(nlg, "utter_plain")["text"] == "Plain text that is never rephrased."
 
 
-@pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("history", -1), ("llm", "x")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("timeout", 0), ("history", -1), ("llm", "x"), ("temperature", -0.5), ("temperature", "hot")],
+)
 def test_bad_config(key, value):
     with pytest.raises(ConfigError, match=key):
         RephrasingNLG(EndpointConfig(type="x", warm_up=False, **{key: value}), DOMAIN)
