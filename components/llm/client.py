@@ -258,6 +258,9 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
         prefix_cache: transformers: system-message KV caches kept (default 8; 0 = off).
         decoder: transformers: ``lean`` (default: Kefu's int8 Llama-family decoder where the
             architecture allows) or ``generate`` (transformers' ``generate()``).
+        adapter: transformers: ``auto`` (default: Kefu's shipped LoRA adapter, merged into the
+            bundled SmolLM2; never onto another ``model_path``), ``none`` (the base model), or
+            a folder with a PEFT LoRA adapter (``python -m components.llm.finetune train``).
         base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
         model: openai: model name the server expects (default ``kefu-local``).
         api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).
@@ -305,6 +308,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
                     quantize=config.get("quantize", "int8"),
                     prefix_cache=config.get("prefix_cache", 8),
                     decoder=config.get("decoder", "lean"),
+                    adapter=config.get("adapter", "auto"),
                 )
             _CLIENTS[key] = LLMClient(backend, timeout)
         return _CLIENTS[key]

@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quantize", choices=QUANTIZE, default="int8")
     parser.add_argument("--decoder", choices=DECODERS, default="lean", help="transformers decoding")
+    parser.add_argument(
+        "--adapter", default="auto", help="LoRA adapter: auto (the shipped one), none, or a folder"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--api-key-env", default="KEFU_LLM_SERVER_KEY", help="variable with the key to require"
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         quantize=args.quantize,
         decoder=args.decoder,
+        adapter=args.adapter,
     )
     client = LLMClient(backend, timeout_s=args.timeout)
     app = create_app(client, os.environ.get(args.api_key_env) or None, args.timeout)

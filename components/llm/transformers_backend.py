@@ -391,6 +391,9 @@ class TransformersBackend(LLMBackend):
         prefix_cache: System-message KV caches kept (0 turns prefix caching off).
         decoder: ``lean`` (default: the lean decoder where the architecture allows) or
             ``generate`` (always transformers' ``generate()``).
+        adapter: ``auto`` (default: the shipped LoRA adapter on the bundled model, see
+            :mod:`components.llm.finetune.adapter`), ``none``, or a PEFT adapter folder;
+            merged into the weights at load time.
 
     Raises:
         ConfigError: For an unknown ``quantize`` or ``decoder``, or a bad ``prefix_cache``.
@@ -405,6 +408,7 @@ class TransformersBackend(LLMBackend):
         quantize: str = "int8",
         prefix_cache: int = 8,
         decoder: str = "lean",
+        adapter: str | None = "auto",
     ) -> None:
         if quantize not in QUANTIZE:
             raise ConfigError("quantize", quantize, f"one of {QUANTIZE}", component="llm")
@@ -417,6 +421,8 @@ class TransformersBackend(LLMBackend):
         self.quantize = quantize
         self.prefix_cache = prefix_cache
         self.decoder = decoder
+        self.adapter = adapter
+        self.adapter_used: str | None = None  # the merged adapter's folder name, once loaded
         # system text -> (its token ids, its KV cache)
         self._prefixes: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
         self.prefix_hits = 0
@@ -443,6 +449,7 @@ class TransformersBackend(LLMBackend):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from components.llm.finetune.adapter import apply_adapter, resolve_adapter
             from components.model_prep import smollm2_path
 
             path = Path(self.model_path) if self.model_path else smollm2_path()
@@ -457,13 +464,18 @@ class TransformersBackend(LLMBackend):
             started = time.monotonic()
             self._tokenizer = AutoTokenizer.from_pretrained(str(path))
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            adapter = resolve_adapter(self.adapter, self.model_path)
+            if adapter is not None:
+                model = apply_adapter(model, adapter)
+                self.adapter_used = adapter.name
             model.eval()
             decoding = select_decoder_path(model, self._tokenizer, self.quantize, self.decoder)
             self._path = decoding
             logger.info(
-                "llm.loaded backend=transformers quantize=%s decoder=%s seconds=%.1f",
+                "llm.loaded backend=transformers quantize=%s decoder=%s adapter=%s seconds=%.1f",
                 self.quantize,
                 decoding.name,
+                self.adapter_used or "none",
                 time.monotonic() - started,
             )
 
