@@ -55,6 +55,15 @@ TEMPLATES = {
     "utter_goodbye": "Thank you for shopping with Demo Shop. Goodbye!",
 }
 ITEMS = ["smart watch", "phone case", "tea set", "backpack", "desk lamp", "headphones"]
+# Chinese replies (no target: what a 135M model can do in Chinese; see benchmarks/README.md)
+TEMPLATES_ZH = {
+    "utter_order_status": "订单{order_id}正在路上，预计{date}送达。",
+    "utter_refund": "订单{order_id}的{amount}元退款将在3个工作日内到账。",
+    "utter_handoff": "已创建工单{ticket_id}，人工客服会在9:00到21:00之间联系您。",
+    "utter_price": "{item}的售价是{amount}元，2天内发货。",
+    "utter_goodbye": "感谢您在演示商店购物，再见！",
+}
+ITEMS_ZH = ["智能手表", "手机壳", "茶具", "背包", "台灯", "耳机"]
 
 
 def available_backends(threads: int | None = None) -> list[tuple[str, LLMBackend]]:
@@ -101,7 +110,7 @@ def reuse(new_tokens: int = 32, batch: int = 4) -> dict:
     """Kefu default backend: prefix cache on/off (TTFT with the NLG's system prompt) and a
     batch of chats in one decode vs one at a time (total tokens/s)."""
     from components.llm.transformers_backend import TransformersBackend
-    from components.nlg.rephrasing import SYSTEM_PROMPT
+    from components.nlg.prompt import SYSTEM_PROMPT
 
     chats = [
         [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": p}]
@@ -143,13 +152,13 @@ def reuse(new_tokens: int = 32, batch: int = 4) -> dict:
     return out
 
 
-def _fill(template: str, rng: random.Random) -> tuple[str, dict]:
+def _fill(template: str, rng: random.Random, items: list[str] = ITEMS) -> tuple[str, dict]:
     slots = {
         "order_id": f"KF{rng.randint(100000, 999999)}",
         "date": f"2026-12-{rng.randint(1, 28):02d}",
         "amount": f"{rng.randint(20, 3000)}.{rng.choice(['00', '50', '99'])}",
         "ticket_id": f"T-{rng.randint(1000, 9999)}",
-        "item": rng.choice(ITEMS),
+        "item": rng.choice(items),
     }
     return template.format(**slots), slots
 
@@ -158,8 +167,26 @@ def _facts(text: str) -> list[str]:
     return re.findall(r"https?://\S+|KF\d{6}|T-\d{4}|\d+(?:[.:,-]\d+)*", text)
 
 
-def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
-    """Run ``requests`` rephrasings through the real RephrasingNLG."""
+def _shape(text: str, slots: dict) -> str:
+    """A reply with its slot values replaced by their names (to count distinct wordings)."""
+    for key, value in sorted(slots.items(), key=lambda kv: -len(kv[1])):
+        text = text.replace(value, "{" + key + "}")
+    return text
+
+
+def nlg(
+    requests: int,
+    llm_config: dict,
+    seed: int = 3,
+    templates: dict[str, str] = TEMPLATES,
+    items: list[str] = ITEMS,
+    temperature: float = 0.0,
+) -> dict:
+    """Run ``requests`` rephrasings through the real RephrasingNLG.
+
+    The templates and slot values are held out from the fine-tuning data
+    (:func:`components.llm.finetune.data.assert_disjoint`, checked by ``main``).
+    """
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
@@ -168,19 +195,24 @@ def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
     from components.nlg.rephrasing import RephrasingNLG
 
     rng = random.Random(seed)
-    names = list(TEMPLATES)
+    names = list(templates)
     cases = []
     for i in range(requests):
         action = names[i % len(names)]
-        text, slots = _fill(TEMPLATES[action], rng)
+        text, slots = _fill(templates[action], rng, items)
         cases.append((action, text, slots))
     endpoint = EndpointConfig(
-        type="components.nlg.rephrasing.RephrasingNLG", warm_up=False, llm=llm_config, timeout=2.0
+        type="components.nlg.rephrasing.RephrasingNLG",
+        warm_up=False,
+        llm=llm_config,
+        timeout=2.0,
+        temperature=temperature,
     )
     client = create_client(llm_config)
     client.warm_up()
     reasons: dict[str, int] = {}
-    latencies, kept_facts, outputs = [], 0, 0
+    latencies, kept_facts, outputs, different = [], 0, 0, 0
+    wordings: dict[str, set[str]] = {}
     for n, (action, text, slots) in enumerate(cases, start=1):
         domain = Domain.from_dict(
             {
@@ -206,6 +238,9 @@ def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
         reasons[key] = reasons.get(key, 0) + 1
         outputs += 1
         kept_facts += all(f in reply["text"] for f in _facts(text))
+        if reason == "ok" and reply["text"].strip() != text.strip():
+            different += 1
+            wordings.setdefault(action, set()).add(_shape(reply["text"], slots))
         if n % 20 == 0:
             print(f"[bench] nlg {n}/{len(cases)}", file=sys.stderr, flush=True)
     total = len(cases)
@@ -213,7 +248,15 @@ def nlg(requests: int, llm_config: dict, seed: int = 3) -> dict:
         "requests": total,
         "backend": llm_config.get("backend", "transformers")
         + (f" {llm_config['quantize']}" if "quantize" in llm_config else ""),
+        "adapter": llm_config.get("adapter", "auto"),
+        "temperature": temperature,
         "rephrased": reasons.get("ok", 0) / total,
+        # accepted by every check and not just the template again
+        "accepted_and_different": different / total,
+        # distinct accepted wordings per template (slot values ignored), mean over templates
+        "distinct_rephrasings_per_template": round(
+            sum(len(wordings.get(a, ())) for a in names) / len(names), 2
+        ),
         "reasons": {k: v / total for k, v in sorted(reasons.items())},
         "latency_s_p50": round(percentile(latencies, 50), 3),
         "latency_s_p95": round(percentile(latencies, 95), 3),
@@ -229,6 +272,13 @@ def main() -> int:
     parser.add_argument("--base-url", default=None, help="NLG openai backend: server URL")
     parser.add_argument("--quantize", default="int8", help="NLG transformers backend: int8|none")
     parser.add_argument("--threads", type=int, default=None, help="speed: CPU threads per backend")
+    parser.add_argument("--no-zh", action="store_true", help="NLG: skip the Chinese templates")
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="NLG: sampling temperature (0 = greedy)"
+    )
+    parser.add_argument(
+        "--sampled", type=float, default=0.0, help="NLG: also the tuned model at this temperature"
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
     if args.requests < 1:
@@ -270,18 +320,41 @@ def main() -> int:
             )
         )
     if "nlg" in parts:
+        from components.llm.finetune.data import assert_disjoint
+
+        assert_disjoint([*TEMPLATES.values(), *TEMPLATES_ZH.values()], ITEMS + ITEMS_ZH)
         config = {"backend": args.backend, "timeout": 2.0}
         if args.backend == "transformers":
             config["quantize"] = args.quantize
         if args.base_url:
             config["base_url"] = args.base_url
-        results["nlg"] = r = nlg(args.requests, config)
-        print(
-            f"\nNLG rephrasing ({r['requests']} requests, backend {r['backend']}, 2 s timeout): "
-            f"p50 {r['latency_s_p50']} s, p95 {r['latency_s_p95']} s; replies keeping every "
-            f"template fact: {r['replies_keeping_every_fact']:.1%}"
-        )
-        print(table(["outcome", "share"], [[k, v] for k, v in r["reasons"].items()]))
+        t = args.temperature
+        runs = [("nlg", config, TEMPLATES, ITEMS, t)]
+        if args.backend == "transformers":  # the tuned default and the base model, same run
+            base = {**config, "adapter": "none"}
+            runs.append(("nlg_base", base, TEMPLATES, ITEMS, t))
+            if args.sampled:
+                runs.append(("nlg_sampled", config, TEMPLATES, ITEMS, args.sampled))
+            if not args.no_zh:
+                runs += [
+                    ("nlg_zh", config, TEMPLATES_ZH, ITEMS_ZH, t),
+                    ("nlg_zh_base", base, TEMPLATES_ZH, ITEMS_ZH, t),
+                ]
+        for key, run_config, templates, items, temperature in runs:
+            count = args.requests if not key.startswith("nlg_zh") else max(1, args.requests // 2)
+            results[key] = r = nlg(
+                count, run_config, templates=templates, items=items, temperature=temperature
+            )
+            print(
+                f"\n{key}: rephrasing ({r['requests']} requests, backend {r['backend']}, adapter "
+                f"{r['adapter']}, temperature {r['temperature']}, 2 s timeout): accepted and "
+                "different "
+                f"{r['accepted_and_different']:.1%}, {r['distinct_rephrasings_per_template']} "
+                f"distinct wordings per template; p50 {r['latency_s_p50']} s, p95 "
+                f"{r['latency_s_p95']} s; replies keeping every template fact: "
+                f"{r['replies_keeping_every_fact']:.1%}"
+            )
+            print(table(["outcome", "share"], [[k, v] for k, v in r["reasons"].items()]))
     from pathlib import Path
 
     write_json(Path(args.json) if args.json else None, results)

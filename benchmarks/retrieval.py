@@ -261,9 +261,14 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
             ("assistant: NLU routing + default", SHOP_VARIANTS[DEFAULT_SHOP], None, router)
         )
     if kb_llm:
-        composer = AnswerComposer(llm={"backend": kb_llm, "timeout": 3.0})
-        name = f"{DEFAULT_SHOP} + grounded LLM ({kb_llm})"
-        variants.append((name, SHOP_VARIANTS[DEFAULT_SHOP], composer, None))
+        # the transformers backend: the base model and the tuned one (the shipped LoRA adapter,
+        # see components/llm/finetune), same run
+        adapters = [("base", "none"), ("tuned", "auto")] if kb_llm == "transformers" else [("", "")]
+        for label, adapter in adapters:
+            llm = {"backend": kb_llm, "timeout": 3.0, **({"adapter": adapter} if adapter else {})}
+            composer = AnswerComposer(llm=llm)
+            name = f"{DEFAULT_SHOP} + grounded LLM ({kb_llm}{', ' + label if label else ''})"
+            variants.append((name, SHOP_VARIANTS[DEFAULT_SHOP], composer, None))
     result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
         KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
@@ -278,6 +283,7 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
                 variant = _shop_variant(kb, cases, composer, router)
                 if composer:
                     variant["llm"]["backend"] = kb_llm
+                    variant["llm"]["adapter"] = composer.llm.get("adapter", "")
                 result["sets"][set_name]["variants"][name] = variant
             result["all"][name] = _pooled([s["variants"][name] for s in result["sets"].values()])
             for lang in sorted({set_language(n) for n in sets}):
@@ -343,6 +349,7 @@ def _shop_variant(
             composed = composer.compose(case["question"], [p["text"] for p in answer.passages])
             llm_latency.append((time.perf_counter() - t0) * 1000)
             key = "accepted" if composed.mode == "llm" else composed.reason
+            key = f"{'answerable' if case['source'] else 'unanswerable'}:{key}"
             llm_modes[key] = llm_modes.get(key, 0) + 1
             found = composed.mode != "declined"  # the action refuses too
         miss = {"question": case["question"], "got": answer.source if found else None}
@@ -373,8 +380,15 @@ def _shop_variant(
     if router:
         result["intents"] = intents
     if composer:
+        gated = {k: sum(v for o, v in llm_modes.items() if o.startswith(k)) for k in ("a", "u")}
         result["llm"] = {
-            "outcomes": llm_modes,
+            "outcomes": dict(sorted(llm_modes.items())),
+            # among answerable questions that passed the relevance gate: LLM answer accepted
+            "answerable_gated": gated["a"],
+            "answerable_accepted": llm_modes.get("answerable:accepted", 0),
+            # among unanswerable ones that passed it: the LLM declined (a correct refusal)
+            "unanswerable_gated": gated["u"],
+            "unanswerable_declined": llm_modes.get("unanswerable:llm_declined", 0),
             "compose_ms_p50": round(percentile(llm_latency, 50), 1),
             "compose_ms_p95": round(percentile(llm_latency, 95), 1),
         }
