@@ -38,8 +38,8 @@ def generate(rows: int, seed: int) -> tuple[list[dict], dict[str, str]]:
     from llm import ITEMS, TEMPLATES, _fill
 
     from components.llm.transformers_backend import TransformersBackend
-    from components.nlg.fact_check import check_rephrase, check_tone
-    from components.nlg.prompt import rephrase_messages, reply_token_budget
+    from components.nlg.fact_check import check_reply
+    from components.nlg.prompt import clean_reply, rephrase_messages, reply_token_budget
 
     rng = random.Random(seed)
     names = list(TEMPLATES)
@@ -51,7 +51,7 @@ def generate(rows: int, seed: int) -> tuple[list[dict], dict[str, str]]:
         for n, (template, _) in enumerate(cases, start=1):
             chat = rephrase_messages(template, [("Customer", "hi, can you help me?")])
             out = backend.generate(chat, max_new_tokens=reply_token_budget(template, 80))
-            replies[label].append(out.text.strip().strip('"').strip())
+            replies[label].append(clean_reply(out.text))
             if n % 10 == 0:
                 print(f"[side-by-side] {label} {n}/{rows}", file=sys.stderr, flush=True)
     sheet, key = [], {}
@@ -61,9 +61,7 @@ def generate(rows: int, seed: int) -> tuple[list[dict], dict[str, str]]:
         row = {"row": i + 1, "template": template}
         for side, label in zip("AB", order, strict=True):
             text = replies[label][i]
-            failed = check_rephrase(template, text, list(slots.values())) + check_tone(
-                template, text
-            )
+            failed = check_reply(template, text, list(slots.values()))
             row[side] = text
             row[f"{side}_checks"] = ", ".join(failed) if failed else "pass"
         key[str(i + 1)] = "A" if order[0] == "tuned" else "B"

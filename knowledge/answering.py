@@ -83,6 +83,9 @@ GROUNDED_SYSTEM_PROMPT = (
 )
 
 
+_PASSAGE_NUMBER = re.compile(r"(?m)^\[\d+\] ")
+
+
 def grounded_messages(question: str, passages: list[str]) -> list[dict[str, str]]:
     """The chat prompt of a grounded answer (the composer's, and the fine-tuning data's).
 
@@ -95,6 +98,13 @@ def grounded_messages(question: str, passages: list[str]) -> list[dict[str, str]
         {"role": "system", "content": GROUNDED_SYSTEM_PROMPT},
         {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}"},
     ]
+
+
+def passages_of(messages: list[dict[str, str]]) -> list[str]:
+    """The passages a chat from :func:`grounded_messages` shows, in order (its inverse)."""
+    user = next(m["content"] for m in messages if m["role"] == "user")
+    body = user.split("Passages:\n", 1)[-1].rsplit("\n\nQuestion:", 1)[0]
+    return [p.strip() for p in _PASSAGE_NUMBER.split(body) if p.strip()]
 
 
 @dataclass

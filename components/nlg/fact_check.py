@@ -82,8 +82,8 @@ GREETING = re.compile(
 
 # the prompt's own framing showing up in a reply ("Here's a rewritten reply:", "Customer: ...")
 PROMPT_LEAK = re.compile(
-    r"\brewrit(e|ten|ing)\b|^\s*(customer|assistant)\s*:|\n\s*(customer|assistant)\s*:|改写",
-    re.IGNORECASE,
+    r"\brewrit(e|ten|ing)\b|^\s*(customer|assistant)\s*:|改写",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
@@ -103,3 +103,11 @@ def check_tone(template: str, candidate: str) -> list[str]:
     if GREETING.match(template.strip()) and not GREETING.search(candidate):
         reasons.append("lost_greeting")
     return reasons
+
+
+def check_reply(template: str, candidate: str, slot_values: Iterable[str] = ()) -> list[str]:
+    """Every check the NLG applies before a rephrasing may replace its template.
+
+    The facts (:func:`check_rephrase`) and the register (:func:`check_tone`).
+    """
+    return check_rephrase(template, candidate, slot_values) + check_tone(template, candidate)

@@ -7,8 +7,9 @@ sees at run time exactly what it was trained on. No Rasa imports: the builder ru
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+
+from components.text import CJK
 
 SYSTEM_PROMPT = (
     "You rewrite replies of a shop's customer-service assistant so they sound natural and "
@@ -21,6 +22,8 @@ EMPATHY = (
 )
 # characters of one earlier turn shown to the model
 TURN_CHARS = 300
+# what precedes the template in the user message (rephrase_messages, template_of)
+TEMPLATE_HEADING = "Reply to rewrite:\n"
 
 
 def rephrase_messages(
@@ -39,12 +42,20 @@ def rephrase_messages(
     """
     turns = "\n".join(f"{who}: {text[:TURN_CHARS]}" for who, text in history)
     context = f"Conversation so far:\n{turns}\n\n" if turns else ""
-    user = f"{context}Reply to rewrite:\n{template}"
+    user = f"{context}{TEMPLATE_HEADING}{template}"
     system = SYSTEM_PROMPT + (EMPATHY if tone == "empathetic" else "")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+def template_of(messages: Sequence[dict[str, str]]) -> str:
+    """The template a chat from :func:`rephrase_messages` asks to rephrase (its inverse)."""
+    user = next(m["content"] for m in messages if m["role"] == "user")
+    return user.split(TEMPLATE_HEADING, 1)[-1]
+
+
+def clean_reply(text: str) -> str:
+    """A generated rephrasing as the NLG checks and sends it: trimmed, outer quotes dropped."""
+    return text.strip().strip('"').strip()
 
 
 def reply_token_budget(template: str, cap: int) -> int:
@@ -55,4 +66,4 @@ def reply_token_budget(template: str, cap: int) -> int:
     Digits and Chinese characters take a token or more each in SmolLM2's vocabulary, so the
     budget counts characters, not words.
     """
-    return min(cap, len(template) // 2 + len(_CJK.findall(template)) + 24)
+    return min(cap, len(template) // 2 + len(CJK.findall(template)) + 24)

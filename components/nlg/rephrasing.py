@@ -30,8 +30,8 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError, KefuError, LLMBusyError, LLMUnavailableError
 from components.llm.client import LLMClient
-from components.nlg.fact_check import check_rephrase, check_tone
-from components.nlg.prompt import rephrase_messages, reply_token_budget
+from components.nlg.fact_check import check_reply
+from components.nlg.prompt import clean_reply, rephrase_messages, reply_token_budget
 from components.safety.injection import neutralize
 from components.services import get_services
 from components.text import LANGUAGE_KEY
@@ -258,12 +258,11 @@ class RephrasingNLG(TemplatedNaturalLanguageGenerator):
         except Exception as exc:  # pragma: no cover - defensive
             logger.warning("nlg.error error=%s", type(exc).__name__)
             return None, "llm_error"
-        candidate = generation.text.strip().strip('"').strip()
+        candidate = clean_reply(generation.text)
         slots = [
             str(v) for v in tracker.current_slot_values().values() if isinstance(v, (str, int))
         ]
-        reasons = check_rephrase(template, candidate, slots + protected)
-        reasons += check_tone(template, candidate)
+        reasons = check_reply(template, candidate, slots + protected)
         if not reasons and get_services().guard.scan(candidate).hits:
             reasons = ["guard"]
         if reasons:

@@ -15,30 +15,15 @@ from typing import Any
 
 from components.llm.base import LLMBackend
 from components.llm.finetune.data import DECLINE, Example
-from components.nlg.fact_check import check_rephrase, check_tone
-from components.nlg.prompt import reply_token_budget
-
-TEMPLATE_MARK = "Reply to rewrite:\n"
-
-
-def template_of(example: Example) -> str:
-    """The template of a rephrase example (what follows ``Reply to rewrite:``)."""
-    return example.messages[-2]["content"].split(TEMPLATE_MARK, 1)[-1]
-
-
-def passages_of(example: Example) -> list[str]:
-    """The numbered passages shown in a grounded example, in order."""
-    import re
-
-    body = example.messages[-2]["content"].split("Passages:\n", 1)[-1].rsplit("\n\nQuestion:", 1)[0]
-    return [p.strip() for p in re.split(r"(?m)^\[\d+\] ", body) if p.strip()]
+from components.nlg.fact_check import check_reply
+from components.nlg.prompt import clean_reply, reply_token_budget, template_of
 
 
 def task_metrics(
     backend: LLMBackend, examples: Sequence[Example], progress: bool = True
 ) -> dict[str, Any]:
     """Generate a reply for every example (greedy) and score it as the product would."""
-    from knowledge.answering import AnswerComposer, is_decline
+    from knowledge.answering import AnswerComposer, is_decline, passages_of
 
     composer = AnswerComposer()
     counts = {
@@ -50,12 +35,12 @@ def task_metrics(
     for n, example in enumerate(examples, start=1):
         prompt = example.messages[:-1]
         if example.task == "rephrase":
-            template = template_of(example)
+            template = template_of(prompt)
             out = backend.generate(prompt, max_new_tokens=reply_token_budget(template, 80))
-            text = out.text.strip().strip('"').strip()
+            text = clean_reply(out.text)
             counts["rephrase"] += 1
             counts["rephrase_accepted_and_different"] += (
-                not check_rephrase(template, text) + check_tone(template, text) and text != template
+                not check_reply(template, text) and text != template
             )
         elif example.task == "grounded":
             out = backend.generate(prompt, max_new_tokens=80)
@@ -64,7 +49,7 @@ def task_metrics(
                 counts["unanswerable_declined"] += is_decline(out.text)
             else:
                 counts["answerable"] += 1
-                _, reason = composer.check(out.text.strip(), passages_of(example))
+                _, reason = composer.check(out.text.strip(), passages_of(prompt))
                 counts["answerable_accepted"] += not reason
         else:
             continue

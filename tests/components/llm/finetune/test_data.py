@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from components.llm.finetune import data
-from components.llm.finetune.evaluate import passages_of, template_of
 from components.nlg.fact_check import check_rephrase
-from components.nlg.prompt import SYSTEM_PROMPT
+from components.nlg.prompt import SYSTEM_PROMPT, template_of
 from components.paths import PROJECT_ROOT, datasets_dir
-from knowledge.answering import AnswerComposer, is_decline
+from knowledge.answering import AnswerComposer, is_decline, passages_of
 
 HAVE_DATASETS = all(p.is_file() for p in data.required_files(datasets_dir()))
 
@@ -35,7 +34,7 @@ def test_frame_examples_keep_every_fact_and_change_the_wording():
     for example in examples:
         system, _, reply = example.messages
         assert system["content"].startswith(SYSTEM_PROMPT)
-        template = template_of(example)
+        template = template_of(example.messages)
         assert reply["content"] != template
         assert check_rephrase(template, reply["content"]) == []
     languages = {e.source for e in examples if e.source.startswith("frame:zh_")}
@@ -63,9 +62,9 @@ def test_benchmark_templates_and_slot_values_are_held_out():
 def test_domain_responses_become_examples_in_their_language():
     examples = list(data.domain_examples(PROJECT_ROOT / "rasa_project" / "domain.yml", 1, ["hi"]))
     assert examples
-    assert any("\u4e00" <= ch <= "\u9fff" for e in examples for ch in template_of(e))
+    assert any("\u4e00" <= ch <= "\u9fff" for e in examples for ch in template_of(e.messages))
     for example in examples:
-        assert check_rephrase(template_of(example), example.messages[-1]["content"]) == []
+        assert check_rephrase(template_of(example.messages), example.messages[-1]["content"]) == []
 
 
 @pytest.mark.skipif(not HAVE_DATASETS, reason="needs KEFU_DATASETS")
@@ -81,7 +80,7 @@ def test_build_splits_by_group_and_grounded_answers_pass_the_composer_checks(tmp
     for example in grounded:
         answer = example.messages[-1]["content"]
         if not is_decline(answer):
-            assert composer.check(answer, passages_of(example))[1] == ""
+            assert composer.check(answer, passages_of(example.messages))[1] == ""
     counts = data.write(split, tmp_path)
     assert counts["train"]["rephrase"] + counts["eval"].get("rephrase", 0) >= 100
     back = data.read(tmp_path / "train.jsonl")
@@ -100,7 +99,7 @@ def test_passages_of_reads_back_the_numbered_passages():
         "g",
         [*grounded_messages("refund?", passages), {"role": "assistant", "content": "x"}],
     )
-    assert passages_of(example) == passages
+    assert passages_of(example.messages) == passages
 
 
 def test_cli_reports_missing_datasets(tmp_path, monkeypatch, capsys):
