@@ -27,6 +27,7 @@ import secrets
 import threading
 import time
 import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from components.errors import ConfigError
@@ -40,6 +41,18 @@ _FOUND_CACHE_SIZE = 4096
 # a quoted part of a log line: from a quote to the same quote before a non-word character
 # (so "'I'm Sara'" is one part)
 _QUOTED = re.compile(r"""(['"])(.+?)\1(?=\W|$)""")
+
+
+def _add_uncovered(spans: list[PIISpan], candidates: Iterable[PIISpan]) -> list[PIISpan]:
+    """``spans`` plus each candidate that overlaps none of them nor a candidate kept before it.
+
+    In text order; ``spans`` itself when no candidate is kept.
+    """
+    extra: list[PIISpan] = []
+    for candidate in candidates:
+        if not any(candidate.start < s.end and s.start < candidate.end for s in spans + extra):
+            extra.append(candidate)
+    return sorted(spans + extra, key=lambda s: s.start) if extra else spans
 
 
 def _installation_key() -> bytes:
@@ -139,19 +152,17 @@ class PIIMasker:
 
     def _with_known(self, text: str, spans: list[PIISpan]) -> list[PIISpan]:
         """``spans`` plus every occurrence of a known name or address that none of them covers."""
-        extra: list[PIISpan] = []
-        for value, kind in list(self._known.items()):
-            if len(value) < 2:
-                continue
-            at = text.find(value)
-            while at >= 0:
-                end = at + len(value)
-                if not any(at < s.end and s.start < end for s in spans + extra):
-                    extra.append(PIISpan(kind, at, end, value))
-                at = text.find(value, end)
-        if not extra:
-            return spans
-        return sorted(spans + extra, key=lambda s: s.start)
+
+        def occurrences() -> Iterator[PIISpan]:
+            for value, kind in list(self._known.items()):
+                if len(value) < 2:
+                    continue
+                at = text.find(value)
+                while at >= 0:
+                    yield PIISpan(kind, at, at + len(value), value)
+                    at = text.find(value, at + len(value))
+
+        return _add_uncovered(spans, occurrences())
 
     def token(self, kind: str, value: str) -> str:
         """The stable token for one value."""
@@ -194,14 +205,12 @@ class PIIMasker:
         spans = self.find(line, learned=False)
         if self.tagger is None or not line:
             return spans
-        extra: list[PIISpan] = []
-        for match in _QUOTED.finditer(line):
-            start = match.start(2)
-            for span in self.find(match.group(2), remember=False):
-                shifted = PIISpan(span.type, span.start + start, span.end + start, span.value)
-                if not any(shifted.start < s.end and s.start < shifted.end for s in spans + extra):
-                    extra.append(shifted)
-        return sorted(spans + extra, key=lambda s: s.start) if extra else spans
+        quoted = (
+            PIISpan(span.type, span.start + match.start(2), span.end + match.start(2), span.value)
+            for match in _QUOTED.finditer(line)
+            for span in self.find(match.group(2), remember=False)
+        )
+        return _add_uncovered(spans, quoted)
 
     def mask(self, text: str, learned: bool = True, remember: bool = True) -> str:
         """``text`` with every personal-data span replaced by its token (see :meth:`find`)."""
