@@ -187,8 +187,16 @@ def _macro_f1(predicted: list[bool], gold: list[bool]) -> float:
         tp = sum(p == positive and g == positive for p, g in zip(predicted, gold, strict=True))
         fp = sum(p == positive and g != positive for p, g in zip(predicted, gold, strict=True))
         fn = sum(p != positive and g == positive for p, g in zip(predicted, gold, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+        scores.append(_prf(tp, fp, fn, beta=1)["f1"])
     return sum(scores) / 2
+
+
+def _prf(tp: int, fp: int, fn: int, beta: int = 2) -> dict:
+    """Precision, recall and F-beta (key ``f1``/``f2``...) from counts, and the gold support."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = (1 + beta**2) * p * r / (beta**2 * p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, f"f{beta}": f, "support": tp + fn}
 
 
 # ------------------------------------------------------------------ evasion suite
@@ -322,18 +330,12 @@ def span_scores(gold: list[list[tuple]], pred: list[list[tuple]], iou: float) ->
             if i not in used:
                 counts.setdefault(kind, [0, 0, 0])[2] += 1
 
-    def prf(tp: int, fp: int, fn: int) -> dict:
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
-        return {"precision": p, "recall": r, "f2": f2, "support": tp + fn}
-
     def micro(kinds) -> dict:
         tp, fp, fn = (sum(counts[k][i] for k in kinds if k in counts) for i in range(3))
-        return prf(tp, fp, fn)
+        return _prf(tp, fp, fn)
 
     return {
-        "per_type": {k: prf(*v) for k, v in sorted(counts.items())},
+        "per_type": {k: _prf(*v) for k, v in sorted(counts.items())},
         "structured": micro(STRUCTURED),
         "all": micro(counts),
     }
@@ -430,17 +432,7 @@ def pii_cluener(path: Path, tagger) -> dict:  # noqa: ANN001
             c[0] += len(g & p)
             c[1] += len(p - g)
             c[2] += len(g - p)
-    out: dict = {"rows": len(rows)}
-    for kind, (tp, fp, fn) in counts.items():
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        out[kind] = {
-            "precision": p,
-            "recall": r,
-            "f1": 2 * p * r / (p + r) if p + r else 0.0,
-            "support": tp + fn,
-        }
-    return out
+    return {"rows": len(rows), **{kind: _prf(*c, beta=1) for kind, c in counts.items()}}
 
 
 def guard_cost(engine: GuardEngine, tagger, offensive: Path, pii: Path) -> dict:  # noqa: ANN001

@@ -380,14 +380,17 @@ def _shop_variant(
     if router:
         result["intents"] = intents
     if composer:
-        gated = {k: sum(v for o, v in llm_modes.items() if o.startswith(k)) for k in ("a", "u")}
+        gated = {
+            k: sum(v for o, v in llm_modes.items() if o.startswith(f"{k}:"))
+            for k in ("answerable", "unanswerable")
+        }
         result["llm"] = {
             "outcomes": dict(sorted(llm_modes.items())),
             # among answerable questions that passed the relevance gate: LLM answer accepted
-            "answerable_gated": gated["a"],
+            "answerable_gated": gated["answerable"],
             "answerable_accepted": llm_modes.get("answerable:accepted", 0),
             # among unanswerable ones that passed it: the LLM declined (a correct refusal)
-            "unanswerable_gated": gated["u"],
+            "unanswerable_gated": gated["unanswerable"],
             "unanswerable_declined": llm_modes.get("unanswerable:llm_declined", 0),
             "compose_ms_p50": round(percentile(llm_latency, 50), 1),
             "compose_ms_p95": round(percentile(llm_latency, 95), 1),
