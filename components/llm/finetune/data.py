@@ -414,19 +414,16 @@ def _variant(text: str, language: str, tone: str, rng: random.Random, opener: fl
     Sometimes a word or two are swapped; the opening is left out with probability
     ``1 - opener`` (never for an upset customer).
     """
-    if language == "en" and rng.random() < 0.3:
+    zh = language == "zh"
+    if not zh and rng.random() < 0.3:
         text = _swap_synonyms(text, rng)
     if tone == "empathetic":
-        return (
-            (rng.choice(APOLOGIES_ZH) + text)
-            if language == "zh"
-            else f"{rng.choice(APOLOGIES_EN)} {text}"
-        )
-    if rng.random() >= opener:
+        opening = rng.choice(APOLOGIES_ZH if zh else APOLOGIES_EN)
+    elif rng.random() < opener:
+        opening = rng.choice(OPENERS_ZH if zh else OPENERS_EN)
+    else:
         return text
-    return (
-        (rng.choice(OPENERS_ZH) + text) if language == "zh" else f"{rng.choice(OPENERS_EN)} {text}"
-    )
+    return opening + text if zh else f"{opening} {text}"
 
 
 def _history(rng: random.Random, customers: Sequence[str]) -> list[tuple[str, str]]:
@@ -524,8 +521,10 @@ def stackfaq_paraphrases(datasets: Path, limit: int, seed: int) -> Iterator[Exam
     for thread, a, b in pairs:
         if made >= limit:
             return
+        if language_of(a) != "en":
+            continue
         example = _rephrase_example(a, b, (), "neutral", [], "stackfaq_paraphrase", thread)
-        if example is not None and language_of(a) == "en":
+        if example is not None:
             made += 1
             yield example
 
@@ -558,7 +557,10 @@ def _best_sentence(question: str, passage: str) -> str | None:
     candidates = [s for s in sentences(passage) if 20 <= len(s) <= 220 and "[" not in s]
     if not candidates:
         return None
-    return max(candidates, key=lambda s: (len(wanted & content_words(s)), -candidates.index(s)))
+    best = max(
+        range(len(candidates)), key=lambda i: (len(wanted & content_words(candidates[i])), -i)
+    )
+    return candidates[best]
 
 
 def _grounded(
@@ -1034,10 +1036,12 @@ def assert_disjoint(templates: Iterable[str], items: Iterable[str], examples: in
     """
     bank = {_SPACES.sub(" ", w) for w in template_bank()}
     same = [t for t in templates if _SPACES.sub(" ", t) in bank]
-    assert not same, f"benchmark templates in the training frames: {same}"
+    if same:  # raised, not asserted: the check must also hold under python -O
+        raise AssertionError(f"benchmark templates in the training frames: {same}")
     shared = set(items) & (set(ITEMS) | set(ZH_ITEMS))
-    assert not shared, f"benchmark items in the training values: {sorted(shared)}"
+    if shared:
+        raise AssertionError(f"benchmark items in the training values: {sorted(shared)}")
     for example in frame_examples(examples, 0, ["hello"]):
-        text = " ".join(m["content"] for m in example.messages)
-        match = _BENCH_VALUE.search(text)
-        assert match is None, f"a benchmark-form value in the training data: {match.group(0)}"
+        match = _BENCH_VALUE.search(" ".join(m["content"] for m in example.messages))
+        if match is not None:
+            raise AssertionError(f"a benchmark-form value in the training data: {match.group(0)}")

@@ -194,11 +194,13 @@ def train(
         callbacks=[limit],
     )
     before = trainer.evaluate()["eval_loss"] if eval_rows else None
-    saved = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    resume = bool(saved)
-    if resume:
-        print(f"[finetune] resuming from {saved[-1].name} in {checkpoints}", file=sys.stderr)
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    steps = [int(p.name.split("-")[-1]) for p in checkpoints.glob("checkpoint-*")]
+    resumed_from = max(steps, default=0)
+    if resumed_from:
+        print(
+            f"[finetune] resuming from checkpoint-{resumed_from} in {checkpoints}", file=sys.stderr
+        )
+    result = trainer.train(resume_from_checkpoint=True if resumed_from else None)
     after = trainer.evaluate()["eval_loss"] if eval_rows else None
     model.save_pretrained(str(out))
     _scrub_adapter_config(out / "adapter_config.json")
@@ -210,7 +212,7 @@ def train(
         "eval_examples": len(eval_rows),
         "train_tokens": tokens,
         "steps": trainer.state.global_step,
-        "resumed_from_step": int(saved[-1].name.split("-")[-1]) if resume else 0,
+        "resumed_from_step": resumed_from,
         "stopped_by_time_limit": limit.hit,
         "train_loss": round(result.training_loss, 4),
         "eval_loss_before": _round(before),
