@@ -25,25 +25,21 @@ import asyncio
 import inspect
 import json
 import logging
-import traceback
-from asyncio import CancelledError, Queue
+from asyncio import Queue
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rasa.utils.endpoints
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import QueueOutputChannel, RestInput
-from rasa.shared.core.constants import DEFAULT_ACTION_NAMES
-from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.exceptions import PayloadTooLarge, SanicException
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from components.channels import handoff_queue, silence
 from components.channels.limits import RateLimiter, retry_after
 from components.channels.options import RestOptions
+from components.channels.turns import GUARD_MARK, OnNewMessage, TurnGuard, frames, sender_ref
 from components.channels.validation import (
     ChatRequest,
     Rejected,
@@ -55,7 +51,6 @@ from components.channels.validation import (
 
 logger = logging.getLogger(__name__)
 
-OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 INTERNAL_ERROR = {
     "error": {
         "code": "internal_error",
@@ -63,41 +58,8 @@ INTERNAL_ERROR = {
         "Please try again; if it keeps happening, contact the site's support.",
     }
 }
-#: Marks the apology's bot event in the tracker (its metadata).
-GUARD_MARK = "kefu_silence_guard"
+__all__ = ["GUARD_MARK", "INTERNAL_ERROR", "GuardedRestInput"]
 _DONE = object()
-
-
-def _frames(exc: BaseException) -> str:
-    """Where an exception happened: file, line and code only, not its message (user text)."""
-    return "".join(traceback.format_tb(exc.__traceback__))
-
-
-def _sender_ref(sender: str) -> str:
-    try:
-        return handoff_queue.sender_token(sender)
-    except Exception:  # logging must not fail
-        return "[SENDER_unknown]"
-
-
-def _turn_of(tracker: DialogueStateTracker | None, message_id: str) -> list[silence.Step] | None:
-    """The steps after the user message ``message_id``; None when it is not in the tracker."""
-    if tracker is None:
-        return None
-    events = list(tracker.events)
-    for index in range(len(events) - 1, -1, -1):
-        event = events[index]
-        if isinstance(event, UserUttered) and event.message_id == message_id:
-            steps = []
-            for later in events[index + 1 :]:
-                if isinstance(later, ActionExecuted):
-                    steps.append(silence.Step("action", later.action_name or ""))
-                elif isinstance(later, BotUttered):
-                    steps.append(silence.Step("bot"))
-                elif isinstance(later, Restarted):
-                    steps.append(silence.Step("restart"))
-            return steps
-    return None
 
 
 class GuardedRestInput(RestInput):
@@ -112,6 +74,7 @@ class GuardedRestInput(RestInput):
         self.limiter = RateLimiter(
             self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
         )
+        self.turns = TurnGuard("rest", self.options.silence_guard, self.options.handoff_on_failure)
 
     @classmethod
     def name(cls) -> str:
@@ -147,7 +110,7 @@ class GuardedRestInput(RestInput):
                 )
             except Exception as exc:
                 logger.error(
-                    "channels.rest.internal_error error=%s\n%s", type(exc).__name__, _frames(exc)
+                    "channels.rest.internal_error error=%s\n%s", type(exc).__name__, frames(exc)
                 )
                 return response.json(INTERNAL_ERROR, status=500)
 
@@ -177,7 +140,7 @@ class GuardedRestInput(RestInput):
         wait = self.limiter.try_acquire(sender)
         if wait:
             seconds = retry_after(wait)
-            logger.info("channels.rest.rate_limited sender=%s", _sender_ref(sender))
+            logger.info("channels.rest.rate_limited sender=%s", sender_ref(sender))
             raise Rejected(
                 429,
                 "rate_limited",
@@ -242,83 +205,8 @@ class GuardedRestInput(RestInput):
         return stream
 
     async def _run_turn(self, on_new_message: OnNewMessage, message: UserMessage) -> None:
-        """Let Rasa handle the message; a failure is logged (no text) and leaves the turn silent."""
-        try:
-            await on_new_message(message)
-        except CancelledError:
-            logger.error("channels.rest.turn_timeout sender=%s", _sender_ref(message.sender_id))
-        except Exception as exc:
-            logger.error(
-                "channels.rest.turn_failed sender=%s error=%s\n%s",
-                _sender_ref(message.sender_id),
-                type(exc).__name__,
-                _frames(exc),
-            )
+        await self.turns.run(on_new_message, message)
 
     async def _silence_reply(self, request: Request, message: UserMessage) -> dict | None:
         """The apology for a turn without bot messages (None: silence was expected)."""
-        if not self.options.silence_guard:
-            return None
-        language = silence.reply_language(message.text or "")
-        agent = getattr(request.app.ctx, "agent", None)
-        store = getattr(agent, "tracker_store", None)
-        locks = getattr(agent, "lock_store", None)
-        failed, handoff = None, False
-        try:
-            if store is not None and locks is not None:
-                async with locks.lock(message.sender_id):
-                    tracker = await store.retrieve(message.sender_id)
-                    if tracker is not None:
-                        language = silence.reply_language(
-                            message.text or "", tracker.get_slot("language")
-                        )
-                    turn = _turn_of(tracker, message.message_id)
-                    if turn is not None and silence.is_quiet_turn(turn):
-                        return None
-                    if turn is not None:
-                        failed = silence.failed_custom_action(turn, DEFAULT_ACTION_NAMES)
-                    if failed and self.options.handoff_on_failure:
-                        handoff = await self._queue_handoff(message, failed, language)
-                    text = silence.apology(language, handoff=handoff)
-                    if turn is not None and tracker is not None:
-                        await self._record(store, tracker, text)
-        except Exception as exc:
-            logger.error(
-                "channels.rest.silence_guard_failed error=%s\n%s", type(exc).__name__, _frames(exc)
-            )
-        text = silence.apology(language, handoff=handoff)
-        logger.warning(
-            "channels.rest.silent_turn sender=%s failed_action=%s handoff=%s language=%s",
-            _sender_ref(message.sender_id),
-            failed,
-            handoff,
-            language,
-        )
-        return {"recipient_id": message.sender_id, "text": text}
-
-    async def _queue_handoff(self, message: UserMessage, action: str, language: str) -> bool:
-        def enqueue() -> None:
-            record = handoff_queue.HandoffRecord(
-                sender=handoff_queue.sender_token(message.sender_id),
-                reason="action_failed",
-                action=action,
-                language=language,
-                channel=message.input_channel or self.name(),
-            )
-            handoff_queue.enqueue(record)
-
-        try:
-            await asyncio.to_thread(enqueue)
-        except Exception as exc:
-            logger.error("channels.rest.handoff_queue_failed error=%s", type(exc).__name__)
-            return False
-        return True
-
-    @staticmethod
-    async def _record(store: Any, tracker: DialogueStateTracker, text: str) -> None:
-        """Append the apology to the conversation as a bot message (failures only logged)."""
-        try:
-            tracker.update(BotUttered(text, metadata={GUARD_MARK: True}))
-            await store.save(tracker)
-        except Exception as exc:
-            logger.error("channels.rest.apology_not_recorded error=%s", type(exc).__name__)
+        return await self.turns.apology(getattr(request.app.ctx, "agent", None), message)

@@ -211,3 +211,83 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+@dataclass(frozen=True)
+class SocketMessage:
+    """A validated socket.io ``user_uttered`` event.
+
+    Attributes:
+        message: The user's text (may be empty).
+        session_id: The ``session_id`` the client sent, or None.
+        metadata: The ``metadata`` object, or None when absent.
+    """
+
+    message: str
+    session_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+SOCKET_EXAMPLE = '{"message": "where is my order?", "session_id": "<from session_confirm>"}'
+
+
+def parse_socket_message(data: Any, options: RestOptions) -> SocketMessage:
+    """Validate the data of a socket.io ``user_uttered`` event.
+
+    Args:
+        data: What the client emitted (any JSON value, or bytes).
+        options: The channel's limits (``max_message_chars``, ``max_sender_chars``,
+            ``body_limit`` for the metadata).
+
+    Raises:
+        Rejected: With the status a REST client would get (400, 413) and a stable code.
+    """
+    if not isinstance(data, dict):
+        raise Rejected(
+            400, "invalid_event", f"The event data must be a JSON object: {SOCKET_EXAMPLE}."
+        )
+    message = data.get("message")
+    if not isinstance(message, str):
+        raise Rejected(
+            400,
+            "invalid_message",
+            f'"message" must be a string (it is {_kind(message)}). Send {SOCKET_EXAMPLE}.',
+        )
+    if len(message) > options.max_message_chars:
+        raise Rejected(
+            413,
+            "message_too_long",
+            f"The message has {len(message)} characters; the limit is "
+            f"{options.max_message_chars}. Send a shorter message or split it.",
+        )
+    try:
+        message.encode("utf-8")
+    except UnicodeError:
+        raise Rejected(400, "invalid_message", '"message" is not valid UTF-8 text.') from None
+    session = data.get("session_id")
+    if session is not None:
+        try:
+            session = _sender({"sender": session}, options)
+        except Rejected:
+            raise Rejected(
+                400, "invalid_session", '"session_id" must be the string of session_confirm.'
+            ) from None
+    metadata = data.get("metadata")
+    if isinstance(metadata, str):  # Rasa's widget may send it JSON-encoded
+        try:
+            metadata = json.loads(metadata, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise Rejected(400, "invalid_metadata", '"metadata" is not valid JSON.') from None
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise Rejected(
+                400,
+                "invalid_metadata",
+                f'"metadata" must be a JSON object when present (it is {_kind(metadata)}).',
+            )
+        try:
+            size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        except (ValueError, TypeError, RecursionError, UnicodeError):
+            raise Rejected(400, "invalid_metadata", '"metadata" is not valid JSON.') from None
+        check_size(size, options)
+    return SocketMessage(message, session, metadata)

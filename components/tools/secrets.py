@@ -1,9 +1,10 @@
 """Create the deployment secrets once: ``python -m components.tools.secrets KEFU_HOME/secrets.env``.
 
 Writes ``KEFU_ACTION_SECRET`` (the shared secret the Rasa server sends to the action server on
-every call) and ``KEFU_API_TOKEN`` (the token of Rasa's HTTP API) as ``NAME=value`` lines, readable
-by the owner only. An existing file is kept as it is (values already set in the environment are
-not overwritten either), so restarting never logs anyone out. Never commit the file.
+every call), ``KEFU_API_TOKEN`` (the token of Rasa's HTTP API) and ``KEFU_SESSION_SECRET`` (signs
+the web chat's session ids) as ``NAME=value`` lines, readable by the owner only. Existing values
+are kept (values already set in the environment are not overwritten either) and only missing
+names are added, so restarting never logs anyone out. Never commit the file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 import sys
 from pathlib import Path
 
-NAMES = ("KEFU_ACTION_SECRET", "KEFU_API_TOKEN")
+NAMES = ("KEFU_ACTION_SECRET", "KEFU_API_TOKEN", "KEFU_SESSION_SECRET")
 
 
 def ensure(path: Path) -> dict[str, str]:

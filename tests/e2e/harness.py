@@ -63,6 +63,32 @@ def stop(proc: subprocess.Popen) -> None:
 VAULT_KEY = "e2e-test-vault-key-0123456789"
 ACTION_SECRET = "e2e-test-action-secret-0123456789"
 API_TOKEN = "e2e-test-api-token-0123456789"
+SESSION_SECRET = "e2e-test-session-secret-0123456789"
+SLACK_SIGNING_SECRET = "e2e-test-slack-signing-secret"
+SLACK_TOKEN = "xoxb-e2e-test-token"
+TELEGRAM_TOKEN = "123456:e2e-test-telegram-token"
+TELEGRAM_SECRET = "e2e-test-telegram-secret"
+
+
+def platform_credentials(platform_api: str) -> dict:
+    """The Slack and Telegram blocks of credentials.yml, their APIs faked at ``platform_api``."""
+    return {
+        "components.channels.slack.GuardedSlackInput": {
+            "slack_token": SLACK_TOKEN,
+            "slack_signing_secret": SLACK_SIGNING_SECRET,
+            "use_threads": True,
+            "api_url": f"{platform_api}/slack/api/",
+        },
+        "components.channels.telegram.GuardedTelegramInput": {
+            "access_token": TELEGRAM_TOKEN,
+            "verify": "kefu_test_bot",
+            "webhook_url": "https://bot.example.test/webhooks/telegram/webhook",
+            "secret_token": TELEGRAM_SECRET,
+            "api_url": f"{platform_api}/telegram",
+        },
+    }
+
+
 MAX_BODY_BYTES = 65536
 
 
@@ -113,11 +139,15 @@ class Servers:
 
 
 @contextlib.contextmanager
-def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Servers]:
+def running_servers(
+    model: Path, home: Path, debug: bool = False, platform_api: str | None = None
+) -> Iterator[Servers]:
     """Build the knowledge index, start both servers on free ports, stop them afterwards.
 
     Conversations go to a masking SQLite tracker store and a masking file event broker under
-    ``home``; ``KEFU_VAULT_KEY`` is set so masked values can be revealed from the vault.
+    ``home``; ``KEFU_VAULT_KEY`` is set so masked values can be revealed from the vault. With
+    ``platform_api`` (the URL of :class:`tests.e2e.platform_api.PlatformAPI`), the Slack and
+    Telegram channels are enabled too, their API calls going there.
     """
     action_port, rasa_port = free_port(), free_port()
     env = {
@@ -131,6 +161,7 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
         "KEFU_ACTION_SECRET": ACTION_SECRET,
         "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES),
         "SANIC_HOST": "127.0.0.1",  # the action server, as make run/serve start it
+        "KEFU_SESSION_SECRET": SESSION_SECRET,
     }
     subprocess.run(
         [sys.executable, "-m", "knowledge", "build"],
@@ -154,6 +185,12 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
         shipped.replace('db: ".kefu/tracker.db"', f"db: {json.dumps(str(home / 'tracker.db'))}")
         + "\n"
         + yaml.safe_dump(broker)
+    )
+    credentials_file = home / "credentials.yml"
+    credentials_file.write_text(
+        (ROOT / "rasa_project" / "credentials.yml").read_text()
+        + "\n"
+        + (yaml.safe_dump(platform_credentials(platform_api)) if platform_api else "")
     )
     logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
     flags = ["--debug"] if debug else []
@@ -184,7 +221,7 @@ def running_servers(model: Path, home: Path, debug: bool = False) -> Iterator[Se
                     "--endpoints",
                     str(endpoints_file),
                     "--credentials",
-                    "rasa_project/credentials.yml",
+                    str(credentials_file),
                     "--port",
                     str(rasa_port),
                     "-i",

@@ -1,0 +1,310 @@
+"""Rasa adapter: the socket.io channel with the REST channel's limits, and the web chat page.
+
+Register it in ``credentials.yml`` instead of ``socketio:``::
+
+    components.channels.socketio.GuardedSocketIOInput:
+      user_message_evt: user_uttered
+      bot_message_evt: bot_uttered
+      session_persistence: true
+      max_message_chars: 4000
+      rate_per_minute: 30
+
+Its name stays ``socketio``: Rasa's web chat widgets connect to ``/socket.io`` as before, and
+the page this channel serves is at ``/webhooks/socketio/chat``. Compared with Rasa's channel:
+
+* every ``user_uttered`` event is validated like a REST request (:mod:`.validation`): a bad
+  one gets a ``kefu_error`` event (``{"status", "code", "message"}``) and never reaches Rasa;
+  frames over the body limit are refused by the socket.io server itself;
+* senders are rate limited per session (:mod:`.limits`);
+* session ids are issued by the server and signed with ``KEFU_SESSION_SECRET``: a client can
+  resume its own session after a reconnect, but cannot name (and so read) another one;
+* a ``bot_typing`` event (``{"typing": true|false}``) brackets every turn;
+* a turn without a reply gets the same apology as on REST (:mod:`.turns`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import rasa.core.channels.channel
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from components.channels.limits import RateLimiter, retry_after
+from components.channels.options import RestOptions
+from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
+from components.channels.validation import Rejected, parse_socket_message
+from components.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "channels.socketio"
+#: Rasa's own keys of the ``socketio`` block, passed through unchanged.
+RASA_KEYS = {
+    "user_message_evt": "user_uttered",
+    "bot_message_evt": "bot_uttered",
+    "namespace": None,
+    "session_persistence": True,
+    "socketio_path": "/socket.io",
+    "jwt_key": None,
+    "jwt_method": "HS256",
+    "metadata_key": "metadata",
+}
+SECRET_ENV = "KEFU_SESSION_SECRET"
+ERROR_EVENT = "kefu_error"
+TYPING_EVENT = "bot_typing"
+#: Files of the web chat page (package data of components.channels.webchat).
+PAGE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "kefu-chat.js": "text/javascript; charset=utf-8",
+    "kefu-chat.css": "text/css; charset=utf-8",
+}
+
+
+class SessionSigner:
+    """Issues session ids and recognises the ones it issued (HMAC-SHA256, shared secret).
+
+    Args:
+        secret: The signing key; replicas behind one proxy must share it.
+    """
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("the session secret is empty")
+        self._key = secret.encode("utf-8")
+
+    def _tag(self, core: str) -> str:
+        return hmac.new(self._key, core.encode("ascii"), hashlib.sha256).hexdigest()[:24]
+
+    def issue(self) -> str:
+        """A new session id: 32 random hex digits, a dot, a 24-digit tag."""
+        core = uuid.uuid4().hex
+        return f"{core}.{self._tag(core)}"
+
+    def valid(self, session_id: Any) -> bool:
+        """Whether ``session_id`` is one this secret issued."""
+        if not isinstance(session_id, str) or len(session_id) != 57:
+            return False
+        core, _, tag = session_id.partition(".")
+        if len(core) != 32 or any(c not in "0123456789abcdef" for c in core):
+            return False
+        return hmac.compare_digest(tag, self._tag(core))
+
+
+class GuardedSocketIOInput(SocketIOInput):
+    """Rasa's socket.io channel with validated, bounded, rate-limited input and signed sessions.
+
+    Args:
+        options: Limits and switches shared with the REST channel.
+        web_page: Serve the web chat page at ``/webhooks/socketio/chat``.
+        secret: Session signing key (default: ``KEFU_SESSION_SECRET``; if unset, a random one
+            per process, so sessions do not survive a restart or move between replicas).
+        **rasa_options: Rasa's own ``socketio`` keys (:data:`RASA_KEYS`).
+    """
+
+    def __init__(
+        self,
+        options: RestOptions | None = None,
+        web_page: bool = True,
+        secret: str | None = None,
+        **rasa_options: Any,
+    ) -> None:
+        super().__init__(**{**RASA_KEYS, **rasa_options})
+        self.options = options or RestOptions()
+        self.web_page = web_page
+        self.limiter = RateLimiter(
+            self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
+        )
+        self.turns = TurnGuard(
+            "socketio", self.options.silence_guard, self.options.handoff_on_failure
+        )
+        secret = secret or os.environ.get(SECRET_ENV)
+        if not secret:
+            logger.warning(
+                "channels.socketio.no_session_secret env=%s (sessions end on restart and do "
+                "not move between replicas; run 'make secrets')",
+                SECRET_ENV,
+            )
+            secret = secrets.token_urlsafe(32)
+        self.signer = SessionSigner(secret)
+        self.agent: Any = None
+
+    @classmethod
+    def name(cls) -> str:
+        """``socketio``: the socket path and the webhook prefix stay Rasa's."""
+        return "socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Mapping[str, Any] | None) -> GuardedSocketIOInput:
+        """The channel configured by its ``credentials.yml`` block.
+
+        Raises:
+            ConfigError: On an unknown key or a bad value.
+        """
+        credentials = dict(credentials or {})
+        if not isinstance(credentials, dict):
+            raise ConfigError("credentials", credentials, "a mapping", component=COMPONENT)
+        rasa_options = {k: credentials.pop(k) for k in list(credentials) if k in RASA_KEYS}
+        web_page = credentials.pop("web_page", True)
+        if not isinstance(web_page, bool):
+            raise ConfigError("web_page", web_page, "true or false", component=COMPONENT)
+        known = {f.name for f in dataclasses.fields(RestOptions)}
+        for key in credentials:
+            if key not in known:
+                expected = f"one of {sorted(known | set(RASA_KEYS) | {'web_page'})}"
+                raise ConfigError(key, credentials[key], expected, component=COMPONENT)
+        return cls(RestOptions.from_credentials(credentials), web_page, **rasa_options)
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The socket.io server (on ``socketio_path``), the health route and the web page."""
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=[],
+            max_http_buffer_size=self.options.body_limit,
+        )
+        bp = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        self.sio = sio
+
+        @bp.listener("before_server_start")
+        async def remember_agent(app: Any, _loop: Any) -> None:
+            self.agent = getattr(app.ctx, "agent", None)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        if self.web_page:
+
+            @bp.route("/chat", methods=["GET"])
+            async def page(_: Request) -> HTTPResponse:
+                return _page_file("index.html")
+
+            @bp.route("/chat/<name>", methods=["GET"])
+            async def asset(_: Request, name: str) -> HTTPResponse:
+                return _page_file(name)
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: str, environ: dict, auth: Any = None) -> bool:
+            if not self.jwt_key:
+                return True
+            token = auth.get("token") if isinstance(auth, dict) else None
+            payload = None
+            if isinstance(token, str):
+                payload = rasa.core.channels.channel.decode_bearer_token(
+                    token, self.jwt_key, self.jwt_algorithm
+                )
+            return bool(payload)
+
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: str, data: Any = None) -> None:
+            asked = data.get("session_id") if isinstance(data, dict) else None
+            session_id = asked if self.signer.valid(asked) else self.signer.issue()
+            if self.session_persistence:
+                await sio.enter_room(sid, session_id, namespace=self.namespace)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: str, data: Any = None) -> None:
+            try:
+                await self._handle(sio, sid, data, on_new_message)
+            except Rejected as rejected:
+                logger.info(
+                    "channels.socketio.rejected status=%d code=%s", rejected.status, rejected.code
+                )
+                await self._error(sio, sid, rejected)
+            except Exception as exc:
+                logger.error(
+                    "channels.socketio.internal_error error=%s\n%s", type(exc).__name__, frames(exc)
+                )
+                await self._error(
+                    sio,
+                    sid,
+                    Rejected(
+                        500,
+                        "internal_error",
+                        "The assistant could not handle this message because of an internal "
+                        "error. Please try again.",
+                    ),
+                )
+
+        return bp
+
+    async def _error(self, sio: AsyncServer, sid: str, rejected: Rejected) -> None:
+        body = {"status": rejected.status, **rejected.body["error"], **rejected.headers}
+        await sio.emit(ERROR_EVENT, body, room=sid, namespace=self.namespace)
+
+    async def _handle(
+        self, sio: AsyncServer, sid: str, data: Any, on_new_message: OnNewMessage
+    ) -> None:
+        chat = parse_socket_message(data, self.options)
+        if self.session_persistence:
+            if not self.signer.valid(chat.session_id):
+                raise Rejected(
+                    400,
+                    "invalid_session",
+                    "Unknown session: emit session_request and use the id of session_confirm.",
+                )
+            sender = str(chat.session_id)
+            if sender not in sio.rooms(sid, namespace=self.namespace):
+                await sio.enter_room(sid, sender, namespace=self.namespace)
+        else:
+            sender = sid
+        wait = self.limiter.try_acquire(sender)
+        if wait:
+            seconds = retry_after(wait)
+            logger.info("channels.socketio.rate_limited sender=%s", sender_ref(sender))
+            raise Rejected(
+                429,
+                "rate_limited",
+                f"Too many messages: wait {seconds} s before sending the next one.",
+                {"retry_after": str(seconds)},
+            )
+        output = CountingOutput(SocketIOOutput(sio, self.bot_message_evt))
+        message = UserMessage(
+            chat.message,
+            output,
+            sender,
+            input_channel=self.name(),
+            metadata=chat.metadata,
+        )
+        await sio.emit(TYPING_EVENT, {"typing": True}, room=sender, namespace=self.namespace)
+        try:
+            await self.turns.run(on_new_message, message)
+            if not output.sent:
+                apology = await self.turns.apology(self.agent, message)
+                if apology is not None:
+                    await output.inner.send_text_message(sender, apology["text"])
+        finally:
+            await sio.emit(TYPING_EVENT, {"typing": False}, room=sender, namespace=self.namespace)
+
+
+def _page_file(name: str) -> HTTPResponse:
+    if name not in PAGE_FILES:
+        return response.json(
+            {"error": {"code": "not_found", "message": "No such file of the chat page."}},
+            status=404,
+        )
+    body = resources.files("components.channels.webchat").joinpath(name).read_bytes()
+    return response.raw(
+        body,
+        content_type=PAGE_FILES[name],
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; "
+            "img-src 'self' data:; style-src 'self'; script-src 'self'",
+        },
+    )

@@ -1,0 +1,201 @@
+"""Rasa adapter shared by every guarded channel: run a turn, and answer a silent one.
+
+A channel hands each validated :class:`~rasa.core.channels.channel.UserMessage` to
+:meth:`TurnGuard.run`, which lets Rasa handle it and logs a failure by type and code location
+(never the user's text). When the turn produced no bot message, :meth:`TurnGuard.apology`
+returns the apology in the customer's language (:mod:`.silence`), records it on the tracker as
+a bot message and, when the turn ended in a custom action that said nothing (the action server
+was down), queues a handoff (:mod:`.handoff_queue`). The REST, socket.io, Slack and Telegram
+channels all go through here, so customers get the same answer on every channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from asyncio import CancelledError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.shared.core.constants import DEFAULT_ACTION_NAMES
+from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from components.channels import handoff_queue, silence
+
+logger = logging.getLogger(__name__)
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+#: Marks the apology's bot event in the tracker (its metadata).
+GUARD_MARK = "kefu_silence_guard"
+
+
+def frames(exc: BaseException) -> str:
+    """Where an exception happened: file, line and code only, not its message (user text)."""
+    return "".join(traceback.format_tb(exc.__traceback__))
+
+
+def sender_ref(sender: str) -> str:
+    """The sender as the token logs and tickets use (never the raw id)."""
+    try:
+        return handoff_queue.sender_token(str(sender))
+    except Exception:  # logging must not fail
+        return "[SENDER_unknown]"
+
+
+def turn_of(tracker: DialogueStateTracker | None, message_id: str) -> list[silence.Step] | None:
+    """The steps after the user message ``message_id``; None when it is not in the tracker."""
+    if tracker is None:
+        return None
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            steps = []
+            for later in events[index + 1 :]:
+                if isinstance(later, ActionExecuted):
+                    steps.append(silence.Step("action", later.action_name or ""))
+                elif isinstance(later, BotUttered):
+                    steps.append(silence.Step("bot"))
+                elif isinstance(later, Restarted):
+                    steps.append(silence.Step("restart"))
+            return steps
+    return None
+
+
+class TurnGuard:
+    """Runs turns for one channel and apologises for the silent ones.
+
+    Args:
+        channel: The channel's name, for logs and handoff records (``rest``, ``socketio`` ...).
+        silence_guard: Apologise when a turn produced no bot message.
+        handoff_on_failure: Queue a handoff when that turn ended in a failed custom action.
+    """
+
+    def __init__(
+        self, channel: str, silence_guard: bool = True, handoff_on_failure: bool = True
+    ) -> None:
+        self.channel = channel
+        self.silence_guard = silence_guard
+        self.handoff_on_failure = handoff_on_failure
+
+    async def run(self, on_new_message: OnNewMessage, message: UserMessage) -> None:
+        """Let Rasa handle the message; a failure is logged (no text) and leaves the turn silent."""
+        try:
+            await on_new_message(message)
+        except CancelledError:
+            logger.error(
+                "channels.%s.turn_timeout sender=%s", self.channel, sender_ref(message.sender_id)
+            )
+        except Exception as exc:
+            logger.error(
+                "channels.%s.turn_failed sender=%s error=%s\n%s",
+                self.channel,
+                sender_ref(message.sender_id),
+                type(exc).__name__,
+                frames(exc),
+            )
+
+    async def apology(self, agent: Any, message: UserMessage) -> dict | None:
+        """The apology for a turn without bot messages (None: silence was expected or off).
+
+        Args:
+            agent: The Rasa agent (its tracker and lock stores), or None when unknown.
+            message: The turn's user message.
+        """
+        if not self.silence_guard:
+            return None
+        language = silence.reply_language(message.text or "")
+        store = getattr(agent, "tracker_store", None)
+        locks = getattr(agent, "lock_store", None)
+        failed, handoff = None, False
+        try:
+            if store is not None and locks is not None:
+                async with locks.lock(message.sender_id):
+                    tracker = await store.retrieve(message.sender_id)
+                    if tracker is not None:
+                        language = silence.reply_language(
+                            message.text or "", tracker.get_slot("language")
+                        )
+                    turn = turn_of(tracker, message.message_id)
+                    if turn is not None and silence.is_quiet_turn(turn):
+                        return None
+                    if turn is not None:
+                        failed = silence.failed_custom_action(turn, DEFAULT_ACTION_NAMES)
+                    if failed and self.handoff_on_failure:
+                        handoff = await self._queue_handoff(message, failed, language)
+                    text = silence.apology(language, handoff=handoff)
+                    if turn is not None and tracker is not None:
+                        await self._record(store, tracker, text)
+        except Exception as exc:
+            logger.error(
+                "channels.%s.silence_guard_failed error=%s\n%s",
+                self.channel,
+                type(exc).__name__,
+                frames(exc),
+            )
+        text = silence.apology(language, handoff=handoff)
+        logger.warning(
+            "channels.%s.silent_turn sender=%s failed_action=%s handoff=%s language=%s",
+            self.channel,
+            sender_ref(message.sender_id),
+            failed,
+            handoff,
+            language,
+        )
+        return {"recipient_id": message.sender_id, "text": text}
+
+    async def _queue_handoff(self, message: UserMessage, action: str, language: str) -> bool:
+        def enqueue() -> None:
+            record = handoff_queue.HandoffRecord(
+                sender=handoff_queue.sender_token(message.sender_id),
+                reason="action_failed",
+                action=action,
+                language=language,
+                channel=message.input_channel or self.channel,
+            )
+            handoff_queue.enqueue(record)
+
+        try:
+            await asyncio.to_thread(enqueue)
+        except Exception as exc:
+            logger.error(
+                "channels.%s.handoff_queue_failed error=%s", self.channel, type(exc).__name__
+            )
+            return False
+        return True
+
+    async def _record(self, store: Any, tracker: DialogueStateTracker, text: str) -> None:
+        """Append the apology to the conversation as a bot message (failures only logged)."""
+        try:
+            tracker.update(BotUttered(text, metadata={GUARD_MARK: True}))
+            await store.save(tracker)
+        except Exception as exc:
+            logger.error(
+                "channels.%s.apology_not_recorded error=%s", self.channel, type(exc).__name__
+            )
+
+
+class CountingOutput(OutputChannel):
+    """Wraps a channel's output channel and counts the bot messages sent through it.
+
+    Rasa sends every bot message with ``send_response``; a turn that sent none was silent.
+
+    Args:
+        inner: The channel's own output channel.
+    """
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def name(self) -> str:  # type: ignore[override]
+        """The wrapped channel's name."""
+        return self.inner.name()
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Send through the wrapped channel and count it."""
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
