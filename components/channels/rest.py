@@ -159,7 +159,11 @@ class GuardedRestInput(RestInput):
             )
         collector = CollectingOutputChannel()
         message = self._user_message(chat, collector)
-        await self._run_turn(on_new_message, message)
+        outcome = await self.turns.run(on_new_message, message)
+        if outcome == "store_unavailable":  # nothing was stored: show nothing of the turn
+            agent = getattr(request.app.ctx, "agent", None)
+            reply = await self.turns.apology(agent, message, store_reachable=False)
+            return response.json([reply] if reply else [])
         if not collector.messages:
             reply = await self._silence_reply(request, message)
             if reply is not None:

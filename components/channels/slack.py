@@ -248,9 +248,11 @@ class GuardedSlackInput(SlackInput):
             message_id=found.event_id,
             metadata={"out_channel": found.chat, "thread_id": found.thread, "users": []},
         )
-        await self.turns.run(on_new_message, message)
+        outcome = await self.turns.run(on_new_message, message)
         if not output.sent:
-            apology = await self.turns.apology(self.agent, message)
+            apology = await self.turns.apology(
+                self.agent, message, store_reachable=outcome != "store_unavailable"
+            )
             if apology is not None:
                 try:
                     await output.inner.send_text_message(found.chat, apology["text"])

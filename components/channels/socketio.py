@@ -282,9 +282,11 @@ class GuardedSocketIOInput(SocketIOInput):
         )
         await sio.emit(TYPING_EVENT, {"typing": True}, room=sender, namespace=self.namespace)
         try:
-            await self.turns.run(on_new_message, message)
+            outcome = await self.turns.run(on_new_message, message)
             if not output.sent:
-                apology = await self.turns.apology(self.agent, message)
+                apology = await self.turns.apology(
+                    self.agent, message, store_reachable=outcome != "store_unavailable"
+                )
                 if apology is not None:
                     await output.inner.send_text_message(sender, apology["text"])
         finally:

@@ -266,9 +266,11 @@ class GuardedTelegramInput(TelegramInput):
             message_id=f"telegram:{found.event_id}",
             metadata={"telegram": {"kind": found.kind}},
         )
-        await self.turns.run(on_new_message, message)
+        outcome = await self.turns.run(on_new_message, message)
         if not output.sent:
-            apology = await self.turns.apology(self.agent, message)
+            apology = await self.turns.apology(
+                self.agent, message, store_reachable=outcome != "store_unavailable"
+            )
             if apology is not None:
                 try:
                     await out.send_text_message(found.chat, apology["text"])

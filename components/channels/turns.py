@@ -24,6 +24,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserU
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from components.channels import handoff_queue, silence
+from components.privacy.tracker_store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +82,25 @@ class TurnGuard:
         self.silence_guard = silence_guard
         self.handoff_on_failure = handoff_on_failure
 
-    async def run(self, on_new_message: OnNewMessage, message: UserMessage) -> None:
-        """Let Rasa handle the message; a failure is logged (no text) and leaves the turn silent."""
+    async def run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
+        """Let Rasa handle the message; a failure is logged (no text) and leaves the turn silent.
+
+        Returns:
+            ``ok``, ``failed`` (an error; what was sent stays sent), or ``store_unavailable``
+            (the tracker store could not be reached: nothing of the turn was stored, so
+            what it produced must not be shown either).
+        """
         try:
             await on_new_message(message)
+            return "ok"
+        except StoreUnavailable as unavailable:
+            logger.error(
+                "channels.%s.store_unavailable sender=%s operation=%s",
+                self.channel,
+                sender_ref(message.sender_id),
+                unavailable.operation,
+            )
+            return "store_unavailable"
         except CancelledError:
             logger.error(
                 "channels.%s.turn_timeout sender=%s", self.channel, sender_ref(message.sender_id)
@@ -97,18 +113,23 @@ class TurnGuard:
                 type(exc).__name__,
                 frames(exc),
             )
+        return "failed"
 
-    async def apology(self, agent: Any, message: UserMessage) -> dict | None:
+    async def apology(
+        self, agent: Any, message: UserMessage, store_reachable: bool = True
+    ) -> dict | None:
         """The apology for a turn without bot messages (None: silence was expected or off).
 
         Args:
             agent: The Rasa agent (its tracker and lock stores), or None when unknown.
             message: The turn's user message.
+            store_reachable: False when the turn failed because the tracker store could not
+                be reached (then it is not tried again for the apology).
         """
-        if not self.silence_guard:
+        if not self.silence_guard and store_reachable:
             return None
         language = silence.reply_language(message.text or "")
-        store = getattr(agent, "tracker_store", None)
+        store = getattr(agent, "tracker_store", None) if store_reachable else None
         locks = getattr(agent, "lock_store", None)
         failed, handoff = None, False
         try:
@@ -129,7 +150,7 @@ class TurnGuard:
                     text = silence.apology(language, handoff=handoff)
                     if turn is not None and tracker is not None:
                         await self._record(store, tracker, text)
-        except Exception as exc:
+        except (Exception, StoreUnavailable) as exc:
             logger.error(
                 "channels.%s.silence_guard_failed error=%s\n%s",
                 self.channel,

@@ -28,6 +28,15 @@ its further events masked, including those another replica stored in between; an
 session was retrieved, the process restarted, the cache was full) is masked whole again.
 Masking is idempotent, so events that come back masked from the store stay as they are.
 
+A store that is briefly unreachable (PostgreSQL or Redis restarting, a failover) must not cost
+events: Rasa's own fail-safe would run the turn on an empty in-memory tracker and keep its events
+only there. So a SQL inner store checks each pooled connection before use (``pool_pre_ping``:
+connections left over from before a restart are replaced, not failed), and ``save``/``retrieve``
+retry connection errors for up to ``retry_seconds`` (default 10) with backoff; saves are
+idempotent (the SQL store adds only the events it does not have yet). When the store stays
+unreachable longer, :class:`StoreUnavailable` fails the turn cleanly (the channel apologises, the
+customer tries again) instead of letting Rasa's fail-safe fork the conversation into memory.
+
 Sender ids are personal data too (a channel may use the customer's phone number or e-mail
 address), so the inner store only ever sees the conversation's sender token instead
 (``sender_`` and 16 hex digits, :meth:`components.privacy.pii.PIIMasker.sender_token`, keyed and
@@ -41,8 +50,10 @@ lists the stored conversations: their original sender ids when the vault holds t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,6 +72,54 @@ from components.privacy.event_masking import mask_event
 from components.services import get_services
 
 logger = logging.getLogger(__name__)
+
+
+class StoreUnavailable(BaseException):  # noqa: N818 - see the docstring
+    """The inner store stayed unreachable for ``retry_seconds``: the turn must fail.
+
+    A ``BaseException`` on purpose: Rasa wraps every tracker store in a ``FailSafeTrackerStore``
+    that catches any ``Exception`` and then runs the turn on an empty in-memory tracker (a reply
+    from a forgotten conversation) and keeps its events in that process's memory only (lost when
+    the store is back). Raising past it lets the channel (:mod:`components.channels.turns`)
+    answer with an apology and store nothing.
+
+    Args:
+        operation: ``save`` or ``retrieve``.
+        error: The last error's type name.
+    """
+
+    def __init__(self, operation: str, error: str) -> None:
+        super().__init__(f"tracker store unreachable during {operation} ({error})")
+        self.operation = operation
+        self.error = error
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store could not be reached (worth retrying)."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+        )
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectionError", "TimeoutError", "OperationalError"}) or isinstance(
+        exc, OSError
+    )
+
+
+def _pre_ping(store: Any) -> None:
+    """Make a SQL store test pooled connections before use (survives a database restart)."""
+    engine = getattr(store, "engine", None)
+    if engine is None or not hasattr(store, "sessionmaker") or engine.dialect.name == "sqlite":
+        return
+    import sqlalchemy as sa
+    from rasa.core.tracker_store import create_engine_kwargs
+
+    fresh = sa.create_engine(engine.url, pool_pre_ping=True, **create_engine_kwargs(engine.url))
+    engine.dispose()
+    store.engine = fresh
+    store.sessionmaker = sa.orm.session.sessionmaker(bind=fresh)
 
 
 @dataclass
@@ -86,6 +145,8 @@ class MaskingTrackerStore(TrackerStore):
         event_broker: Passed on to the inner store.
         inner: The inner store's endpoint configuration (default: SQLite ``tracker.db``).
         masked_cache_size: Conversations whose masked tracker is kept for incremental saves.
+        retry_seconds: How long ``save`` and ``retrieve`` retry when the inner store cannot be
+            reached (0: no retries).
         **kwargs: Other endpoint keys (ignored).
     """
 
@@ -96,17 +157,28 @@ class MaskingTrackerStore(TrackerStore):
         event_broker: EventBroker | None = None,
         inner: dict | None = None,
         masked_cache_size: int = 1000,
+        retry_seconds: float = 10.0,
         **kwargs: Any,
     ) -> None:
         if not isinstance(masked_cache_size, int) or masked_cache_size < 0:
             raise ConfigError(
                 "tracker_store.masked_cache_size", masked_cache_size, "an integer >= 0"
             )
+        if (
+            isinstance(retry_seconds, bool)
+            or not isinstance(retry_seconds, (int, float))
+            or not (0 <= retry_seconds <= 300)
+        ):
+            raise ConfigError(
+                "tracker_store.retry_seconds", retry_seconds, "a number of seconds from 0 to 300"
+            )
+        self._retry_seconds = float(retry_seconds)
         self._cache_size = masked_cache_size
         self._cache: OrderedDict[str, _MaskedSoFar] = OrderedDict()
         super().__init__(domain, event_broker)
         config = dict(inner or {"type": "SQL", "dialect": "sqlite", "db": "tracker.db"})
         self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, event_broker)
+        _pre_ping(self._inner)
         self._masker = get_services().pii  # kefu.privacy settings; reversible with KEFU_VAULT_KEY
         log_masking.install(self._masker)  # Rasa's debug logs carry whole messages
         logger.info(
@@ -181,7 +253,8 @@ class MaskingTrackerStore(TrackerStore):
         kept = self._cache.pop(tracker.sender_id, None)
         current = self._masked_incrementally(tracker, kept)
         length = len(current.tracker.events)
-        await self._inner.save(current.tracker)  # on failure nothing is kept
+        await self._retrying("save", lambda: self._inner.save(current.tracker))
+        # on failure nothing is kept
         if self._cache_size and current.covered and len(current.tracker.events) == length:
             self._cache[tracker.sender_id] = current
             while len(self._cache) > self._cache_size:
@@ -189,10 +262,38 @@ class MaskingTrackerStore(TrackerStore):
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """The stored (masked) tracker, looked up by the sender token, under ``sender_id``."""
-        tracker = await self._inner.retrieve(self._masker.sender_token(sender_id))
+        token = self._masker.sender_token(sender_id)
+        tracker = await self._retrying("retrieve", lambda: self._inner.retrieve(token))
         if tracker is not None:
             tracker.sender_id = sender_id  # saved again later: masked to the same token
         return tracker
+
+    async def _retrying(self, operation: str, call: Any) -> Any:
+        """``await call()``, retried with backoff while the inner store cannot be reached."""
+        deadline = time.monotonic() + self._retry_seconds
+        delay, attempt = 0.2, 1
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    logger.error(
+                        "tracker_store.unavailable operation=%s attempts=%d error=%s",
+                        operation,
+                        attempt,
+                        type(exc).__name__,
+                    )
+                    raise StoreUnavailable(operation, type(exc).__name__) from exc
+                logger.warning(
+                    "tracker_store.retry operation=%s attempt=%d error=%s",
+                    operation,
+                    attempt,
+                    type(exc).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay, attempt = min(delay * 2, 2.0), attempt + 1
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         """The stored (masked) tracker with all sessions, under ``conversation_id``."""

@@ -19,7 +19,9 @@ import random
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from components.privacy.pii import PIIMasker
 from components.privacy.recognisers import TOKEN
@@ -157,38 +159,72 @@ class AuditResult:
         return self.tokens_revealed / self.tokens_found if self.tokens_found else 0.0
 
 
-def run(servers: Servers, convs: list[Conversation]) -> AuditResult:
-    """Play the conversations, then search every file under KEFU_HOME and the logs."""
+def play(say: Callable[[str, str], object], convs: list[Conversation]) -> int:
+    """Send every conversation's messages with ``say(sender, text)``; return the turns sent."""
     turns = 0
     for conv in convs:
         for text in conv.messages:
-            servers.say(conv.sender, text)
+            say(conv.sender, text)
             turns += 1
+    return turns
+
+
+def run(servers: Servers, convs: list[Conversation]) -> AuditResult:
+    """Play the conversations, then search every file under KEFU_HOME and the logs."""
+    turns = play(servers.say, convs)
     files = [p for p in servers.home.rglob("*") if p.is_file() and p.name != "vault.db"]
     files += [p for p in servers.logs.values() if p not in files]
-    contents = {p: p.read_bytes().decode("utf-8", "ignore") for p in files}
+    contents = {
+        str(p.relative_to(servers.home)) if p.is_relative_to(servers.home) else p.name: (
+            p.read_bytes().decode("utf-8", "ignore")
+        )
+        for p in files
+    }
+
+    def stored_rows(tokens: list[str]) -> list[tuple[str, str]]:
+        with sqlite3.connect(servers.tracker_db) as conn:  # this audit's conversations only
+            marks = ",".join("?" * len(tokens))
+            return conn.execute(
+                f"SELECT sender_id, data FROM events WHERE sender_id IN ({marks})", tokens
+            ).fetchall()
+
+    return audit(convs, turns, contents, stored_rows, Vault(VAULT_KEY, servers.home / "vault.db"))
+
+
+def audit(
+    convs: list[Conversation],
+    turns: int,
+    contents: dict[str, str],
+    stored_rows: Callable[[list[str]], list[tuple[str, str]]],
+    vault: Vault,
+) -> AuditResult:
+    """Search ``contents`` (name -> text at rest) for every value the conversations sent.
+
+    Args:
+        convs: The conversations played.
+        turns: How many messages were sent.
+        contents: Everything at rest, by name (files, table dumps, queue messages, logs).
+        stored_rows: ``(sender_id, event JSON)`` rows of the tracker store for these sender
+            tokens (the vault round trip is checked on their tokens).
+        vault: The vault the servers wrote.
+    """
     sent = [pair for conv in convs for pair in sent_values(conv)]
     result = AuditResult(
         conversations=len(convs),
         turns=turns,
         values_sent=len({value for _, value in sent}),
-        files_scanned=sorted(str(p.relative_to(servers.home)) for p in files),
+        files_scanned=sorted(contents),
     )
     for kind, _ in sent:
         result.sent_by_kind[kind] = result.sent_by_kind.get(kind, 0) + 1
     for kind, value in sent:
-        for path, text in contents.items():
+        for name, text in contents.items():
             if any(form in text for form in _forms(value)):
-                result.leaks.append(f"{kind} in {path.name}")
+                result.leaks.append(f"{kind} in {Path(name).name}")
     tokens_of = {stored_sender(conv.sender): conv for conv in convs}
-    with sqlite3.connect(servers.tracker_db) as conn:  # this audit's conversations only
-        marks = ",".join("?" * len(tokens_of))
-        rows = conn.execute(
-            f"SELECT sender_id, data FROM events WHERE sender_id IN ({marks})", list(tokens_of)
-        ).fetchall()
+    rows = stored_rows(list(tokens_of))
     tokens = {token for _, data in rows for token in TOKEN.findall(data)}
     tokens |= {sender for sender, _ in rows if SENDER in tokens_of[sender].values}
-    vault = Vault(VAULT_KEY, servers.home / "vault.db")
     revealed = {token: vault.reveal(token) for token in tokens}
     values = {value for _, value in sent}
     result.tokens_found = len(tokens)

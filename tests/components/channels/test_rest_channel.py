@@ -231,6 +231,17 @@ def test_when_rasa_raises_the_customer_still_gets_an_answer(server, kefu_home, c
     assert "13812345678" not in caplog.text and "gina" not in caplog.text
 
 
+def test_an_unreachable_tracker_store_fails_the_turn_cleanly(server, kefu_home, caplog):
+    from components.privacy.tracker_store import StoreUnavailable
+
+    server.agent.error = StoreUnavailable("retrieve", "OperationalError")
+    with caplog.at_level(logging.INFO):
+        response = server.say("hana", "hello")
+    assert response.status_code == 200
+    assert response.json() == [{"recipient_id": "hana", "text": SORRY_RETRY}]
+    assert "channels.rest.store_unavailable" in caplog.text and "hana" not in caplog.text
+
+
 def test_a_queue_that_cannot_be_written_means_no_promise(server, kefu_home, monkeypatch):
     def broken(record, path=None):
         raise sqlite3.OperationalError("disk I/O error")

@@ -344,3 +344,71 @@ def test_whole_tracker_state_is_masked_for_serialising_stores(tmp_path):
     assert not [v for v in raw_values if v in dumped]
     stored = asyncio.run(store.retrieve("hal"))
     assert stored.get_slot("phone") == store._masker.mask(raw_values[-2])
+
+
+class _Flaky:
+    """An inner store that cannot be reached for its first ``failures`` calls."""
+
+    def __init__(self, inner, failures: int, error: BaseException | None = None) -> None:
+        import sqlalchemy.exc
+
+        self.inner, self.failures, self.calls = inner, failures, 0
+        self.error = error or sqlalchemy.exc.OperationalError(
+            "SELECT", {}, ConnectionRefusedError("connection refused")
+        )
+
+    async def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+
+    async def save(self, tracker):
+        await self._maybe_fail()
+        await self.inner.save(tracker)
+
+    async def retrieve(self, sender_id):
+        await self._maybe_fail()
+        return await self.inner.retrieve(sender_id)
+
+
+def test_a_briefly_unreachable_store_is_retried_and_loses_nothing(tmp_path):
+    store = _sql_store(tmp_path / "t.db", retry_seconds=5)
+    store._inner = flaky = _Flaky(store._inner, failures=2)
+    tracker = DialogueStateTracker.from_events("ann", [UserUttered("hello")], DOMAIN.slots)
+    asyncio.run(store.save(tracker))
+    flaky.failures = 2
+    back = asyncio.run(store.retrieve("ann"))
+    assert [e.text for e in back.events if isinstance(e, UserUttered)] == ["hello"]
+    assert flaky.calls == 6
+
+
+def test_a_store_down_longer_than_the_window_fails_the_turn_past_rasas_fail_safe(tmp_path):
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    from components.privacy.tracker_store import StoreUnavailable
+
+    store = _sql_store(tmp_path / "t.db", retry_seconds=0.5)
+    store._inner = _Flaky(store._inner, failures=10**6)
+    fail_safe = FailSafeTrackerStore(store)  # how Rasa's agent wraps every store
+    with pytest.raises(StoreUnavailable) as error:
+        asyncio.run(fail_safe.retrieve("ann"))
+    assert error.value.operation == "retrieve" and error.value.error == "OperationalError"
+    tracker = DialogueStateTracker.from_events("ann", [UserUttered("hi")], DOMAIN.slots)
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(fail_safe.save(tracker))
+    assert asyncio.run(fail_safe.fallback_tracker_store.retrieve("ann")) is None  # no fork
+
+
+def test_other_errors_are_not_retried(tmp_path):
+    store = _sql_store(tmp_path / "t.db", retry_seconds=5)
+    store._inner = flaky = _Flaky(store._inner, failures=1, error=ValueError("bad data"))
+    with pytest.raises(ValueError):
+        asyncio.run(store.retrieve("ann"))
+    assert flaky.calls == 1
+
+
+@pytest.mark.parametrize("bad", [-1, 301, "10", True])
+def test_retry_seconds_is_validated(tmp_path, bad):
+    with pytest.raises(ConfigError, match="retry_seconds"):
+        _sql_store(tmp_path / "t.db", retry_seconds=bad)
