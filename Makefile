@@ -19,8 +19,11 @@ RASA_INTERFACE ?= 127.0.0.1
 ACTIONS_INTERFACE ?= 127.0.0.1
 # origins a browser may call the server from (space-separated); never "*"
 CORS_ORIGINS ?= http://localhost:$(RASA_PORT) http://127.0.0.1:$(RASA_PORT)
-# largest HTTP body either server accepts (bytes); larger requests get 413
+# largest HTTP body the Rasa server accepts (bytes); larger requests get 413
 MAX_BODY_BYTES ?= 65536
+# the action server's limit: Rasa sends it the whole conversation session on every custom action
+# (~3.5 KB a turn, so 64 KB ran out after ~18 turns); only callers with the secret get that far
+ACTIONS_MAX_BODY_BYTES ?= 16777216
 PYTEST_ARGS  ?=
 
 export HF_HUB_OFFLINE := 1
@@ -40,7 +43,7 @@ SECRETS := $(KEFU_HOME)/secrets.env
 RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
 TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
 
-.PHONY: help setup secrets models finetune train index check-endpoints run rasa-shell serve test test-fast lint clean
+.PHONY: help setup services secrets models finetune train index check-endpoints run rasa-shell serve test test-fast lint clean
 
 help:
 	@echo "make run    - set up, train, index, start the servers and open a chat in the terminal"
@@ -102,7 +105,7 @@ define start_actions
 	set -a; . "$(SECRETS)"; set +a; \
 	log="$(KEFU_HOME)/actions.log"; \
 	echo "[kefu] ---- action server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
-	SANIC_HOST=$(ACTIONS_INTERFACE) $(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
+	SANIC_HOST=$(ACTIONS_INTERFACE) SANIC_REQUEST_MAX_SIZE=$(ACTIONS_MAX_BODY_BYTES) $(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
 	apid=$$!; trap 'kill $$apid 2>/dev/null' EXIT INT TERM; \
 	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: $$log)"; \
 	for i in $$(seq 1 120); do \
@@ -154,8 +157,12 @@ serve: train index secrets check-endpoints
 	  --credentials rasa_project/credentials.yml -i $(RASA_INTERFACE) --port $(RASA_PORT) \
 	  --cors $(CORS_ORIGINS)
 
+# Debian packages the topology and browser tests start servers from (root installs them once)
+services:
+	@bash .ci/services
+
 # ---------------------------------------------------------------- checks
-test: setup
+test: setup services
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

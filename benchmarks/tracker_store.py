@@ -16,9 +16,14 @@ more turn):
   masked and applied to the masked tracker kept for the conversation);
 * ``plain SQL store``: a ``SQLTrackerStore`` saving the same tracker without masking, i.e. the
   inner store's own cost, which neither variant can avoid;
-* ``after, with an event broker``: ``after`` with a file event broker configured; Rasa's stores
-  then read the stored session back on every save (``TrackerStore.stream_events``) to find the
-  new events, a cost that grows with the session whatever the wrapper does.
+* ``after, with an event broker``: ``after`` with a file event broker configured. Rasa's stores
+  read the stored session back on every save (``TrackerStore.stream_events``) to find the new
+  events, a cost that grows with the session; the wrapper now publishes the new events itself
+  (their count is known from the turn's retrieve), so this stays flat too;
+* ``plain SQL store with an event broker``: Rasa's own store and broker, for comparison (grows).
+
+``--postgres`` runs every store on a real PostgreSQL server (Debian's, started in a temporary
+folder as in tests/topology) instead of SQLite.
 
 ``masking`` is a save's time minus the time spent in the inner store's ``save``.
 
@@ -30,9 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,30 +108,38 @@ def turn(i: int, clock: Clock) -> list:
     ]
 
 
+POSTGRES: dict | None = None  # the inner store's settings with --postgres
+
+
 def build(kind: str, db: Path):
-    inner = {"type": "SQL", "dialect": "sqlite", "db": str(db)}
+    if POSTGRES is not None:
+        inner = {"type": "SQL", **POSTGRES}
+    else:
+        inner = {"type": "SQL", "dialect": "sqlite", "db": str(db)}
     if kind == "before":
         return WholeTrackerMaskingStore(DOMAIN, inner=inner)
     if kind == "after":
         return MaskingTrackerStore(DOMAIN, inner=inner)
+    broker = FileEventBroker(str(db.with_suffix(".events.jsonl")))
     if kind == "broker":
-        broker = FileEventBroker(str(db.with_suffix(".events.jsonl")))
         return MaskingTrackerStore(DOMAIN, event_broker=broker, inner=inner)
-    return SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(db))
+    plain = {("host" if k == "url" else k): v for k, v in inner.items() if k != "type"}
+    return SQLTrackerStore(DOMAIN, event_broker=broker if kind == "sql_broker" else None, **plain)
 
 
 async def measure(kind: str, turns: int, repeats: int, folder: Path) -> dict[str, float]:
     """Median ms of one save once ``turns`` turns are stored: in all, in the inner store."""
     store = build(kind, folder / f"{kind}-{turns}.db")
     clock = Clock()
-    tracker = DialogueStateTracker("bench", DOMAIN.slots)
+    sender = f"bench-{kind}-{turns}"  # one PostgreSQL database holds every run
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
     for i in range(turns):
         for event in turn(i, clock):
             tracker.update(event)
     await store.save(tracker)  # the earlier turns: stored (and, for "after", kept masked)
-    tracker = await store.retrieve("bench")  # as Rasa gets it: masked, from the database
+    tracker = await store.retrieve(sender)  # as Rasa gets it: masked, from the database
 
-    inner = store if kind == "sql" else store._inner
+    inner = store if kind.startswith("sql") else store._inner
     inner_save, inner_times = inner.save, []
 
     async def timed_inner_save(masked: DialogueStateTracker) -> None:
@@ -140,7 +155,7 @@ async def measure(kind: str, turns: int, repeats: int, folder: Path) -> dict[str
         start = time.perf_counter()
         await store.save(tracker)
         times.append(time.perf_counter() - start)
-    check = await store.retrieve("bench")
+    check = await store.retrieve(sender)
     stored = len(check.events) if check else 0
     expected = (turns + repeats) * EVENTS_PER_TURN
     if stored != expected:
@@ -163,11 +178,74 @@ def main() -> int:
         default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
         help="where the SQLite files go (default: /dev/shm, so disk syncs do not drown the CPU)",
     )
+    parser.add_argument("--postgres", action="store_true", help="on a real PostgreSQL server")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     lengths = [int(t) for t in args.turns.split(",")]
-    kinds = ("before", "after", "sql", "broker")
+    kinds = ("before", "after", "sql", "broker", "sql_broker")
     rows, results = [], []
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            stack.enter_context(_postgres())
+        _run(args, lengths, kinds, rows, results)
+    headers = [
+        "turns",
+        "events stored",
+        "before: ms/save",
+        "before: masking",
+        "after: ms/save",
+        "after: masking",
+        "after: inner SQL save",
+        "plain SQL store: ms/save",
+        "after, with an event broker",
+        "plain SQL store, with an event broker",
+    ]
+    print(table(headers, rows))
+    write_json(
+        args.json,
+        {
+            "measured": dt.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+            "database": "postgresql (Debian, loopback TCP)" if args.postgres else "sqlite",
+            "events_per_turn": EVENTS_PER_TURN,
+            "repeats": args.repeats,
+            "vault": args.vault,
+            "database_folder": str(args.dir or tempfile.gettempdir()),
+            "statistic": "median ms of one save (one new turn each); masking = save - inner save",
+            "rows": results,
+        },
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def _postgres():
+    """A PostgreSQL server for the run (tests/topology/cluster.py's), stopped afterwards."""
+    global POSTGRES
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.topology.cluster import PG_PASSWORD, Postgres
+
+    base = Path(tempfile.mkdtemp(prefix="kefu-bench-pg-"))
+    base.chmod(0o755)
+    server = Postgres(base)
+    print("[tracker_store] starting PostgreSQL ...", file=sys.stderr, flush=True)
+    server.start()
+    POSTGRES = {
+        "dialect": "postgresql",
+        "url": "127.0.0.1",
+        "port": server.port,
+        "db": "kefu",
+        "username": "kefu",
+        "password": PG_PASSWORD,
+    }
+    try:
+        yield
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(args, lengths, kinds, rows, results) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         os.environ["KEFU_HOME"] = folder
         if args.vault:
@@ -186,6 +264,7 @@ def main() -> int:
                     flush=True,
                 )
             before, after, sql, broker = ms["before"], ms["after"], ms["sql"], ms["broker"]
+            sql_broker = ms["sql_broker"]
             events = turns * EVENTS_PER_TURN
             rows.append(
                 [
@@ -198,6 +277,7 @@ def main() -> int:
                     after["inner"],
                     sql["total"],
                     broker["total"],
+                    sql_broker["total"],
                 ]
             )
             results.append(
@@ -211,34 +291,9 @@ def main() -> int:
                     "after_inner_sql_ms": round(after["inner"], 3),
                     "sql_alone_ms": round(sql["total"], 3),
                     "after_with_event_broker_ms": round(broker["total"], 3),
+                    "sql_with_event_broker_ms": round(sql_broker["total"], 3),
                 }
             )
-    headers = [
-        "turns",
-        "events stored",
-        "before: ms/save",
-        "before: masking",
-        "after: ms/save",
-        "after: masking",
-        "after: inner SQL save",
-        "plain SQL store: ms/save",
-        "after, with an event broker",
-    ]
-    print(table(headers, rows))
-    write_json(
-        args.json,
-        {
-            "measured": dt.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-            "events_per_turn": EVENTS_PER_TURN,
-            "repeats": args.repeats,
-            "vault": args.vault,
-            "database_folder": str(args.dir or tempfile.gettempdir()),
-            "statistic": "median ms of one save (one new turn each); masking = save - inner save",
-            "rows": results,
-        },
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -82,8 +82,11 @@ def fast_config(target: Path, intent_epochs: int = 10, ted_epochs: int = 30) -> 
     return target
 
 
-def train_command(out: Path, name: str) -> list[str]:
-    """``rasa train`` on the real domain and data with the fast test config, into ``out``."""
+def train_command(out: Path, name: str, config: Path | None = None) -> list[str]:
+    """``rasa train`` on the real domain and data, into ``out``.
+
+    ``config``: the configuration file (default: the fast test configuration, written to ``out``).
+    """
     return [
         rasa_cli(),
         "train",
@@ -92,7 +95,7 @@ def train_command(out: Path, name: str) -> list[str]:
         "--data",
         str(ROOT / "training_data"),
         "--config",
-        str(fast_config(out / "config.yml")),
+        str(config or fast_config(out / "config.yml")),
         "--out",
         str(out),
         "--fixed-model-name",

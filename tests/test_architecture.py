@@ -21,6 +21,10 @@ ADAPTERS = {
     "components/privacy/tracker_store.py",
     "components/privacy/event_broker.py",
     "components/channels/rest.py",
+    "components/channels/socketio.py",
+    "components/channels/slack.py",
+    "components/channels/telegram.py",
+    "components/channels/turns.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [
@@ -88,7 +92,8 @@ def test_actions_and_components_do_no_work_at_import():
         "before = threading.active_count()\n"
         "for m in ('actions.actions', 'components.nlg.rephrasing', "
         "'components.nlu.guard_component', 'components.privacy.tracker_store', "
-        "'components.channels.rest'):\n"
+        "'components.channels.rest', 'components.channels.socketio', "
+        "'components.channels.slack', 'components.channels.telegram'):\n"
         "    importlib.import_module(m)\n"
         "import components.services as s\n"
         "assert s._SERVICES is None, 'services built at import'\n"

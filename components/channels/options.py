@@ -21,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.errors import ConfigError
+
+if TYPE_CHECKING:
+    from components.channels.limits import RateLimiter
 
 COMPONENT = "channels.rest"
 
@@ -69,6 +72,12 @@ class RestOptions:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "true or false", component=COMPONENT)
 
+    def rate_limiter(self) -> RateLimiter:
+        """A per-sender rate limiter with these options' rate, burst and size."""
+        from components.channels.limits import RateLimiter
+
+        return RateLimiter(self.rate_per_minute, self.burst, self.max_tracked_senders)
+
     @property
     def body_limit(self) -> int:
         """The largest accepted request body, in bytes."""
@@ -98,3 +107,18 @@ class RestOptions:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, value, f"an integer >= {minimum}", component=COMPONENT)
+
+
+def credentials_dict(credentials: Any, component: str) -> dict[str, Any]:
+    """A channel's ``credentials.yml`` block as a new dict (None: empty).
+
+    Raises:
+        ConfigError: When the block is not a mapping (its value is not shown: it may hold tokens).
+    """
+    if credentials is None:
+        return {}
+    if not isinstance(credentials, Mapping):
+        raise ConfigError(
+            "credentials", "(not shown)", "a mapping of the channel's keys", component=component
+        )
+    return dict(credentials)

@@ -37,7 +37,7 @@ from sanic.exceptions import PayloadTooLarge, SanicException
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from components.channels.limits import RateLimiter, retry_after
+from components.channels.limits import retry_after
 from components.channels.options import RestOptions
 from components.channels.turns import GUARD_MARK, OnNewMessage, TurnGuard, frames, sender_ref
 from components.channels.validation import (
@@ -71,10 +71,8 @@ class GuardedRestInput(RestInput):
 
     def __init__(self, options: RestOptions | None = None) -> None:
         self.options = options or RestOptions()
-        self.limiter = RateLimiter(
-            self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
-        )
-        self.turns = TurnGuard("rest", self.options.silence_guard, self.options.handoff_on_failure)
+        self.limiter = self.options.rate_limiter()
+        self.turns = TurnGuard.for_channel("rest", self.options)
 
     @classmethod
     def name(cls) -> str:

@@ -38,8 +38,7 @@ from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from components.channels import platforms
-from components.channels.limits import RateLimiter
-from components.channels.options import RestOptions
+from components.channels.options import RestOptions, credentials_dict
 from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
 from components.channels.validation import Rejected
 from components.errors import ConfigError
@@ -102,10 +101,8 @@ class GuardedSlackInput(SlackInput):
         super().__init__(**rasa_options)
         self.options = options or RestOptions()
         self.api_url = api_url
-        self.limiter = RateLimiter(
-            self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
-        )
-        self.turns = TurnGuard("slack", self.options.silence_guard, self.options.handoff_on_failure)
+        self.limiter = self.options.rate_limiter()
+        self.turns = TurnGuard.for_channel("slack", self.options)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self.agent: Any = None
@@ -122,7 +119,7 @@ class GuardedSlackInput(SlackInput):
         Raises:
             ConfigError: On an unknown key, a bad value or a missing token or secret.
         """
-        credentials = dict(credentials or {})
+        credentials = credentials_dict(credentials, COMPONENT)
         rasa_options = {k: credentials.pop(k) for k in list(credentials) if k in RASA_KEYS}
         api_url = credentials.pop("api_url", None)
         if api_url is not None and not (
@@ -248,13 +245,10 @@ class GuardedSlackInput(SlackInput):
             message_id=found.event_id,
             metadata={"out_channel": found.chat, "thread_id": found.thread, "users": []},
         )
-        outcome = await self.turns.run(on_new_message, message)
-        if not output.sent:
-            apology = await self.turns.apology(
-                self.agent, message, store_reachable=outcome != "store_unavailable"
-            )
-            if apology is not None:
-                try:
-                    await output.inner.send_text_message(found.chat, apology["text"])
-                except Exception as exc:
-                    logger.error("channels.slack.apology_failed error=%s", type(exc).__name__)
+        await self.turns.run_answered(
+            on_new_message,
+            message,
+            output,
+            self.agent,
+            lambda text: output.inner.send_text_message(found.chat, text),
+        )

@@ -43,8 +43,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from components.channels.limits import RateLimiter, retry_after
-from components.channels.options import RestOptions
+from components.channels.limits import retry_after
+from components.channels.options import RestOptions, credentials_dict
 from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
 from components.channels.validation import Rejected, parse_socket_message
 from components.errors import ConfigError
@@ -125,12 +125,8 @@ class GuardedSocketIOInput(SocketIOInput):
         super().__init__(**{**RASA_KEYS, **rasa_options})
         self.options = options or RestOptions()
         self.web_page = web_page
-        self.limiter = RateLimiter(
-            self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
-        )
-        self.turns = TurnGuard(
-            "socketio", self.options.silence_guard, self.options.handoff_on_failure
-        )
+        self.limiter = self.options.rate_limiter()
+        self.turns = TurnGuard.for_channel("socketio", self.options)
         secret = secret or os.environ.get(SECRET_ENV)
         if not secret:
             logger.warning(
@@ -154,9 +150,7 @@ class GuardedSocketIOInput(SocketIOInput):
         Raises:
             ConfigError: On an unknown key or a bad value.
         """
-        credentials = dict(credentials or {})
-        if not isinstance(credentials, dict):
-            raise ConfigError("credentials", credentials, "a mapping", component=COMPONENT)
+        credentials = credentials_dict(credentials, COMPONENT)
         rasa_options = {k: credentials.pop(k) for k in list(credentials) if k in RASA_KEYS}
         web_page = credentials.pop("web_page", True)
         if not isinstance(web_page, bool):
@@ -282,13 +276,13 @@ class GuardedSocketIOInput(SocketIOInput):
         )
         await sio.emit(TYPING_EVENT, {"typing": True}, room=sender, namespace=self.namespace)
         try:
-            outcome = await self.turns.run(on_new_message, message)
-            if not output.sent:
-                apology = await self.turns.apology(
-                    self.agent, message, store_reachable=outcome != "store_unavailable"
-                )
-                if apology is not None:
-                    await output.inner.send_text_message(sender, apology["text"])
+            await self.turns.run_answered(
+                on_new_message,
+                message,
+                output,
+                self.agent,
+                lambda text: output.inner.send_text_message(sender, text),
+            )
         finally:
             await sio.emit(TYPING_EVENT, {"typing": False}, room=sender, namespace=self.namespace)
 

@@ -41,8 +41,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from components.channels import platforms
-from components.channels.limits import RateLimiter
-from components.channels.options import RestOptions
+from components.channels.options import RestOptions, credentials_dict
 from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
 from components.channels.validation import Rejected
 from components.errors import ConfigError
@@ -89,12 +88,8 @@ class GuardedTelegramInput(TelegramInput):
         self.secret_token = secret_token
         self.options = options or RestOptions()
         self.api_url = api_url
-        self.limiter = RateLimiter(
-            self.options.rate_per_minute, self.options.burst, self.options.max_tracked_senders
-        )
-        self.turns = TurnGuard(
-            "telegram", self.options.silence_guard, self.options.handoff_on_failure
-        )
+        self.limiter = self.options.rate_limiter()
+        self.turns = TurnGuard.for_channel("telegram", self.options)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self.agent: Any = None
@@ -112,7 +107,7 @@ class GuardedTelegramInput(TelegramInput):
         Raises:
             ConfigError: On an unknown key, a bad value, or a missing token or secret.
         """
-        credentials = dict(credentials or {})
+        credentials = credentials_dict(credentials, COMPONENT)
         rasa_options = {k: credentials.pop(k, None) for k in RASA_KEYS}
         secret = credentials.pop("secret_token", None)
         api_url = credentials.pop("api_url", None)
@@ -266,16 +261,13 @@ class GuardedTelegramInput(TelegramInput):
             message_id=f"telegram:{found.event_id}",
             metadata={"telegram": {"kind": found.kind}},
         )
-        outcome = await self.turns.run(on_new_message, message)
-        if not output.sent:
-            apology = await self.turns.apology(
-                self.agent, message, store_reachable=outcome != "store_unavailable"
-            )
-            if apology is not None:
-                try:
-                    await out.send_text_message(found.chat, apology["text"])
-                except Exception as exc:
-                    logger.error("channels.telegram.apology_failed error=%s", type(exc).__name__)
+        await self.turns.run_answered(
+            on_new_message,
+            message,
+            output,
+            self.agent,
+            lambda text: out.send_text_message(found.chat, text),
+        )
 
 
 def _unauthorised() -> Rejected:

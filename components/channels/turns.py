@@ -24,6 +24,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserU
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from components.channels import handoff_queue, silence
+from components.channels.options import RestOptions
 from components.privacy.tracker_store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ class TurnGuard:
         self.silence_guard = silence_guard
         self.handoff_on_failure = handoff_on_failure
 
+    @classmethod
+    def for_channel(cls, channel: str, options: RestOptions) -> TurnGuard:
+        """The guard a channel's options configure (silence guard, handoff on failure)."""
+        return cls(channel, options.silence_guard, options.handoff_on_failure)
+
     async def run(self, on_new_message: OnNewMessage, message: UserMessage) -> str:
         """Let Rasa handle the message; a failure is logged (no text) and leaves the turn silent.
 
@@ -114,6 +120,35 @@ class TurnGuard:
                 frames(exc),
             )
         return "failed"
+
+    async def run_answered(
+        self,
+        on_new_message: OnNewMessage,
+        message: UserMessage,
+        output: CountingOutput,
+        agent: Any,
+        send: Callable[[str], Awaitable[Any]],
+    ) -> str:
+        """Run the turn; if it sent nothing, send the apology with ``send(text)``.
+
+        For channels that deliver replies as they come (socket.io, Slack, Telegram): ``output``
+        counts what the turn sent. A failure to deliver the apology is only logged.
+
+        Returns:
+            The outcome of :meth:`run`.
+        """
+        outcome = await self.run(on_new_message, message)
+        if output.sent:
+            return outcome
+        apology = await self.apology(agent, message, store_reachable=outcome != "store_unavailable")
+        if apology is not None:
+            try:
+                await send(apology["text"])
+            except Exception as exc:
+                logger.error(
+                    "channels.%s.apology_failed error=%s", self.channel, type(exc).__name__
+                )
+        return outcome
 
     async def apology(
         self, agent: Any, message: UserMessage, store_reachable: bool = True

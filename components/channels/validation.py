@@ -139,20 +139,7 @@ def parse_request(body: bytes | str, options: RestOptions) -> ChatRequest:
     if not isinstance(data, dict):
         raise Rejected(400, "invalid_json", f"The request body must be a JSON object: {EXAMPLE}.")
     sender = _sender(data, options)
-    message = data.get("message")
-    if not isinstance(message, str):
-        raise Rejected(
-            400,
-            "invalid_message",
-            f'"message" must be a string (it is {_kind(message)}). Send {EXAMPLE}.',
-        )
-    if len(message) > options.max_message_chars:
-        raise Rejected(
-            413,
-            "message_too_long",
-            f"The message has {len(message)} characters; the limit is "
-            f"{options.max_message_chars}. Send a shorter message or split it.",
-        )
+    message = _message(data.get("message"), options, EXAMPLE)
     metadata = data.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise Rejected(
@@ -171,6 +158,24 @@ def parse_request(body: bytes | str, options: RestOptions) -> ChatRequest:
             "when present.",
         )
     return ChatRequest(sender, message, metadata, channel)
+
+
+def _message(message: Any, options: RestOptions, example: str) -> str:
+    """The message text, or a 400 (not a string) or 413 (over ``max_message_chars``)."""
+    if not isinstance(message, str):
+        raise Rejected(
+            400,
+            "invalid_message",
+            f'"message" must be a string (it is {_kind(message)}). Send {example}.',
+        )
+    if len(message) > options.max_message_chars:
+        raise Rejected(
+            413,
+            "message_too_long",
+            f"The message has {len(message)} characters; the limit is "
+            f"{options.max_message_chars}. Send a shorter message or split it.",
+        )
+    return message
 
 
 def _sender(data: dict[str, Any], options: RestOptions) -> str:
@@ -246,20 +251,7 @@ def parse_socket_message(data: Any, options: RestOptions) -> SocketMessage:
         raise Rejected(
             400, "invalid_event", f"The event data must be a JSON object: {SOCKET_EXAMPLE}."
         )
-    message = data.get("message")
-    if not isinstance(message, str):
-        raise Rejected(
-            400,
-            "invalid_message",
-            f'"message" must be a string (it is {_kind(message)}). Send {SOCKET_EXAMPLE}.',
-        )
-    if len(message) > options.max_message_chars:
-        raise Rejected(
-            413,
-            "message_too_long",
-            f"The message has {len(message)} characters; the limit is "
-            f"{options.max_message_chars}. Send a shorter message or split it.",
-        )
+    message = _message(data.get("message"), options, SOCKET_EXAMPLE)
     try:
         message.encode("utf-8")
     except UnicodeError:

@@ -37,6 +37,11 @@ idempotent (the SQL store adds only the events it does not have yet). When the s
 unreachable longer, :class:`StoreUnavailable` fails the turn cleanly (the channel apologises, the
 customer tries again) instead of letting Rasa's fail-safe fork the conversation into memory.
 
+With an event broker, the events a save added are published by this wrapper after the save
+succeeded: their count is known from the retrieve of the same turn, where Rasa's stores would
+read the whole stored session back on every save to find them (a cost that grows with the
+conversation), and a retried save publishes nothing twice.
+
 Sender ids are personal data too (a channel may use the customer's phone number or e-mail
 address), so the inner store only ever sees the conversation's sender token instead
 (``sender_`` and 16 hex digits, :meth:`components.privacy.pii.PIIMasker.sender_token`, keyed and
@@ -175,9 +180,11 @@ class MaskingTrackerStore(TrackerStore):
         self._retry_seconds = float(retry_seconds)
         self._cache_size = masked_cache_size
         self._cache: OrderedDict[str, _MaskedSoFar] = OrderedDict()
+        self._stored: OrderedDict[str, int] = OrderedDict()
         super().__init__(domain, event_broker)
         config = dict(inner or {"type": "SQL", "dialect": "sqlite", "db": "tracker.db"})
-        self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, event_broker)
+        # the broker is fed here, not by the inner store (see _publish_new)
+        self._inner = create_tracker_store(EndpointConfig.from_dict(config), domain, None)
         _pre_ping(self._inner)
         self._masker = get_services().pii  # kefu.privacy settings; reversible with KEFU_VAULT_KEY
         log_masking.install(self._masker)  # Rasa's debug logs carry whole messages
@@ -253,7 +260,14 @@ class MaskingTrackerStore(TrackerStore):
         kept = self._cache.pop(tracker.sender_id, None)
         current = self._masked_incrementally(tracker, kept)
         length = len(current.tracker.events)
+        stored = self._stored.pop(tracker.sender_id, None)
+        if self.event_broker is not None and stored is None:  # not retrieved here: ask the store
+            token = current.tracker.sender_id
+            old = await self._retrying("retrieve", lambda: self._inner.retrieve(token))
+            stored = len(old.events) if old is not None else 0
         await self._retrying("save", lambda: self._inner.save(current.tracker))
+        self._publish_new(current.tracker, stored or 0)
+        self._remember(tracker.sender_id, length)
         # on failure nothing is kept
         if self._cache_size and current.covered and len(current.tracker.events) == length:
             self._cache[tracker.sender_id] = current
@@ -264,9 +278,30 @@ class MaskingTrackerStore(TrackerStore):
         """The stored (masked) tracker, looked up by the sender token, under ``sender_id``."""
         token = self._masker.sender_token(sender_id)
         tracker = await self._retrying("retrieve", lambda: self._inner.retrieve(token))
+        self._remember(sender_id, len(tracker.events) if tracker is not None else 0)
         if tracker is not None:
             tracker.sender_id = sender_id  # saved again later: masked to the same token
         return tracker
+
+    def _remember(self, sender_id: str, stored: int) -> None:
+        """Note how many of the conversation's events the store holds (bounded, LRU)."""
+        self._stored[sender_id] = stored
+        self._stored.move_to_end(sender_id)
+        while len(self._stored) > max(self._cache_size, 1000):
+            self._stored.popitem(last=False)
+
+    def _publish_new(self, masked: DialogueStateTracker, stored: int) -> None:
+        """Publish the events after the first ``stored`` ones (those the save added).
+
+        Rasa's stores find them by reading the whole stored session back on every save
+        (``TrackerStore.stream_events``), a cost that grows with the conversation; the count is
+        known here from the retrieve (or the last save) of the same turn, under Rasa's lock.
+        Published after the save succeeded, so a retried save never publishes twice.
+        """
+        if self.event_broker is None:
+            return
+        for event in list(masked.events)[stored:]:
+            self.event_broker.publish({"sender_id": masked.sender_id, **event.as_dict()})
 
     async def _retrying(self, operation: str, call: Any) -> Any:
         """``await call()``, retried with backoff while the inner store cannot be reached."""

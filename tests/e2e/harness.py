@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -90,6 +90,7 @@ def platform_credentials(platform_api: str) -> dict:
 
 
 MAX_BODY_BYTES = 65536
+ACTIONS_MAX_BODY_BYTES = 16 * 1024 * 1024  # as the Makefile starts the action server
 
 
 class Servers:
@@ -140,14 +141,21 @@ class Servers:
 
 @contextlib.contextmanager
 def running_servers(
-    model: Path, home: Path, debug: bool = False, platform_api: str | None = None
+    model: Path,
+    home: Path,
+    debug: bool = False,
+    platform_api: str | None = None,
+    edit_endpoints: Callable[[dict], dict] | None = None,
+    credentials: dict | None = None,
 ) -> Iterator[Servers]:
     """Build the knowledge index, start both servers on free ports, stop them afterwards.
 
     Conversations go to a masking SQLite tracker store and a masking file event broker under
     ``home``; ``KEFU_VAULT_KEY`` is set so masked values can be revealed from the vault. With
     ``platform_api`` (the URL of :class:`tests.e2e.platform_api.PlatformAPI`), the Slack and
-    Telegram channels are enabled too, their API calls going there.
+    Telegram channels are enabled too, their API calls going there. ``edit_endpoints`` changes
+    the endpoints (a dict, ``${...}`` left unexpanded) and ``credentials`` replaces the
+    channels (the load benchmark's plain Rasa and its unthrottled variants).
     """
     action_port, rasa_port = free_port(), free_port()
     env = {
@@ -181,14 +189,19 @@ def running_servers(
         }
     }
     endpoints_file = home / "endpoints.yml"
-    endpoints_file.write_text(
+    text = (
         shipped.replace('db: ".kefu/tracker.db"', f"db: {json.dumps(str(home / 'tracker.db'))}")
         + "\n"
         + yaml.safe_dump(broker)
     )
+    if edit_endpoints is not None:
+        text = yaml.safe_dump(edit_endpoints(yaml.safe_load(text)), sort_keys=False)
+    endpoints_file.write_text(text)
     credentials_file = home / "credentials.yml"
     credentials_file.write_text(
-        (ROOT / "rasa_project" / "credentials.yml").read_text()
+        yaml.safe_dump(credentials)
+        if credentials is not None
+        else (ROOT / "rasa_project" / "credentials.yml").read_text()
         + "\n"
         + (yaml.safe_dump(platform_credentials(platform_api)) if platform_api else "")
     )
@@ -207,7 +220,8 @@ def running_servers(
     ]
     servers = None
     try:
-        procs.append(start(action_cmd, env, logs["actions"]))
+        action_env = {**env, "SANIC_REQUEST_MAX_SIZE": str(ACTIONS_MAX_BODY_BYTES)}
+        procs.append(start(action_cmd, action_env, logs["actions"]))
         procs.append(
             start(
                 [
@@ -243,7 +257,7 @@ def running_servers(
             action_url=f"http://127.0.0.1:{action_port}",
             procs={"actions": procs[0], "rasa": procs[1]},
             action_cmd=action_cmd,
-            env=env,
+            env=action_env,
         )
         yield servers
     finally:

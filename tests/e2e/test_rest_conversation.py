@@ -113,3 +113,14 @@ def test_no_raw_personal_data_at_rest(servers):
 def test_servers_logged_no_tracebacks(servers):
     for name, log in servers.logs.items():
         assert "Traceback" not in log.read_text(), name
+
+
+def test_a_long_conversation_keeps_its_custom_actions(servers):
+    """Rasa sends the whole session to the action server on every custom action: a long
+    conversation must not outgrow the action server's body limit (it did at ~18 turns)."""
+    sender = "e2e-long"
+    turns = ["where is my order?", "KF100234", "13800138000", "how long do refunds take?"]
+    for _ in range(12):
+        replies = [servers.texts(sender, text) for text in turns]
+    assert "SF1402938475" in replies[2] and "(refunds.md)" in replies[3]
+    assert all("something went wrong" not in r for r in replies)

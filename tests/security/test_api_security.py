@@ -13,7 +13,13 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.e2e.harness import ACTION_SECRET, MAX_BODY_BYTES, Servers, running_servers
+from tests.e2e.harness import (
+    ACTION_SECRET,
+    ACTIONS_MAX_BODY_BYTES,
+    MAX_BODY_BYTES,
+    Servers,
+    running_servers,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -85,7 +91,8 @@ def test_an_oversize_body_is_refused_and_the_server_keeps_serving(servers):
     webhook = f"{servers.action_url}/webhook"
     assert requests.post(webhook, json=big, timeout=30).status_code == 401
     secret = {"X-Kefu-Action-Secret": ACTION_SECRET}
-    assert requests.post(webhook, json=big, headers=secret, timeout=30).status_code == 413
+    huge = {"sender": "big", "message": "a" * (ACTIONS_MAX_BODY_BYTES + 1024)}
+    assert requests.post(webhook, json=huge, headers=secret, timeout=60).status_code == 413
     assert requests.get(f"{servers.action_url}/health", timeout=10).status_code == 200
     assert servers.texts("after-big", "hello")
     tracker = requests.get(

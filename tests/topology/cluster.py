@@ -37,6 +37,7 @@ import yaml
 from tests.conftest import ROOT, rasa_cli
 from tests.e2e.harness import (
     ACTION_SECRET,
+    ACTIONS_MAX_BODY_BYTES,
     API_TOKEN,
     MAX_BODY_BYTES,
     SESSION_SECRET,
@@ -280,7 +281,7 @@ http {{
   fastcgi_temp_path {prefix}/fastcgi;
   uwsgi_temp_path {prefix}/uwsgi;
   scgi_temp_path {prefix}/scgi;
-  client_max_body_size {max_body};
+  client_max_body_size {max_body};  # the customer-facing server; the actions one below
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   upstream kefu_rasa {{
 {rasa_servers}
@@ -309,6 +310,7 @@ http {{
   }}
   server {{
     listen 127.0.0.1:{actions};
+    client_max_body_size {actions_max_body};  # Rasa sends the whole session to the actions
     location / {{
       proxy_pass http://kefu_actions;
       proxy_read_timeout 60s;
@@ -340,6 +342,7 @@ class Nginx:
                 user="user root;\n" if os.geteuid() == 0 else "",
                 prefix=self.dir,
                 max_body=f"{MAX_BODY_BYTES // 1024}k",
+                actions_max_body=f"{ACTIONS_MAX_BODY_BYTES // 1024}k",
                 rasa_servers=servers(rasa_ports),
                 action_servers=servers(action_ports),
                 front=self.front,
@@ -501,8 +504,12 @@ def running_cluster(
     action_servers: int = 2,
     llm: bool = True,
     home: Path | None = None,
+    credentials: dict | None = None,
 ) -> Iterator[Cluster]:
-    """Start the whole topology; stop everything afterwards (also on failure)."""
+    """Start the whole topology; stop everything afterwards (also on failure).
+
+    ``credentials`` replaces the shipped channels (the load benchmark lifts the rate limit).
+    """
     base = Path(tempfile.mkdtemp(prefix="kefu-topology-"))
     base.chmod(0o755)  # postgres and rabbitmq users reach their folders
     home = home or base / "home"
@@ -547,6 +554,10 @@ def running_cluster(
                 base / "llm.log",
                 f"http://127.0.0.1:{llm_port}/health",
             )
+        credentials_file = ROOT / "rasa_project" / "credentials.yml"
+        if credentials is not None:
+            credentials_file = base / "credentials.yml"
+            credentials_file.write_text(yaml.safe_dump(credentials))
         endpoints_file = base / "endpoints.yml"
         endpoints_file.write_text(yaml.safe_dump(endpoints(cluster, llm_port), sort_keys=False))
         for n, port in enumerate(action_ports):
@@ -554,7 +565,7 @@ def running_cluster(
                 Process(
                     f"actions{n}",
                     [rasa_cli(), "run", "actions", "--actions", "actions", "--port", str(port)],
-                    env,
+                    {**env, "SANIC_REQUEST_MAX_SIZE": str(ACTIONS_MAX_BODY_BYTES)},
                     base / f"actions{n}.log",
                     f"http://127.0.0.1:{port}/health",
                 )
@@ -574,7 +585,7 @@ def running_cluster(
                         "--endpoints",
                         str(endpoints_file),
                         "--credentials",
-                        "rasa_project/credentials.yml",
+                        str(credentials_file),
                         "--port",
                         str(port),
                         "-i",

@@ -80,3 +80,10 @@ def test_telegram_needs_a_token_and_a_secret_token():
         assert "s3cr3t" not in str(error.value)  # secrets are never echoed
     with pytest.raises(ConfigError, match="rate_per_minute"):
         GuardedTelegramInput.from_credentials({**good, "rate_per_minute": -1})
+
+
+@pytest.mark.parametrize("channel", [GuardedSocketIOInput, GuardedSlackInput, GuardedTelegramInput])
+def test_a_block_that_is_not_a_mapping_is_refused_without_echoing_it(channel):
+    with pytest.raises(ConfigError) as error:
+        channel.from_credentials(["xoxb-secret-token"])
+    assert "xoxb-secret-token" not in str(error.value)

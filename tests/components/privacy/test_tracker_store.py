@@ -412,3 +412,75 @@ def test_other_errors_are_not_retried(tmp_path):
 def test_retry_seconds_is_validated(tmp_path, bad):
     with pytest.raises(ConfigError, match="retry_seconds"):
         _sql_store(tmp_path / "t.db", retry_seconds=bad)
+
+
+class _RecordingBroker:
+    """An event broker that keeps what it is given (the interface Rasa's stores call)."""
+
+    def __init__(self) -> None:
+        self.published: list[dict] = []
+
+    def publish(self, event: dict, headers=None) -> None:
+        self.published.append(event)
+
+    def is_ready(self) -> bool:
+        return True
+
+
+def test_each_saved_event_is_published_once_without_reading_the_session_back(tmp_path):
+    broker = _RecordingBroker()
+    store = MaskingTrackerStore(
+        DOMAIN,
+        event_broker=broker,
+        inner={"type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "t.db")},
+    )
+    reads = []
+    retrieve = store._inner.retrieve
+
+    async def counting_retrieve(sender_id):
+        reads.append(sender_id)
+        return await retrieve(sender_id)
+
+    store._inner.retrieve = counting_retrieve
+    turns = [
+        [UserUttered(f"call me on 1381234567{n}"), ActionExecuted("action_listen")]
+        for n in range(5)
+    ]
+    for events in turns:
+        asyncio.run(_rasa_turn(store, "ann", events))
+    assert len(reads) == 5  # one retrieve per turn (the turn's own), none per save
+    published = [e for e in broker.published if e["event"] == "user"]
+    assert len(published) == 5 and len(broker.published) == 10
+    assert all(e["sender_id"].startswith("sender_") for e in broker.published)
+    assert "13812345670" not in json.dumps(broker.published)
+    stored = [r for r in _rows(tmp_path / "t.db")]
+    assert len(stored) == len(broker.published)
+
+
+def test_a_save_not_preceded_by_a_retrieve_publishes_only_what_it_added(tmp_path):
+    broker = _RecordingBroker()
+    db = {"type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "t.db")}
+    first = MaskingTrackerStore(DOMAIN, event_broker=broker, inner=db)
+    asyncio.run(_rasa_turn(first, "bo", [UserUttered("hi"), ActionExecuted("action_listen")]))
+    other = MaskingTrackerStore(DOMAIN, event_broker=broker, inner=db)  # another replica
+    tracker = asyncio.run(first.retrieve("bo"))
+    tracker.update(UserUttered("again"))
+    asyncio.run(other.save(tracker))  # never retrieved by `other`: it asks the store
+    assert [e.get("text") for e in broker.published if e["event"] == "user"] == ["hi", "again"]
+
+
+def test_a_retried_save_publishes_nothing_twice(tmp_path):
+    broker = _RecordingBroker()
+    store = MaskingTrackerStore(
+        DOMAIN,
+        event_broker=broker,
+        inner={"type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "t.db")},
+        retry_seconds=5,
+    )
+    flaky = _Flaky(store._inner, failures=0)
+    store._inner = flaky
+    tracker = asyncio.run(store.retrieve("cy")) or DialogueStateTracker("cy", DOMAIN.slots)
+    tracker.update(UserUttered("hello"))
+    flaky.failures = 2
+    asyncio.run(store.save(tracker))
+    assert [e["event"] for e in broker.published] == ["user"]
