@@ -25,6 +25,7 @@ ADAPTERS = {
     "components/channels/slack.py",
     "components/channels/telegram.py",
     "components/channels/turns.py",
+    "components/stores/lock_store.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [
@@ -36,6 +37,7 @@ ENGINES = [
     "components/tools",
     "components/channels",
     "components/encoders",
+    "components/stores",
     "components/text.py",
     "components/settings.py",
     "components/services.py",

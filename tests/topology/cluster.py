@@ -471,7 +471,7 @@ def endpoints(cluster: Cluster, llm_port: int | None) -> dict:
         },
     }
     shipped["lock_store"] = {
-        "type": "redis",
+        "type": "components.stores.lock_store.RetryingRedisLockStore",
         "url": "127.0.0.1",
         "port": cluster.redis.port,
         "db": 1,

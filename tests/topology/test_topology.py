@@ -225,20 +225,22 @@ def test_a_store_outage_fails_turns_cleanly_and_loses_or_duplicates_nothing(clus
         assert proc.proc.poll() is None, f"{proc.name} died when {service} restarted"
 
 
-def test_a_postgres_restart_during_a_turn_is_bridged(cluster):
+@pytest.mark.parametrize("service", ["postgres", "redis"])
+def test_a_restart_during_a_turn_is_bridged(cluster, service):
     """A restart shorter than retry_seconds: the turn waits for the store, then completes."""
     import threading
 
-    sender = "topo-pg-restart"
+    sender = f"topo-{service}-restart"
+    target = getattr(cluster, service)
     cluster.say(sender, "hello")
-    cluster.postgres.stop()
+    target.stop()
     result: dict = {}
     turn = threading.Thread(
         target=lambda: result.update(reply=cluster.say(sender, "where is my order?"))
     )
     turn.start()
     time.sleep(2)
-    cluster.postgres.start()
+    target.start()
     turn.join(120)
     assert "order number" in " ".join(m.get("text", "") for m in result["reply"])
     check_no_loss_or_duplicates(cluster, sender, ["hello", "where is my order?"])
