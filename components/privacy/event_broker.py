@@ -81,22 +81,7 @@ class MaskingEventBroker(EventBroker):
 
     def publish(self, event: dict[str, Any]) -> None:
         """Publish the masked copy of ``event`` (its ``sender_id`` replaced by the sender token)."""
-        self._flush_stranded()
         self._inner.publish(mask_event(self._masker, event))
-
-    def _flush_stranded(self) -> None:
-        """Publish the events a reconnect left behind, once the inner broker is ready again.
-
-        Rasa's pika broker keeps the events it could not publish and publishes them once, when
-        its connection comes back; those that fail again then (its channel is not restored yet)
-        stay in its memory for good. Measured under load through a RabbitMQ restart: 70 events
-        never reached the queue. They go out with the next event instead.
-        """
-        stranded = getattr(self._inner, "_unpublished_events", None)
-        flush = getattr(self._inner, "_publish_unpublished_messages", None)
-        if stranded and flush is not None and self._inner.is_ready():
-            logger.info("event_broker.republish count=%d", len(stranded))
-            flush()
 
     def is_ready(self) -> bool:
         """Whether the inner broker is ready."""
