@@ -247,6 +247,9 @@ def account(load: Load, stored: Counter, queue: Counter | None = None) -> dict:
         "turns_sent": len(load.records),
         "answered_200": len(answered),
         "errors": sum(1 for r in load.records if r["status"] != 200),
+        "errors_by_status": dict(
+            Counter(str(r["status"]) for r in load.records if r["status"] != 200)
+        ),
         "apologies": sum(1 for r in answered if r["apology"]),
         "apologies_by_message": dict(Counter(r["message"] for r in answered if r["apology"])),
         "empty_replies": sum(1 for r in answered if r["empty"]),
