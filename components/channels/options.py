@@ -100,7 +100,8 @@ class RestOptions:
         for key in credentials:
             if key not in known:
                 expected = f"one of {sorted(known)}"
-                raise ConfigError(key, credentials[key], expected, component=COMPONENT)
+                # its value is not shown: a misspelt key may hold a secret
+                raise ConfigError(key, "(not shown)", expected, component=COMPONENT)
         return cls(**dict(credentials))
 
 

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.channels.validation import Rejected
+from components.channels.validation import PLATFORM_PREFIXES, Rejected
+
+__all__ = ["PLATFORM_PREFIXES"]
 
 #: Slack interactive elements whose chosen value becomes the user's message.
 SLACK_VALUE_KEYS = {

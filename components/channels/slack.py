@@ -14,8 +14,9 @@ interactivity). Compared with Rasa's channel:
   malformed bodies get a 400 with a JSON error, never a 500 (:mod:`.platforms`);
 * Slack gets its 200 at once and the turn runs in the background, so a slow LLM reply never
   triggers Slack's 3-second retries; a retry (``X-Slack-Retry-Num``) of an event this process
-  has seen, or that is already in the tracker store (another replica took it), is acknowledged
-  with ``X-Slack-No-Retry: 1`` and not processed twice;
+  has seen, or that is already in the tracker store (another replica finished it), is
+  acknowledged with ``X-Slack-No-Retry: 1`` and not processed twice (a retry reaching another
+  replica while the first turn still runs there is not caught: Rasa stores the turn at its end);
 * messages over ``max_message_chars`` are refused, senders rate limited (:mod:`.limits`);
 * a turn without a reply gets the same apology as on REST (:mod:`.turns`);
 * ``api_url`` points the bot's Web API calls elsewhere (GovSlack, a test double).
@@ -39,9 +40,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from components.channels import platforms
 from components.channels.options import RestOptions, credentials_dict
-from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
+from components.channels.turns import (
+    AppAgent,
+    CountingOutput,
+    OnNewMessage,
+    TurnGuard,
+    frames,
+    sender_ref,
+)
 from components.channels.validation import Rejected
 from components.errors import ConfigError
+from components.privacy.tracker_store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +86,7 @@ class GuardedSlackBot(SlackBot):
             self.client = AsyncWebClient(token, base_url=api_url.rstrip("/") + "/", proxy=proxy)
 
 
-class GuardedSlackInput(SlackInput):
+class GuardedSlackInput(AppAgent, SlackInput):
     """Rasa's Slack channel, hardened (see the module docstring).
 
     Args:
@@ -105,7 +114,6 @@ class GuardedSlackInput(SlackInput):
         self.turns = TurnGuard.for_channel("slack", self.options)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
-        self.agent: Any = None
 
     @classmethod
     def name(cls) -> str:
@@ -141,8 +149,8 @@ class GuardedSlackInput(SlackInput):
         bp = Blueprint("slack_webhook", __name__)
 
         @bp.listener("before_server_start")
-        async def remember_agent(app: Any, _loop: Any) -> None:
-            self.agent = getattr(app.ctx, "agent", None)
+        async def remember_app(app: Any, _loop: Any) -> None:
+            self.remember_app(app)
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -221,9 +229,9 @@ class GuardedSlackInput(SlackInput):
         store = getattr(self.agent, "tracker_store", None)
         if store is None:
             return False
-        try:
-            tracker = await store.retrieve(self._conversation(found))
-        except Exception as exc:
+        try:  # bounded: Slack wants its answer within 3 s
+            tracker = await asyncio.wait_for(store.retrieve(self._conversation(found)), 1.0)
+        except (Exception, StoreUnavailable) as exc:
             logger.warning("channels.slack.dedupe_unavailable error=%s", type(exc).__name__)
             return False
         return tracker is not None and any(
@@ -231,7 +239,10 @@ class GuardedSlackInput(SlackInput):
         )
 
     def _conversation(self, found: platforms.Incoming) -> str:
-        return self._get_conversation_id(found.user, found.chat, found.thread) or found.user
+        """``slack:`` + Rasa's conversation id (by sender, channel or thread granularity)."""
+        return "slack:" + (
+            self._get_conversation_id(found.user, found.chat, found.thread) or found.user
+        )
 
     async def _turn(self, found: platforms.Incoming, on_new_message: OnNewMessage) -> None:
         thread = found.thread if self.use_threads else None

@@ -45,7 +45,14 @@ from socketio import AsyncServer
 
 from components.channels.limits import retry_after
 from components.channels.options import RestOptions, credentials_dict
-from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
+from components.channels.turns import (
+    AppAgent,
+    CountingOutput,
+    OnNewMessage,
+    TurnGuard,
+    frames,
+    sender_ref,
+)
 from components.channels.validation import Rejected, parse_socket_message
 from components.errors import ConfigError
 
@@ -99,12 +106,12 @@ class SessionSigner:
         if not isinstance(session_id, str) or len(session_id) != 57:
             return False
         core, _, tag = session_id.partition(".")
-        if len(core) != 32 or any(c not in "0123456789abcdef" for c in core):
+        if len(core) != 32 or any(c not in "0123456789abcdef" for c in core) or not tag.isascii():
             return False
         return hmac.compare_digest(tag, self._tag(core))
 
 
-class GuardedSocketIOInput(SocketIOInput):
+class GuardedSocketIOInput(AppAgent, SocketIOInput):
     """Rasa's socket.io channel with validated, bounded, rate-limited input and signed sessions.
 
     Args:
@@ -136,7 +143,6 @@ class GuardedSocketIOInput(SocketIOInput):
             )
             secret = secrets.token_urlsafe(32)
         self.signer = SessionSigner(secret)
-        self.agent: Any = None
 
     @classmethod
     def name(cls) -> str:
@@ -159,7 +165,7 @@ class GuardedSocketIOInput(SocketIOInput):
         for key in credentials:
             if key not in known:
                 expected = f"one of {sorted(known | set(RASA_KEYS) | {'web_page'})}"
-                raise ConfigError(key, credentials[key], expected, component=COMPONENT)
+                raise ConfigError(key, "(not shown)", expected, component=COMPONENT)
         return cls(RestOptions.from_credentials(credentials), web_page, **rasa_options)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
@@ -168,13 +174,15 @@ class GuardedSocketIOInput(SocketIOInput):
             async_mode="sanic",
             cors_allowed_origins=[],
             max_http_buffer_size=self.options.body_limit,
+            logger=_ClientErrorLogger(logging.getLogger("socketio.server")),
+            engineio_logger=_ClientErrorLogger(logging.getLogger("engineio.server")),
         )
         bp = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
 
         @bp.listener("before_server_start")
-        async def remember_agent(app: Any, _loop: Any) -> None:
-            self.agent = getattr(app.ctx, "agent", None)
+        async def remember_app(app: Any, _loop: Any) -> None:
+            self.remember_app(app)
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -243,7 +251,7 @@ class GuardedSocketIOInput(SocketIOInput):
     async def _handle(
         self, sio: AsyncServer, sid: str, data: Any, on_new_message: OnNewMessage
     ) -> None:
-        chat = parse_socket_message(data, self.options)
+        chat = parse_socket_message(data, self.options, self.metadata_key or "metadata")
         if self.session_persistence:
             if not self.signer.valid(chat.session_id):
                 raise Rejected(
@@ -285,6 +293,24 @@ class GuardedSocketIOInput(SocketIOInput):
             )
         finally:
             await sio.emit(TYPING_EVENT, {"typing": False}, room=sender, namespace=self.namespace)
+
+
+class _ClientErrorLogger(logging.LoggerAdapter):
+    """python-socketio/engineio's logger, without tracebacks for what a client sent.
+
+    A malformed frame makes those libraries log a traceback of their own parser (and a client
+    can send one per message): one warning line is enough, and nothing of the frame is logged.
+    """
+
+    def __init__(self, inner: logging.Logger) -> None:
+        if inner.level == logging.NOTSET:  # the libraries' own default: warnings and errors
+            inner.setLevel(logging.WARNING)
+        super().__init__(inner, {})
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log ``msg`` as a warning without the traceback (it points into the library)."""
+        kwargs.pop("exc_info", None)
+        self.warning("%s (malformed client input)", msg, **kwargs)
 
 
 def _page_file(name: str) -> HTTPResponse:

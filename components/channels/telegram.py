@@ -15,7 +15,7 @@ Its name stays ``telegram`` (URL ``/webhooks/telegram/webhook``). Compared with 
   the bot is on every update, which proves nothing about the sender;
 * malformed updates get a 400 with a JSON error, never a 500 (:mod:`.platforms`);
 * Telegram gets its 200 at once and the turn runs in the background; a re-delivered update
-  (same ``update_id``) is not processed twice;
+  (same ``update_id``) reaching the same process is not processed twice;
 * a button press (callback query) is answered, so the client stops its spinner, and becomes
   the customer's message; an edited message is handled as a new message;
 * messages over ``max_message_chars`` are refused, senders rate limited (:mod:`.limits`);
@@ -42,7 +42,14 @@ from sanic.response import HTTPResponse
 
 from components.channels import platforms
 from components.channels.options import RestOptions, credentials_dict
-from components.channels.turns import CountingOutput, OnNewMessage, TurnGuard, frames, sender_ref
+from components.channels.turns import (
+    AppAgent,
+    CountingOutput,
+    OnNewMessage,
+    TurnGuard,
+    frames,
+    sender_ref,
+)
 from components.channels.validation import Rejected
 from components.errors import ConfigError
 
@@ -63,7 +70,7 @@ class GuardedTelegramOutput(TelegramOutput):
         super(TelegramOutput, self).__init__(access_token, server=server)
 
 
-class GuardedTelegramInput(TelegramInput):
+class GuardedTelegramInput(AppAgent, TelegramInput):
     """Rasa's Telegram channel, hardened (see the module docstring).
 
     Args:
@@ -92,7 +99,6 @@ class GuardedTelegramInput(TelegramInput):
         self.turns = TurnGuard.for_channel("telegram", self.options)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
-        self.agent: Any = None
         self._out: GuardedTelegramOutput | None = None
 
     @classmethod
@@ -169,7 +175,7 @@ class GuardedTelegramInput(TelegramInput):
 
         @bp.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
-            self.agent = getattr(app.ctx, "agent", None)
+            self.remember_app(app)
             try:
                 await self.register_webhook()
             except Exception as exc:
@@ -252,11 +258,11 @@ class GuardedTelegramInput(TelegramInput):
                 logger.warning(
                     "channels.telegram.callback_not_answered error=%s", type(exc).__name__
                 )
-        output = CountingOutput(out)
+        output = CountingOutput(out, recipient=found.chat)
         message = UserMessage(
             found.text,
             output,
-            found.chat,
+            f"telegram:{found.chat}",  # never a bare chat id (platforms.PLATFORM_PREFIXES)
             input_channel=self.name(),
             message_id=f"telegram:{found.event_id}",
             metadata={"telegram": {"kind": found.kind}},

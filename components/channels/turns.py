@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.lock_store import LockError
 from rasa.shared.core.constants import DEFAULT_ACTION_NAMES
 from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -93,8 +94,8 @@ class TurnGuard:
 
         Returns:
             ``ok``, ``failed`` (an error; what was sent stays sent), or ``store_unavailable``
-            (the tracker store could not be reached: nothing of the turn was stored, so
-            what it produced must not be shown either).
+            (the tracker store or the lock store could not be reached: nothing of the turn
+            was stored, so what it produced must not be shown either).
         """
         try:
             await on_new_message(message)
@@ -107,6 +108,13 @@ class TurnGuard:
                 unavailable.operation,
             )
             return "store_unavailable"
+        except LockError:
+            logger.error(
+                "channels.%s.lock_unavailable sender=%s",
+                self.channel,
+                sender_ref(message.sender_id),
+            )
+            return "store_unavailable"  # the turn never ran: nothing was stored
         except CancelledError:
             logger.error(
                 "channels.%s.turn_timeout sender=%s", self.channel, sender_ref(message.sender_id)
@@ -138,8 +146,8 @@ class TurnGuard:
             The outcome of :meth:`run`.
         """
         outcome = await self.run(on_new_message, message)
-        if output.sent:
-            return outcome
+        if output.sent and outcome != "store_unavailable":
+            return outcome  # (what was sent was not stored: say so, so the customer repeats it)
         apology = await self.apology(agent, message, store_reachable=outcome != "store_unavailable")
         if apology is not None:
             try:
@@ -234,6 +242,26 @@ class TurnGuard:
             )
 
 
+class AppAgent:
+    """Mixin for channels: ``self.agent`` is the Rasa agent the app holds *now*.
+
+    Rasa loads the agent in a ``before_server_start`` listener registered after the channels'
+    blueprints, and ``PUT /model`` replaces it later: reading ``app.ctx.agent`` once at start-up
+    would keep None or a stale agent. A channel calls :meth:`remember_app` from a listener.
+    """
+
+    _app: Any = None
+
+    def remember_app(self, app: Any) -> None:
+        """Keep the Sanic app (its ``ctx.agent`` is read on every use)."""
+        self._app = app
+
+    @property
+    def agent(self) -> Any:
+        """The app's current Rasa agent, or None before it is loaded."""
+        return getattr(getattr(self._app, "ctx", None), "agent", None)
+
+
 class CountingOutput(OutputChannel):
     """Wraps a channel's output channel and counts the bot messages sent through it.
 
@@ -241,10 +269,13 @@ class CountingOutput(OutputChannel):
 
     Args:
         inner: The channel's own output channel.
+        recipient: Where replies go when it is not the conversation id (a Telegram chat id:
+            conversations are ``telegram:<chat id>``).
     """
 
-    def __init__(self, inner: OutputChannel) -> None:
+    def __init__(self, inner: OutputChannel, recipient: str | None = None) -> None:
         self.inner = inner
+        self.recipient = recipient
         self.sent = 0
 
     def name(self) -> str:  # type: ignore[override]
@@ -254,4 +285,4 @@ class CountingOutput(OutputChannel):
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         """Send through the wrapped channel and count it."""
         self.sent += 1
-        await self.inner.send_response(recipient_id, message)
+        await self.inner.send_response(self.recipient or recipient_id, message)

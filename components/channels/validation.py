@@ -17,6 +17,11 @@ from typing import Any
 from components.channels.options import RestOptions
 from components.privacy.recognisers import SENDER_TOKEN
 
+#: Conversation ids of Slack and Telegram customers start with these; REST and socket.io refuse
+#: them as sender ids, so nobody can open a platform customer's conversation by naming their
+#: (easily found) user or chat id.
+PLATFORM_PREFIXES = ("slack:", "telegram:")
+
 EXAMPLE = '{"sender": "customer-42", "message": "where is my order?"}'
 MAX_INPUT_CHANNEL_CHARS = 64
 
@@ -194,6 +199,12 @@ def _sender(data: dict[str, Any], options: RestOptions) -> str:
         raise Rejected(400, "invalid_sender", f"{what} (it has {len(sender)}).")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in sender):
         raise Rejected(400, "invalid_sender", f"{what}, without control characters.")
+    if sender.startswith(PLATFORM_PREFIXES):
+        raise Rejected(
+            400,
+            "invalid_sender",
+            f"{what}, not starting with a platform's prefix (slack:, telegram:).",
+        )
     if SENDER_TOKEN.search(sender):
         # stored conversations are keyed by these tokens, and tokens appear in logs and tickets:
         # a client must not open another customer's conversation by naming its token
@@ -236,13 +247,16 @@ class SocketMessage:
 SOCKET_EXAMPLE = '{"message": "where is my order?", "session_id": "<from session_confirm>"}'
 
 
-def parse_socket_message(data: Any, options: RestOptions) -> SocketMessage:
+def parse_socket_message(
+    data: Any, options: RestOptions, metadata_key: str = "metadata"
+) -> SocketMessage:
     """Validate the data of a socket.io ``user_uttered`` event.
 
     Args:
         data: What the client emitted (any JSON value, or bytes).
         options: The channel's limits (``max_message_chars``, ``max_sender_chars``,
             ``body_limit`` for the metadata).
+        metadata_key: The field holding the metadata (Rasa's ``metadata_key`` option).
 
     Raises:
         Rejected: With the status a REST client would get (400, 413) and a stable code.
@@ -264,7 +278,7 @@ def parse_socket_message(data: Any, options: RestOptions) -> SocketMessage:
             raise Rejected(
                 400, "invalid_session", '"session_id" must be the string of session_confirm.'
             ) from None
-    metadata = data.get("metadata")
+    metadata = data.get(metadata_key)
     if isinstance(metadata, str):  # Rasa's widget may send it JSON-encoded
         try:
             metadata = json.loads(metadata, parse_constant=_no_constant)

@@ -172,10 +172,10 @@ class MaskingTrackerStore(TrackerStore):
         if (
             isinstance(retry_seconds, bool)
             or not isinstance(retry_seconds, (int, float))
-            or not (0 <= retry_seconds <= 300)
+            or not (0 <= retry_seconds <= 50)  # below Rasa's 60 s lock lifetime
         ):
             raise ConfigError(
-                "tracker_store.retry_seconds", retry_seconds, "a number of seconds from 0 to 300"
+                "tracker_store.retry_seconds", retry_seconds, "a number of seconds from 0 to 50"
             )
         self._retry_seconds = float(retry_seconds)
         self._cache_size = masked_cache_size

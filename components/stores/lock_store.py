@@ -45,10 +45,8 @@ class RetryingRedisLockStore(RedisLockStore):
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         kwargs = dict(endpoint_config.kwargs)
         retry = kwargs.pop("retry_seconds", 10.0)
-        if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not 0 <= retry <= 300:
-            raise ConfigError(
-                "lock_store.retry_seconds", retry, "a number of seconds from 0 to 300"
-            )
+        if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not 0 <= retry <= 50:
+            raise ConfigError("lock_store.retry_seconds", retry, "a number of seconds from 0 to 50")
         self.retry_seconds = float(retry)
         super().__init__(host=endpoint_config.url or "localhost", **kwargs)
 
@@ -58,9 +56,11 @@ class RetryingRedisLockStore(RedisLockStore):
         deadline = time.monotonic() + self.retry_seconds
         delay, attempt = 0.2, 1
         while True:
-            try:
-                self.red.ping()
+            try:  # in a thread: an unreachable host must not freeze the event loop
+                await asyncio.to_thread(self.red.ping)
                 return
+            except redis.exceptions.AuthenticationError:
+                return  # a configuration error: Rasa's lock() reports it at once
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 if time.monotonic() + delay > deadline:
                     logger.error("lock_store.unavailable attempts=%d", attempt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+import requests
 
 from tests.e2e import leak_audit
 
@@ -119,8 +120,15 @@ def test_a_long_conversation_keeps_its_custom_actions(servers):
     """Rasa sends the whole session to the action server on every custom action: a long
     conversation must not outgrow the action server's body limit (it did at ~18 turns)."""
     sender = "e2e-long"
+    servers.texts(sender, "hello")
+    events_url = f"{servers.rasa_url}/conversations/{sender}/tracker/events"
+    for _ in range(4):  # ~150 KB of earlier conversation, added through Rasa's HTTP API
+        earlier = [{"event": "bot", "text": "earlier reply " + "x" * 600} for _ in range(60)]
+        added = requests.post(
+            events_url, params={"token": servers.api_token}, json=earlier, timeout=60
+        )
+        assert added.status_code == 200, added.text
     turns = ["where is my order?", "KF100234", "13800138000", "how long do refunds take?"]
-    for _ in range(12):
-        replies = [servers.texts(sender, text) for text in turns]
+    replies = [servers.texts(sender, text) for text in turns]
     assert "SF1402938475" in replies[2] and "(refunds.md)" in replies[3]
     assert all("something went wrong" not in r for r in replies)

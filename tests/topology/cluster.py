@@ -49,8 +49,6 @@ from tests.e2e.harness import (
 
 PG_PASSWORD = "topology-test-password"
 QUEUE = "kefu_events"
-#: Debian packages the topology needs (``.ci/run`` installs them).
-PACKAGES = ("postgresql", "redis-server", "rabbitmq-server", "nginx")
 
 
 def pg_bin() -> Path | None:

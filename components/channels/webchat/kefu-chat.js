@@ -31,8 +31,12 @@
   function send(text, shown) {
     add("user", shown === undefined ? text : shown);
     clearQuick();
-    var data = { message: text, session_id: sessionId };
-    if (ready) { emit("user_uttered", data); } else { outbox.push(text); }
+    // only on an open socket: a closing one drops what it is given without a word
+    if (ready && ws && ws.readyState === WebSocket.OPEN) {
+      emit("user_uttered", { message: text, session_id: sessionId });
+    } else {
+      outbox.push(text);
+    }
   }
 
   function renderButtons(li, buttons, inline) {
@@ -115,7 +119,12 @@
   function armPing(ms) {
     if (ms) { pingDeadline = ms; }
     clearTimeout(pingTimer);
-    pingTimer = setTimeout(function () { if (ws) { ws.close(); } }, pingDeadline);
+    pingTimer = setTimeout(drop, pingDeadline);
+  }
+
+  function drop() {  // stop sending at once; onclose reconnects
+    ready = false;
+    if (ws) { ws.close(); }
   }
 
   function connect() {
@@ -140,6 +149,6 @@
   });
 
   try { sessionId = localStorage.getItem(SESSION_KEY); } catch (e) { sessionId = null; }
-  window.kefuChat = { reconnect: function () { if (ws) { ws.close(); } } };
+  window.kefuChat = { reconnect: drop };
   connect();
 })();

@@ -87,3 +87,35 @@ def test_a_block_that_is_not_a_mapping_is_refused_without_echoing_it(channel):
     with pytest.raises(ConfigError) as error:
         channel.from_credentials(["xoxb-secret-token"])
     assert "xoxb-secret-token" not in str(error.value)
+
+
+def test_non_ascii_session_tags_are_invalid_not_an_error():
+    signer = SessionSigner("secret")
+    core = signer.issue().split(".")[0]
+    assert not signer.valid(f"{core}." + "é" * 24)
+
+
+def test_a_misspelt_key_does_not_echo_its_value():
+    with pytest.raises(ConfigError) as error:
+        GuardedSlackInput.from_credentials(
+            {"slack_token": "x", "slack_signing_secret": "s", "slack_signing_secert": "hunter2"}
+        )
+    assert "hunter2" not in str(error.value) and "slack_signing_secert" in str(error.value)
+
+
+@pytest.mark.parametrize("sender", ["slack:U0ABC", "telegram:123456789"])
+def test_platform_conversations_cannot_be_named_over_rest_or_socketio(sender):
+    from components.channels.validation import parse_request
+
+    with pytest.raises(Rejected) as refused:
+        parse_request(f'{{"sender": "{sender}", "message": "hi"}}'.encode(), RestOptions())
+    assert refused.value.code == "invalid_sender"
+    with pytest.raises(Rejected):
+        parse_socket_message({"message": "hi", "session_id": sender}, RestOptions())
+
+
+def test_socket_metadata_key_is_honoured():
+    parsed = parse_socket_message(
+        {"message": "hi", "customData": {"a": 1}}, RestOptions(), "customData"
+    )
+    assert parsed.metadata == {"a": 1}

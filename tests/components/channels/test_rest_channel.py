@@ -242,6 +242,17 @@ def test_an_unreachable_tracker_store_fails_the_turn_cleanly(server, kefu_home, 
     assert "channels.rest.store_unavailable" in caplog.text and "hana" not in caplog.text
 
 
+def test_a_lock_store_that_cannot_be_reached_fails_the_turn_cleanly(server, kefu_home, caplog):
+    from rasa.core.lock_store import LockError
+
+    server.agent.error = LockError("redis unreachable")
+    with caplog.at_level(logging.INFO):
+        response = server.say("ivy", "hello")
+    assert response.json() == [{"recipient_id": "ivy", "text": SORRY_RETRY}]
+    assert "channels.rest.lock_unavailable" in caplog.text
+    assert handoff_queue.pending(kefu_home / "handoff_queue.db") == 0
+
+
 def test_a_queue_that_cannot_be_written_means_no_promise(server, kefu_home, monkeypatch):
     def broken(record, path=None):
         raise sqlite3.OperationalError("disk I/O error")

@@ -408,7 +408,7 @@ def test_other_errors_are_not_retried(tmp_path):
     assert flaky.calls == 1
 
 
-@pytest.mark.parametrize("bad", [-1, 301, "10", True])
+@pytest.mark.parametrize("bad", [-1, 51, "10", True])
 def test_retry_seconds_is_validated(tmp_path, bad):
     with pytest.raises(ConfigError, match="retry_seconds"):
         _sql_store(tmp_path / "t.db", retry_seconds=bad)

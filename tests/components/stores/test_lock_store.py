@@ -92,7 +92,7 @@ def test_without_redis_for_longer_the_turn_fails_as_in_rasa(redis_server):
         asyncio.run(take(locks, "bo"))
 
 
-@pytest.mark.parametrize("bad", [-1, 301, "5", True])
+@pytest.mark.parametrize("bad", [-1, 51, "5", True])
 def test_retry_seconds_is_validated(bad):
     with pytest.raises(ConfigError, match="retry_seconds"):
         store(free_port(), retry_seconds=bad)
