@@ -89,10 +89,19 @@ def mask_event(masker: PIIMasker, event: dict, sender_id: str | None = None) -> 
     return event
 
 
+#: Metadata Rasa itself adds to every event: ids, never personal data (a random hex model id can
+#: hold an 11-digit run that looks like a mobile number).
+RASA_IDS = ("model_id", "assistant_id")
+
+
 def _masked_metadata(
     masker: PIIMasker, metadata: Any, sender: str | None, token: str | None
 ) -> Any:
     """Channel metadata with the sender id replaced by its token, then personal data masked."""
     if sender and token and token != sender:
         metadata = _without_sender(metadata, sender, token)
+    if isinstance(metadata, dict):
+        kept = {k: metadata[k] for k in RASA_IDS if isinstance(metadata.get(k), str)}
+        rest = {k: v for k, v in metadata.items() if k not in kept}
+        return {**mask_value(masker, rest, learned=False), **kept}
     return mask_value(masker, metadata, learned=False)  # ids and settings, not prose
