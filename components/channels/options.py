@@ -19,7 +19,7 @@ Every key is optional; an unknown key or a bad value stops start-up with a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +86,18 @@ class RestOptions:
         return max(64 * 1024, 12 * self.max_message_chars + 16 * 1024)
 
     @classmethod
-    def from_credentials(cls, credentials: Mapping[str, Any] | None) -> RestOptions:
+    def from_credentials(
+        cls,
+        credentials: Mapping[str, Any] | None,
+        extra_keys: Collection[str] = (),
+        component: str = COMPONENT,
+    ) -> RestOptions:
         """Options from the channel's ``credentials.yml`` block (None or empty: defaults).
+
+        Args:
+            credentials: The block, without the keys the channel itself has taken out.
+            extra_keys: Those other keys of the channel (named in the unknown-key error).
+            component: The channel named in the unknown-key error.
 
         Raises:
             ConfigError: On an unknown key or a bad value.
@@ -95,13 +105,13 @@ class RestOptions:
         if not credentials:
             return cls()
         if not isinstance(credentials, Mapping):
-            raise ConfigError("credentials", credentials, "a mapping", component=COMPONENT)
+            raise ConfigError("credentials", "(not shown)", "a mapping", component=component)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in credentials:
             if key not in known:
-                expected = f"one of {sorted(known)}"
+                expected = f"one of {sorted(known | set(extra_keys))}"
                 # its value is not shown: a misspelt key may hold a secret
-                raise ConfigError(key, "(not shown)", expected, component=COMPONENT)
+                raise ConfigError(key, "(not shown)", expected, component=component)
         return cls(**dict(credentials))
 
 

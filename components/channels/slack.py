@@ -134,7 +134,8 @@ class GuardedSlackInput(AppAgent, SlackInput):
             isinstance(api_url, str) and api_url.startswith(("http://", "https://"))
         ):
             raise ConfigError("api_url", api_url, "an http(s) URL", component=COMPONENT)
-        return cls(RestOptions.from_credentials(credentials), api_url, **rasa_options)
+        options = RestOptions.from_credentials(credentials, {*RASA_KEYS, "api_url"}, COMPONENT)
+        return cls(options, api_url, **rasa_options)
 
     def get_output_channel(
         self, channel: str | None = None, thread_id: str | None = None

@@ -24,7 +24,6 @@ the page this channel serves is at ``/webhooks/socketio/chat``. Compared with Ra
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
@@ -161,12 +160,8 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
         web_page = credentials.pop("web_page", True)
         if not isinstance(web_page, bool):
             raise ConfigError("web_page", web_page, "true or false", component=COMPONENT)
-        known = {f.name for f in dataclasses.fields(RestOptions)}
-        for key in credentials:
-            if key not in known:
-                expected = f"one of {sorted(known | set(RASA_KEYS) | {'web_page'})}"
-                raise ConfigError(key, "(not shown)", expected, component=COMPONENT)
-        return cls(RestOptions.from_credentials(credentials), web_page, **rasa_options)
+        options = RestOptions.from_credentials(credentials, {*RASA_KEYS, "web_page"}, COMPONENT)
+        return cls(options, web_page, **rasa_options)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """The socket.io server (on ``socketio_path``), the health route and the web page."""

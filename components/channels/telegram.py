@@ -140,7 +140,9 @@ class GuardedTelegramInput(AppAgent, TelegramInput):
             isinstance(api_url, str) and api_url.startswith(("http://", "https://"))
         ):
             raise ConfigError("api_url", api_url, "an http(s) URL", component=COMPONENT)
-        options = RestOptions.from_credentials(credentials)
+        options = RestOptions.from_credentials(
+            credentials, {*RASA_KEYS, "secret_token", "api_url"}, COMPONENT
+        )
         return cls(
             token,
             rasa_options["verify"],

@@ -93,6 +93,40 @@ MAX_BODY_BYTES = 65536
 ACTIONS_MAX_BODY_BYTES = 16 * 1024 * 1024  # as the Makefile starts the action server
 
 
+def action_server_command(port: int, *flags: str) -> list[str]:
+    """``rasa run actions`` as the Makefile starts it (its env needs ``action_server_env``)."""
+    return [rasa_cli(), "run", "actions", "--actions", "actions", "--port", str(port), *flags]
+
+
+def action_server_env(env: dict) -> dict:
+    """``env`` with the action server's body limit (Rasa posts the whole session to it)."""
+    return {**env, "SANIC_REQUEST_MAX_SIZE": str(ACTIONS_MAX_BODY_BYTES)}
+
+
+def rasa_server_command(
+    model: Path, endpoints: Path, credentials: Path, port: int, *flags: str
+) -> list[str]:
+    """``rasa run`` with the HTTP API behind ``API_TOKEN``, on loopback."""
+    return [
+        rasa_cli(),
+        "run",
+        "--enable-api",
+        "--auth-token",
+        API_TOKEN,
+        "-m",
+        str(model),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        str(credentials),
+        "--port",
+        str(port),
+        "-i",
+        "127.0.0.1",
+        *flags,
+    ]
+
+
 class Servers:
     """Talks to the running Rasa server over its REST channel; knows where everything is."""
 
@@ -208,40 +242,14 @@ def running_servers(
     logs = {"actions": home / "actions.log", "rasa": home / "rasa.log"}
     flags = ["--debug"] if debug else []
     procs = []
-    action_cmd = [
-        rasa_cli(),
-        "run",
-        "actions",
-        "--actions",
-        "actions",
-        "--port",
-        str(action_port),
-        *flags,
-    ]
+    action_cmd = action_server_command(action_port, *flags)
     servers = None
     try:
-        action_env = {**env, "SANIC_REQUEST_MAX_SIZE": str(ACTIONS_MAX_BODY_BYTES)}
+        action_env = action_server_env(env)
         procs.append(start(action_cmd, action_env, logs["actions"]))
         procs.append(
             start(
-                [
-                    rasa_cli(),
-                    "run",
-                    "--enable-api",
-                    "--auth-token",
-                    API_TOKEN,
-                    "-m",
-                    str(model),
-                    "--endpoints",
-                    str(endpoints_file),
-                    "--credentials",
-                    str(credentials_file),
-                    "--port",
-                    str(rasa_port),
-                    "-i",
-                    "127.0.0.1",
-                    *flags,
-                ],
+                rasa_server_command(model, endpoints_file, credentials_file, rasa_port, *flags),
                 env,
                 logs["rasa"],
             )

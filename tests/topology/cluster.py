@@ -34,7 +34,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.conftest import ROOT, rasa_cli
+from tests.conftest import ROOT
 from tests.e2e.harness import (
     ACTION_SECRET,
     ACTIONS_MAX_BODY_BYTES,
@@ -42,7 +42,10 @@ from tests.e2e.harness import (
     MAX_BODY_BYTES,
     SESSION_SECRET,
     VAULT_KEY,
+    action_server_command,
+    action_server_env,
     free_port,
+    rasa_server_command,
     stop,
     wait_until_up,
 )
@@ -562,8 +565,8 @@ def running_cluster(
             cluster.actions.append(
                 Process(
                     f"actions{n}",
-                    [rasa_cli(), "run", "actions", "--actions", "actions", "--port", str(port)],
-                    {**env, "SANIC_REQUEST_MAX_SIZE": str(ACTIONS_MAX_BODY_BYTES)},
+                    action_server_command(port),
+                    action_server_env(env),
                     base / f"actions{n}.log",
                     f"http://127.0.0.1:{port}/health",
                 )
@@ -572,23 +575,7 @@ def running_cluster(
             cluster.replicas.append(
                 Process(
                     f"rasa{n}",
-                    [
-                        rasa_cli(),
-                        "run",
-                        "--enable-api",
-                        "--auth-token",
-                        API_TOKEN,
-                        "-m",
-                        str(model),
-                        "--endpoints",
-                        str(endpoints_file),
-                        "--credentials",
-                        str(credentials_file),
-                        "--port",
-                        str(port),
-                        "-i",
-                        "127.0.0.1",
-                    ],
+                    rasa_server_command(model, endpoints_file, credentials_file, port),
                     env,
                     base / f"rasa{n}.log",
                     f"http://127.0.0.1:{port}/status?token={API_TOKEN}",

@@ -119,3 +119,24 @@ def test_socket_metadata_key_is_honoured():
         {"message": "hi", "customData": {"a": 1}}, RestOptions(), "customData"
     )
     assert parsed.metadata == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("channel", "block", "named"),
+    [
+        (GuardedSocketIOInput, {}, ["web_page", "session_persistence", "burst"]),
+        (GuardedSlackInput, {"slack_token": "x", "slack_signing_secret": "s"}, ["api_url"]),
+        (
+            GuardedTelegramInput,
+            {"access_token": "1:a", "secret_token": "s3cr3t", "webhook_url": "https://x"},
+            ["secret_token", "api_url", "webhook_url"],
+        ),
+    ],
+)
+def test_a_misspelt_key_names_the_channel_and_all_its_keys_not_the_value(channel, block, named):
+    with pytest.raises(ConfigError) as error:
+        channel.from_credentials({**block, "slack_tokn": "xoxb-secret"})
+    message = str(error.value)
+    assert "slack_tokn" in message and "xoxb-secret" not in message
+    assert "channels.rest" not in message
+    assert all(key in message for key in named), message
