@@ -250,6 +250,10 @@ class RabbitMQ:
 
     def drain(self) -> list[bytes]:
         """Every message waiting in the events queue (consumed)."""
+        return [body for _, body in self.drain_messages()]
+
+    def drain_messages(self) -> list[tuple[str | None, bytes]]:
+        """Every message waiting in the events queue (consumed), with its AMQP message id."""
         import pika
 
         params = pika.ConnectionParameters("127.0.0.1", self.port, connection_attempts=5)
@@ -257,12 +261,12 @@ class RabbitMQ:
         try:
             channel = connection.channel()
             channel.queue_declare(QUEUE, durable=True)
-            bodies = []
+            found = []
             while True:
-                method, _, body = channel.basic_get(QUEUE, auto_ack=True)
+                method, properties, body = channel.basic_get(QUEUE, auto_ack=True)
                 if method is None:
-                    return bodies
-                bodies.append(body)
+                    return found
+                found.append((properties.message_id, body))
         finally:
             connection.close()
 
@@ -481,7 +485,7 @@ def endpoints(cluster: Cluster, llm_port: int | None) -> dict:
     shipped["event_broker"] = {
         "type": "components.privacy.event_broker.MaskingEventBroker",
         "inner": {
-            "type": "pika",
+            "type": "components.stores.pika_broker.ReliablePikaEventBroker",
             "url": "127.0.0.1",
             "port": cluster.rabbitmq.port,
             "username": "guest",
