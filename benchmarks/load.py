@@ -352,11 +352,32 @@ def topology(model: Path, args, faults: bool) -> dict:
             "SELECT data FROM events WHERE type_name = 'user' AND sender_id = ANY(%s)", senders
         )
         stored = _ids(data for (data,) in rows)
-        time.sleep(5)  # events published after the last replies
-        queue = _ids(b for b in cluster.rabbitmq.drain() if b'"event": "user"' in b)
+        queue: Counter = Counter()
+        amqp_ids: dict[str, set] = {}
+        deadline = time.monotonic() + 30  # events published after the last replies
+        while True:
+            for amqp_id, body in cluster.rabbitmq.drain_messages():
+                for turn in _ids([body]) if b'"event": "user"' in body else ():
+                    queue[turn] += 1
+                    amqp_ids.setdefault(turn, set()).add(amqp_id)
+            missing = {i for i, n in stored.items() if n} - set(queue)
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         result = {**latency(load, wall, cpu), **account(load, stored, queue)}
+        # a repeat under the same AMQP message id is one a consumer can drop
+        result["broker_repeats_new_id"] = sum(1 for ids in amqp_ids.values() if len(ids) > 1)
+        missing = {i for i, n in stored.items() if n} - set(queue)
+        if missing:  # when the missing turns were sent (seconds after the load started)
+            began = min(r["start"] for r in load.records)
+            result["broker_missing_sent_at_s"] = sorted(
+                round(r["start"] - began, 1) for r in load.records if r["id"] in missing
+            )
         if faults:
-            result["faults"] = [fault_window(load, f) for f in timeline]
+            began = min(r["start"] for r in load.records)
+            result["faults"] = [
+                {**fault_window(load, f), "at_s": round(f["start"] - began, 1)} for f in timeline
+            ]
         return result
 
 

@@ -26,6 +26,7 @@ ADAPTERS = {
     "components/channels/telegram.py",
     "components/channels/turns.py",
     "components/stores/lock_store.py",
+    "components/stores/pika_broker.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [

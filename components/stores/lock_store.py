@@ -161,6 +161,14 @@ class RetryingRedisLockStore(RedisLockStore):
         """Finish ``ticket_number`` and delete the lock if nobody waits, in one transaction.
 
         Rasa's ``cleanup`` checks for waiting tickets and deletes in separate steps, so a ticket
-        issued by another replica in between was deleted with the lock.
+        issued by another replica in between was deleted with the lock. Redis being away at this
+        point (the turn itself has run and been saved) is logged, not raised: Rasa failed such a
+        finished turn (the customer got the apology for a turn that was stored); the ticket
+        expires with its lifetime.
         """
-        self.finish_serving(conversation_id, ticket_number)
+        import redis.exceptions
+
+        try:
+            self.finish_serving(conversation_id, ticket_number)
+        except redis.exceptions.RedisError as exc:
+            logger.error("lock_store.cleanup_failed error=%s", type(exc).__name__)

@@ -195,3 +195,14 @@ def test_replicas_taking_one_conversation_at_once_never_overlap(redis_server):
     assert errors == []
     assert int(counter.get("turns")) == 32
     assert plain_store(redis_server.port).get_lock("flo") is None  # cleaned up
+
+
+def test_redis_gone_after_the_turn_does_not_fail_the_finished_turn(redis_server):
+    locks = plain_store(redis_server.port)
+
+    async def turn() -> str:
+        async with locks.lock("gus", lock_lifetime=5, wait_time_in_seconds=0.05):
+            redis_server.stop()  # the turn ran; Redis goes away before the lock is released
+            return "answered"
+
+    assert asyncio.run(turn()) == "answered"

@@ -57,7 +57,14 @@ def rabbitmq():
 
 
 @pytest.mark.parametrize(
-    ("key", "bad"), [("max_backlog", 0), ("max_backlog", "9"), ("close_timeout", -1)]
+    ("key", "bad"),
+    [
+        ("max_backlog", 0),
+        ("max_backlog", "9"),
+        ("close_timeout", -1),
+        ("reconnect_after", 0),
+        ("window", 0),
+    ],
 )
 def test_bad_settings_are_refused_by_name(key, bad):
     async def build():
