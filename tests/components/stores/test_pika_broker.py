@@ -16,8 +16,8 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
 from components.stores.pika_broker import ReliablePikaEventBroker
+from tests.topology.cluster import QUEUE
 
-QUEUE = "kefu_events"
 EVENTS = 2000
 
 
@@ -110,7 +110,7 @@ def test_every_event_arrives_in_order_across_a_broker_restart(rabbitmq):
         return broker
 
     asyncio.run(run())
-    messages = [(message_id, json.loads(body)["n"]) for message_id, body in drain(rabbitmq.port)]
+    messages = [(amqp_id, json.loads(body)["n"]) for amqp_id, body in rabbitmq.drain_messages()]
     ids: dict[int, set[str]] = {}
     for message_id, n in messages:
         ids.setdefault(n, set()).add(message_id)
@@ -120,19 +120,3 @@ def test_every_event_arrives_in_order_across_a_broker_restart(rabbitmq):
     assert [n for n, found in ids.items() if len(found) > 1] == [], "repeats with new ids"
     assert list(ids) == list(range(EVENTS)), "events out of order"
     assert len(messages) - EVENTS <= 5  # repeats only of what was in flight at the stop
-
-
-def drain(port: int) -> list[tuple[str, bytes]]:
-    import pika
-
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-    try:
-        channel = connection.channel()
-        found = []
-        while True:
-            method, properties, body = channel.basic_get(QUEUE, auto_ack=True)
-            if method is None:
-                return found
-            found.append((properties.message_id, body))
-    finally:
-        connection.close()
