@@ -367,14 +367,12 @@ def topology(model: Path, args, faults: bool) -> dict:
         result = {**latency(load, wall, cpu), **account(load, stored, queue)}
         # a repeat under the same AMQP message id is one a consumer can drop
         result["broker_repeats_new_id"] = sum(1 for ids in amqp_ids.values() if len(ids) > 1)
-        missing = {i for i, n in stored.items() if n} - set(queue)
+        began = min(r["start"] for r in load.records)
         if missing:  # when the missing turns were sent (seconds after the load started)
-            began = min(r["start"] for r in load.records)
             result["broker_missing_sent_at_s"] = sorted(
                 round(r["start"] - began, 1) for r in load.records if r["id"] in missing
             )
         if faults:
-            began = min(r["start"] for r in load.records)
             result["faults"] = [
                 {**fault_window(load, f), "at_s": round(f["start"] - began, 1)} for f in timeline
             ]

@@ -84,6 +84,38 @@ class ConfigError(KefuError, ValueError):
         )
 
 
+def check_number(
+    key: str,
+    value: Any,
+    low: float,
+    high: float = float("inf"),
+    expected: str | None = None,
+    *,
+    component: str = "",
+) -> float:
+    """``value`` when it is a number (not a bool) from ``low`` to ``high``; else ConfigError.
+
+    Args:
+        key: The configuration key named in the error.
+        value: The configured value.
+        low: Smallest allowed value.
+        high: Largest allowed value.
+        expected: What the error says is expected (default: "a number from LOW to HIGH").
+        component: The component named in the error.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        expected = expected or f"a number from {low:g} to {high:g}"
+        raise ConfigError(key, value, expected, component=component)
+    return value
+
+
+def check_int(key: str, value: Any, minimum: int, *, component: str = "") -> int:
+    """``value`` when it is an integer (not a bool) >= ``minimum``; else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, value, f"an integer >= {minimum}", component=component)
+    return value
+
+
 class ModelNotFoundError(KefuError, FileNotFoundError):
     """A model path or packaged model could not be found."""
 

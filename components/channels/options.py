@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from components.errors import ConfigError
+from components.errors import ConfigError, check_int, check_number
 
 if TYPE_CHECKING:
     from components.channels.limits import RateLimiter
@@ -60,14 +60,16 @@ class RestOptions:
     def __post_init__(self) -> None:
         """Check every value; raise ConfigError naming the first bad one."""
         for name in ("max_message_chars", "max_sender_chars", "burst", "max_tracked_senders"):
-            _check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), 1, component=COMPONENT)
         if self.max_body_bytes is not None:
-            _check_int("max_body_bytes", self.max_body_bytes, minimum=1024)
-        rate = self.rate_per_minute
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0:
-            raise ConfigError(
-                "rate_per_minute", rate, "a number >= 0 (0: no limit)", component=COMPONENT
-            )
+            check_int("max_body_bytes", self.max_body_bytes, 1024, component=COMPONENT)
+        check_number(
+            "rate_per_minute",
+            self.rate_per_minute,
+            0,
+            expected="a number >= 0 (0: no limit)",
+            component=COMPONENT,
+        )
         for name in ("silence_guard", "handoff_on_failure"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "true or false", component=COMPONENT)
@@ -113,11 +115,6 @@ class RestOptions:
                 # its value is not shown: a misspelt key may hold a secret
                 raise ConfigError(key, "(not shown)", expected, component=component)
         return cls(**dict(credentials))
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, value, f"an integer >= {minimum}", component=COMPONENT)
 
 
 def credentials_dict(credentials: Any, component: str) -> dict[str, Any]:

@@ -71,7 +71,7 @@ from rasa.shared.core.events import Event, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from components.errors import ConfigError
+from components.errors import ConfigError, check_number
 from components.privacy import log_masking
 from components.privacy.event_masking import mask_event
 from components.services import get_services
@@ -169,14 +169,10 @@ class MaskingTrackerStore(TrackerStore):
             raise ConfigError(
                 "tracker_store.masked_cache_size", masked_cache_size, "an integer >= 0"
             )
-        if (
-            isinstance(retry_seconds, bool)
-            or not isinstance(retry_seconds, (int, float))
-            or not (0 <= retry_seconds <= 50)  # below Rasa's 60 s lock lifetime
-        ):
-            raise ConfigError(
-                "tracker_store.retry_seconds", retry_seconds, "a number of seconds from 0 to 50"
-            )
+        # at most 50: below Rasa's 60 s lock lifetime
+        check_number(
+            "tracker_store.retry_seconds", retry_seconds, 0, 50, "a number of seconds from 0 to 50"
+        )
         self._retry_seconds = float(retry_seconds)
         self._cache_size = masked_cache_size
         self._cache: OrderedDict[str, _MaskedSoFar] = OrderedDict()

@@ -44,7 +44,7 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from components.errors import ConfigError
+from components.errors import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class RetryingRedisLockStore(RedisLockStore):
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         kwargs = dict(endpoint_config.kwargs)
         retry = kwargs.pop("retry_seconds", 10.0)
-        if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not 0 <= retry <= 50:
-            raise ConfigError("lock_store.retry_seconds", retry, "a number of seconds from 0 to 50")
+        check_number("lock_store.retry_seconds", retry, 0, 50, "a number of seconds from 0 to 50")
         self.retry_seconds = float(retry)
         super().__init__(host=endpoint_config.url or "localhost", **kwargs)
 

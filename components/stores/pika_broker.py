@@ -52,7 +52,7 @@ from typing import Any
 from rasa.core.brokers.pika import PikaEventBroker
 from rasa.utils.endpoints import EndpointConfig
 
-from components.errors import ConfigError
+from components.errors import check_int, check_number
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,6 @@ class _Pending:
     message_id: str
     seq: int
     state: str = "unsent"  # unsent, sending, confirmed, dropped
-
-
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(name, value, f"a number from {low:g} to {high:g}", component=COMPONENT)
-    return value
 
 
 class ReliablePikaEventBroker(PikaEventBroker):
@@ -110,16 +104,20 @@ class ReliablePikaEventBroker(PikaEventBroker):
         reconnect_after: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        for name, value, low in (("max_backlog", max_backlog, 1), ("window", window, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(name, value, f"an integer >= {low}", component=COMPONENT)
-        self.confirm_timeout = _number("confirm_timeout", confirm_timeout, 1, 3600)
-        self.close_timeout = _number("close_timeout", close_timeout, 0, 600)
-        self.reconnect_after = _number("reconnect_after", reconnect_after, 1, 600)
+        self.max_backlog = check_int("max_backlog", max_backlog, 1, component=COMPONENT)
+        self.window = check_int("window", window, 1, component=COMPONENT)
+        self.confirm_timeout = check_number(
+            "confirm_timeout", confirm_timeout, 1, 3600, component=COMPONENT
+        )
+        self.close_timeout = check_number(
+            "close_timeout", close_timeout, 0, 600, component=COMPONENT
+        )
+        self.reconnect_after = check_number(
+            "reconnect_after", reconnect_after, 1, 600, component=COMPONENT
+        )
         kwargs.pop("should_keep_unpublished_messages", None)
         kwargs.pop("raise_on_failure", None)
         super().__init__(host, username, password, **kwargs)
-        self.max_backlog, self.window = max_backlog, window
         self._backlog: deque[_Pending] = deque()  # not yet confirmed, in publish order
         self._unsent: deque[_Pending] = deque()  # to send, in publish order
         self._requeue: list[_Pending] = []  # failed sends, merged back before the next round
@@ -219,9 +217,7 @@ class ReliablePikaEventBroker(PikaEventBroker):
     def _sent(self, pending: _Pending, task: asyncio.Task) -> None:
         """A send finished: confirmed (leaves the backlog in order) or failed (sent again)."""
         self._sends.discard(task)
-        error = None if not task.cancelled() else asyncio.CancelledError()
-        if error is None:
-            error = task.exception()
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
         if error is None:
             pending.state = "confirmed"
             while self._backlog and self._backlog[0].state == "confirmed":
@@ -289,9 +285,8 @@ class ReliablePikaEventBroker(PikaEventBroker):
             await asyncio.sleep(0.05)
         if self._backlog:
             logger.error("event_broker.closed_unsent events=%d", len(self._backlog))
-        for task in [*self._sends, *([self._sender] if self._sender else [])]:
+        tasks = [*self._sends, *([self._sender] if self._sender else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._sends, return_exceptions=True)
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await super().close()

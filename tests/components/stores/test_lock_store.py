@@ -55,10 +55,12 @@ def redis_server():
         server.stop()
 
 
-def store(port: int, retry_seconds: float) -> RetryingRedisLockStore:
+def store(
+    port: int, retry_seconds: float, kind: type = RetryingRedisLockStore
+) -> RetryingRedisLockStore:
     config = EndpointConfig.from_dict(
         {
-            "type": "components.stores.lock_store.RetryingRedisLockStore",
+            "type": f"{kind.__module__}.{kind.__qualname__}",
             "url": "127.0.0.1",
             "port": port,
             "retry_seconds": retry_seconds,
@@ -66,7 +68,7 @@ def store(port: int, retry_seconds: float) -> RetryingRedisLockStore:
         }
     )
     created = LockStore.create(config)  # the way Rasa builds it from endpoints.yml
-    assert isinstance(created, RetryingRedisLockStore)
+    assert isinstance(created, kind)
     return created
 
 
@@ -115,9 +117,7 @@ class Interleaved(RetryingRedisLockStore):
 
 
 def interleaved(port: int) -> Interleaved:
-    locks = plain_store(port)
-    locks.__class__ = Interleaved
-    return locks
+    return store(port, retry_seconds=0, kind=Interleaved)
 
 
 def test_rasas_redis_lock_store_hands_one_ticket_to_two_replicas(redis_server):

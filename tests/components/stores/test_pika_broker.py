@@ -16,7 +16,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
 from components.stores.pika_broker import ReliablePikaEventBroker
-from tests.topology.cluster import QUEUE
+from tests.topology.cluster import QUEUE, RabbitMQ
 
 EVENTS = 2000
 
@@ -39,8 +39,6 @@ def broker_config(port: int, **extra) -> EndpointConfig:
 
 @pytest.fixture
 def rabbitmq():
-    from tests.topology.cluster import RabbitMQ
-
     if not shutil.which("rabbitmq-server"):
         pytest.skip("rabbitmq-server is not installed (.ci/services installs it)")
     if os.geteuid() != 0:
