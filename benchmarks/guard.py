@@ -50,7 +50,7 @@ from components.privacy.vault import Vault  # noqa: E402
 from components.safety.engine import GuardEngine  # noqa: E402
 from components.safety.lexicon import DEFAULT_LEXICONS, LexiconEntry, load_lexicon  # noqa: E402
 from components.safety.offensive import default_classifier  # noqa: E402
-from tests import pii_samples as samples  # noqa: E402
+from deployment import pii_samples as samples  # noqa: E402
 
 # Presidio type → Kefu type (types Kefu does not mask, e.g. DATE_TIME or GPE, are not scored).
 PRESIDIO_TYPES = {

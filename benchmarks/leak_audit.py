@@ -29,8 +29,8 @@ from common import ROOT, offline_env, table, write_json
 
 offline_env()
 
-from tests.e2e import leak_audit  # noqa: E402
-from tests.e2e.harness import running_servers  # noqa: E402
+from deployment import leak_audit  # noqa: E402
+from deployment.servers import running_servers  # noqa: E402
 
 
 def main() -> int:

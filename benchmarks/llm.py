@@ -185,7 +185,7 @@ def nlg(
     """Run ``requests`` rephrasings through the real RephrasingNLG.
 
     The templates and slot values are held out from the fine-tuning data
-    (:func:`components.llm.finetune.data.assert_disjoint`, checked by ``main``).
+    (:func:`training.llm.data.assert_disjoint`, checked by ``main``).
     """
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import SlotSet, UserUttered
@@ -320,7 +320,7 @@ def main() -> int:
             )
         )
     if "nlg" in parts:
-        from components.llm.finetune.data import assert_disjoint
+        from training.llm.data import assert_disjoint
 
         assert_disjoint([*TEMPLATES.values(), *TEMPLATES_ZH.values()], ITEMS + ITEMS_ZH)
         config = {"backend": args.backend, "timeout": 2.0}

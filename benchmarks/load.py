@@ -55,9 +55,10 @@ from common import ROOT, offline_env, percentile, table, write_json
 offline_env()
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import fast_config, train_command  # noqa: E402
-from tests.e2e import leak_audit  # noqa: E402
-from tests.e2e.harness import running_servers  # noqa: E402
+from components.assistants import get_assistant  # noqa: E402
+from deployment import leak_audit  # noqa: E402
+from deployment.commands import fast_config, train_command  # noqa: E402
+from deployment.servers import running_servers  # noqa: E402
 
 #: One cycle of a conversation's messages (repeated to the number of turns).
 SCRIPT = [
@@ -286,7 +287,7 @@ def latency(load: Load, wall: float, cpu: float) -> dict:
 def channels(guarded: bool) -> dict:
     if not guarded:
         return {"rest": None}
-    shipped = yaml.safe_load((ROOT / "rasa_project" / "credentials.yml").read_text())
+    shipped = yaml.safe_load((get_assistant().credentials).read_text())
     shipped["components.channels.rest.GuardedRestInput"].update(UNTHROTTLED)
     return shipped
 
@@ -321,7 +322,7 @@ def single_process(variant: str, model: Path, args) -> dict:
 
 
 def topology(model: Path, args, faults: bool) -> dict:
-    from tests.topology.cluster import running_cluster
+    from deployment.topology import running_cluster
 
     credentials = channels(True)
     log("topology: starting PostgreSQL, Redis, RabbitMQ, nginx, 2 replicas, 2 action servers, LLM")

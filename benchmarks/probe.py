@@ -45,9 +45,10 @@ from common import ROOT, offline_env, percentile, table, write_json
 
 offline_env()
 
-from tests.conftest import train_command  # noqa: E402
-from tests.e2e.harness import running_servers  # noqa: E402
-from tests.e2e.leak_audit import stored_sender  # noqa: E402
+from components.assistants import get_assistant  # noqa: E402
+from deployment.commands import train_command  # noqa: E402
+from deployment.leak_audit import stored_sender  # noqa: E402
+from deployment.servers import running_servers  # noqa: E402
 
 ORDER_ID = "KF100234"
 PHONE = "13800138000"  # the order's phone number: stored masked, so it carries no turn index
@@ -171,7 +172,7 @@ def summarise(per_sender: list[dict]) -> dict:
 
 def rate_limits() -> dict:
     """The REST channel's rate limit settings from rasa_project/credentials.yml."""
-    creds = yaml.safe_load((ROOT / "rasa_project" / "credentials.yml").read_text()) or {}
+    creds = yaml.safe_load((get_assistant().credentials).read_text()) or {}
     block = creds.get("components.channels.rest.GuardedRestInput") or {}
     return {"rate_per_minute": block.get("rate_per_minute"), "burst": block.get("burst")}
 

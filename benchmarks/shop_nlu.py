@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/shop_nlu.py --model models/  [--test FILE.yml ...] [--json OUT]
 
 Parses every example of the held-back files (Rasa NLU YAML, never in ``training_data/``:
-``benchmarks/data/nlu_zh_holdout.yml`` written with the Chinese training data, before any
-tuning; ``tests/test_nlu.yml``) with a trained assistant model (the newest in ``--model``, or a
-``.tar.gz``) and reports, per file: intent accuracy, the intents it confused, and order-id
-extraction — the share of annotated order ids the model extracted as an ``order_id`` entity
-whose normalised value (``KF`` + six digits, see ``actions/demo_shop/orders.py``) is the
-annotated one. Also the parse latency (p50/p95) and the language the NLU gave each message.
+``benchmarks/data/nlu_zh_holdout.yml`` written with the Chinese training data, before any tuning;
+``tests/assistants/shop/test_nlu.yml``) with a trained assistant model (the newest in ``--model``,
+or a ``.tar.gz``) and reports, per file: intent accuracy, the intents it confused, and order-id
+extraction — the share of annotated order ids the model extracted as an ``order_id`` entity whose
+normalised value (``KF`` + six digits, see ``actions/shop/orders.py``) is the annotated one. Also
+the parse latency (p50/p95) and the language the NLU gave each message.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ offline_env()
 
 DEFAULT_TESTS = [
     ROOT / "benchmarks" / "data" / "nlu_zh_holdout.yml",
-    ROOT / "tests" / "test_nlu.yml",
+    ROOT / "tests" / "assistants" / "shop" / "test_nlu.yml",
 ]
 
 
@@ -45,7 +45,7 @@ async def evaluate(model: Path, tests: list[Path]) -> dict:
     from rasa.core.agent import Agent
     from rasa.shared.nlu.training_data.loading import load_data
 
-    from actions.demo_shop.orders import normalize_order_id
+    from actions.shop.orders import normalize_order_id
 
     agent = Agent.load(str(model))
     results: dict = {"model": model.name, "files": {}}

@@ -62,7 +62,7 @@ from rasa.shared.core.events import (  # noqa: E402
 )
 from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
-from components.privacy.tracker_store import MaskingTrackerStore  # noqa: E402
+from components.stores.tracker_store import MaskingTrackerStore  # noqa: E402
 
 DOMAIN = Domain.from_yaml(
     """
@@ -223,7 +223,7 @@ def _postgres():
     """A PostgreSQL server for the run (tests/topology/cluster.py's), stopped afterwards."""
     global POSTGRES
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.topology.cluster import PG_PASSWORD, Postgres
+    from deployment.topology import PG_PASSWORD, Postgres
 
     base = Path(tempfile.mkdtemp(prefix="kefu-bench-pg-"))
     base.chmod(0o755)

@@ -162,3 +162,28 @@ class SetupError(KefuError):
     """A set-up step (venv, model preparation) cannot run on this machine."""
 
     code = "KEFU-SETUP"
+
+
+class StoreUnavailable(BaseException):  # noqa: N818 - see the docstring
+    """The inner store stayed unreachable for ``retry_seconds``: the turn must fail.
+
+    A ``BaseException`` on purpose: Rasa wraps every tracker store in a ``FailSafeTrackerStore``
+    that catches any ``Exception`` and then runs the turn on an empty in-memory tracker (a reply
+    from a forgotten conversation) and keeps its events in that process's memory only (lost when
+    the store is back). Raising past it lets the channel (:mod:`components.channels.turns`)
+    answer with an apology and store nothing.
+
+    Attributes:
+        code: ``KEFU-STORE``, for logs (the customer gets the channel's apology).
+
+    Args:
+        operation: ``save`` or ``retrieve``.
+        error: The last error's type name.
+    """
+
+    code = "KEFU-STORE"
+
+    def __init__(self, operation: str, error: str) -> None:
+        super().__init__(f"tracker store unreachable during {operation} ({error})")
+        self.operation = operation
+        self.error = error

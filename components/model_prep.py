@@ -180,7 +180,7 @@ def minilm_zh_path(prepare: bool = True) -> Path:
         )
     started = time.monotonic()
     print("[kefu] assembling the Chinese encoder (once) ...", file=sys.stderr, flush=True)
-    assemble(target)
+    assemble(target, minilm_path())
     print(f"[kefu] Chinese encoder ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return target
 

@@ -33,11 +33,3 @@ def model_cache() -> Path:
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def datasets_dir() -> Path:
-    """The public datasets folder (``KEFU_DATASETS``; default ``../shared/datasets``).
-
-    Used only by training and benchmark commands; nothing at run time reads it.
-    """
-    return Path(os.environ.get("KEFU_DATASETS") or PROJECT_ROOT.parent / "shared" / "datasets")

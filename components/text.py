@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
+from pathlib import Path
 
 #: CJK unified ideographs (extension A + basic block) and compatibility ideographs, as the body
 #: of a regex character class.
@@ -88,6 +90,25 @@ def customer_language(text: str) -> str | None:
     return "en" if len(letters) - cjk >= 2 else None
 
 
+@cache
+def simplified_characters() -> Mapping[str, str]:
+    """Traditional → simplified, one character to one character, for text a model reads.
+
+    Unlike the guard's folding table, a character that is itself a simplified form is never
+    changed (OpenCC lists "么" → "幺"; a model must keep reading "什么").
+    """
+    import opencc
+
+    path = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        src, _, dst = line.partition("\t")
+        if len(src) == 1 and dst:
+            pairs.append((src, dst.split()[0]))
+    simplified = {dst for _, dst in pairs}
+    return {src: dst for src, dst in pairs if len(dst) == 1 and src not in simplified}
+
+
 def fold_for_model(text: str) -> str:
     """Fold full-width forms and traditional characters, keeping every offset.
 
@@ -97,8 +118,6 @@ def fold_for_model(text: str) -> str:
     (entity spans stay exact). For models whose vocabulary was built from simplified, half-width
     text.
     """
-    from components.safety.normalize import simplified_characters
-
     t2s = simplified_characters()
     out = []
     for ch in text:

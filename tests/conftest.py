@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 for key, value in {
     "HF_HUB_OFFLINE": "1",
@@ -24,13 +23,10 @@ os.environ.setdefault("KEFU_WARMUP", "0")  # tests warm up explicitly
 os.environ.setdefault("KEFU_ACTIONS_URL", "http://127.0.0.1:5055/webhook")
 os.environ.setdefault("KEFU_ACTION_SECRET", "kefu-test-action-secret-0123456789")
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from components.assistants import DEFAULT_ASSISTANT  # noqa: E402
+from deployment.commands import ROOT, rasa_cli, train_command  # noqa: E402
 
-
-def rasa_cli() -> str:
-    """The rasa executable of the running interpreter's environment."""
-    return str(VENV_BIN / "rasa")
+__all__ = ["ROOT", "rasa_cli"]
 
 
 @pytest.fixture(autouse=True)
@@ -68,51 +64,29 @@ def guard_settings(tmp_path):
     return install
 
 
-def fast_config(target: Path, intent_epochs: int = 10, ted_epochs: int = 30) -> Path:
-    """config.yml with fewer epochs, for tests that need a trained model quickly."""
-    config = yaml.safe_load((ROOT / "config.yml").read_text())
-    for item in config["pipeline"]:
-        if item["name"].endswith("TransformerIntentEntityClassifier"):
-            item["epochs"] = intent_epochs
-            item["show_progress"] = False
-    for item in config["policies"]:
-        if item["name"] == "TEDPolicy":
-            item["epochs"] = ted_epochs
-    target.write_text(yaml.safe_dump(config, sort_keys=False))
-    return target
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> Callable[[str], Path]:
+    """``train(assistant) -> model``: each assistant trained once per session (fewer epochs)."""
+    models: dict[str, Path] = {}
 
+    def train(assistant: str) -> Path:
+        if assistant not in models:
+            out = tmp_path_factory.mktemp(f"models-{assistant}")
+            result = subprocess.run(
+                train_command(out, f"kefu-test-{assistant}", assistant=assistant),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            models[assistant] = out / f"kefu-test-{assistant}.tar.gz"
+        return models[assistant]
 
-def train_command(out: Path, name: str, config: Path | None = None) -> list[str]:
-    """``rasa train`` on the real domain and data, into ``out``.
-
-    ``config``: the configuration file (default: the fast test configuration, written to ``out``).
-    """
-    return [
-        rasa_cli(),
-        "train",
-        "--domain",
-        str(ROOT / "rasa_project" / "domain.yml"),
-        "--data",
-        str(ROOT / "training_data"),
-        "--config",
-        str(config or fast_config(out / "config.yml")),
-        "--out",
-        str(out),
-        "--fixed-model-name",
-        name,
-    ]
+    return train
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory) -> Path:
-    """A model trained once per session on the real domain and data (fewer epochs)."""
-    out = tmp_path_factory.mktemp("models")
-    result = subprocess.run(
-        train_command(out, "kefu-test"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out / "kefu-test.tar.gz"
+def trained_model(trained_models) -> Path:
+    """The default assistant (the shop), trained once per session on its real domain and data."""
+    return trained_models(DEFAULT_ASSISTANT)

@@ -9,7 +9,6 @@
 * :mod:`.validation` — request body size and JSON shape, as 4xx errors with clear messages.
 * :mod:`.limits` — per-sender token buckets (in memory, per process, bounded).
 * :mod:`.silence` — apology texts and the failed-custom-action check for silent turns.
-* :mod:`.handoff_queue` — SQLite queue of handoffs the action server turns into tickets.
 
 Only the adapters (:mod:`.rest`, :mod:`.socketio`, :mod:`.slack`, :mod:`.telegram`,
 :mod:`.turns`) import Rasa; the other modules are engines.

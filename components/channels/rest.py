@@ -14,9 +14,9 @@ Each request is read up to a size limit, validated (:mod:`.validation`) and rate
 sender (:mod:`.limits`) before Rasa sees it: a bad request gets a 4xx with a JSON error body and
 nothing of it is stored. After the turn, a turn without any bot message gets an apology in the
 customer's language, recorded on the tracker as a bot message; when the turn ended in a custom
-action that said nothing (the action server was down), a handoff is queued for the action
-server (:mod:`.silence`, :mod:`.handoff_queue`). Failures inside the channel are logged by type
-and code location, never with the user's text, and answered with a JSON 500.
+action that said nothing (the action server was down), a handoff is queued for the action server
+(:mod:`.silence`, :mod:`components.stores.handoff_queue`). Failures inside the channel are logged by
+type and code location, never with the user's text, and answered with a JSON 500.
 """
 
 from __future__ import annotations

@@ -49,8 +49,7 @@ from components.channels.turns import (
     sender_ref,
 )
 from components.channels.validation import Rejected
-from components.errors import ConfigError
-from components.privacy.tracker_store import StoreUnavailable
+from components.errors import ConfigError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 A channel hands each validated :class:`~rasa.core.channels.channel.UserMessage` to
 :meth:`TurnGuard.run`, which lets Rasa handle it and logs a failure by type and code location
-(never the user's text). When the turn produced no bot message, :meth:`TurnGuard.apology`
-returns the apology in the customer's language (:mod:`.silence`), records it on the tracker as
-a bot message and, when the turn ended in a custom action that said nothing (the action server
-was down), queues a handoff (:mod:`.handoff_queue`). The REST, socket.io, Slack and Telegram
-channels all go through here, so customers get the same answer on every channel.
+(never the user's text). When the turn produced no bot message, :meth:`TurnGuard.apology` returns
+the apology in the customer's language (:mod:`.silence`), records it on the tracker as a bot message
+and, when the turn ended in a custom action that said nothing (the action server was down), queues a
+handoff (:mod:`components.stores.handoff_queue`). The REST, socket.io, Slack and Telegram channels
+all go through here, so customers get the same answer on every channel.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from rasa.shared.core.constants import DEFAULT_ACTION_NAMES
 from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from components.channels import handoff_queue, silence
+from components.channels import silence
 from components.channels.options import RestOptions
-from components.privacy.tracker_store import StoreUnavailable
+from components.errors import StoreUnavailable
+from components.stores import handoff_queue
 
 logger = logging.getLogger(__name__)
 

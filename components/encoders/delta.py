@@ -1,7 +1,7 @@
 """The Chinese encoder as a small delta on top of the pip-installed all-MiniLM-L6-v2.
 
 The delta file (safetensors, committed with its model card and checksum) holds only what the
-adaptation trained (:mod:`components.encoders.zh_adaptation`):
+adaptation trained (:mod:`training.encoders.zh_adaptation`):
 
 * ``new_rows``: embeddings of the Chinese characters appended to the vocabulary (their
   characters, in order, are in the file's metadata ``new_tokens``);
@@ -70,7 +70,7 @@ def verify(delta: Path = DELTA_FILE, checksum_file: Path = CHECKSUM_FILE) -> str
     if not delta.is_file():
         raise ModelNotFoundError(
             f"the Chinese encoder delta {delta.name} is missing",
-            hint="restore it from git or rebuild it: python -m components.encoders.zh_adaptation",
+            hint="restore it from git or rebuild it: python -m training zh-encoder",
             path=str(delta),
         )
     actual, wanted = sha256(delta), expected_checksum(checksum_file)
@@ -136,26 +136,29 @@ def apply_delta(model, tensors: dict, metadata: dict) -> None:  # noqa: ANN001 -
 
 def assemble(
     target: Path,
+    base: Path,
     delta: Path = DELTA_FILE,
     checksum_file: Path | None = CHECKSUM_FILE,
-    base: Path | None = None,
 ) -> Path:
     """Write the Chinese encoder (a sentence-transformers folder) to ``target``, once.
 
     Idempotent: a folder already assembled from the same delta is left alone.
 
+    Args:
+        target: The folder to write.
+        base: The base all-MiniLM-L6-v2 folder (:func:`components.model_prep.minilm_path`).
+        delta: The committed delta file.
+        checksum_file: Its SHA-256 file (None: not checked, for a delta just trained).
+
     Raises:
         ModelNotFoundError: when the delta, its checksum or the base model is missing or wrong.
     """
-    from components.model_prep import minilm_path
-
     digest = verify(delta, checksum_file) if checksum_file is not None else sha256(delta)
     mark = target / ASSEMBLED_MARK
     if mark.is_file() and json.loads(mark.read_text()).get("sha256") == digest:
         return target
     from transformers import AutoModel
 
-    base = base or minilm_path()
     tensors, metadata = read_delta(delta)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -260,7 +260,7 @@ def create_client(config: dict[str, Any] | None = None) -> LLMClient:
             architecture allows) or ``generate`` (transformers' ``generate()``).
         adapter: transformers: ``auto`` (default: Kefu's shipped LoRA adapter, merged into the
             bundled SmolLM2; never onto another ``model_path``), ``none`` (the base model), or
-            a folder with a PEFT LoRA adapter (``python -m components.llm.finetune train``).
+            a folder with a PEFT LoRA adapter (``python -m training finetune train``).
         base_url: openai: server URL with the API prefix, e.g. ``http://127.0.0.1:8008/v1``.
         model: openai: model name the server expects (default ``kefu-local``).
         api_key_env: openai: variable holding the API key (default ``OPENAI_API_KEY``).

@@ -392,7 +392,7 @@ class TransformersBackend(LLMBackend):
         decoder: ``lean`` (default: the lean decoder where the architecture allows) or
             ``generate`` (always transformers' ``generate()``).
         adapter: ``auto`` (default: the shipped LoRA adapter on the bundled model, see
-            :mod:`components.llm.finetune.adapter`), ``none``, or a PEFT adapter folder;
+            :mod:`components.llm.adapter`), ``none``, or a PEFT adapter folder;
             merged into the weights at load time.
 
     Raises:
@@ -449,7 +449,7 @@ class TransformersBackend(LLMBackend):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from components.llm.finetune.adapter import apply_adapter, resolve_adapter
+            from components.llm.adapter import apply_adapter, resolve_adapter
             from components.model_prep import smollm2_path
 
             path = Path(self.model_path) if self.model_path else smollm2_path()

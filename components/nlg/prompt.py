@@ -1,7 +1,7 @@
 """The chat prompt of a rephrasing — one definition for the NLG and for fine-tuning data.
 
 :class:`~components.nlg.rephrasing.RephrasingNLG` builds its prompt here, and so does the
-fine-tuning data builder (:mod:`components.llm.finetune.data`): a model tuned on these messages
+fine-tuning data builder (:mod:`training.llm.data`): a model tuned on these messages
 sees at run time exactly what it was trained on. No Rasa imports: the builder runs without it.
 """
 

@@ -2,7 +2,7 @@
 
 The encoder's token states feed two heads: a BIO token-classification head for entities and,
 after attention-masked mean pooling, an intent head. Tags are assigned and decoded through the
-fast tokenizer's offset mapping (:mod:`components.nlu.bio`), so entity offsets are exact for
+fast tokenizer's offset mapping (:mod:`components.bio`), so entity offsets are exact for
 English and for Chinese.
 
 The rest of the engine: :mod:`components.nlu.persistence` creates a classifier on a pretrained
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import BatchEncoding, PreTrainedTokenizerFast
 
-from components.nlu.bio import decode_tags
+from components.bio import decode_tags
 from components.text import fold_for_model
 
 
@@ -139,7 +139,7 @@ class JointClassifier:
         model: The torch module.
         intents: Intent names, index-aligned with the intent head.
         tags: BIO tag names, index-aligned with the tag head (see
-            :func:`components.nlu.bio.bio_tags`).
+            :func:`components.bio.bio_tags`).
         max_length: Token limit per message (longer messages are truncated).
         temperature: Softmax temperature for intent confidences (fitted by
             :func:`components.nlu.training.calibrate`).

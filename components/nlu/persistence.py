@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 
+from components.bio import bio_tags
 from components.errors import ConfigError, ModelNotFoundError
-from components.nlu.bio import bio_tags
 from components.nlu.joint_model import JointClassifier, JointIntentEntityModel, set_seed
 from components.text import CJK, fold_for_model
 

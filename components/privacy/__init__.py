@@ -1,5 +1,5 @@
-"""Personal data: recognisers, the vault, masking, and the Rasa adapters that use them.
+"""Personal data: recognisers, the vault, and the masking of events and logs (engines only).
 
-The engines are the recognisers, the vault and the masking of events and logs; the Rasa
-adapters are the masking tracker store and event broker.
+The Rasa-facing stores that apply the masking (the masking tracker store and event broker) live
+in :mod:`components.stores`.
 """

@@ -18,10 +18,10 @@ a name or an address said without a cue ("hi, Sara Schwarz here", "寄到杭州�
   is one token (read at its first character), a CJK character or a punctuation mark is one,
   whitespace is none. Tags are decoded by a constrained Viterbi pass (no ``I-`` after ``O`` or
   after another label) and turned into exact character spans by the same machinery as the NLU
-  component's entities (:func:`components.nlu.bio.decode_tags`).
+  component's entities (:func:`components.bio.decode_tags`).
 
 The model is small (a few MB in float16) and ships as a file in ``artifacts/`` with its model
-card and checksum; :mod:`components.privacy.tagger_training` reproduces it. Engine only: no
+card and checksum; :mod:`training.privacy.tagger_training` reproduces it. Engine only: no
 ``rasa``; torch is imported on use.
 """
 
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MODEL_FILE = ARTIFACTS / "pii-tagger.safetensors"
 CHECKSUM_FILE = ARTIFACTS / "pii-tagger.sha256"
-REBUILD = "python -m components.privacy.tagger_training"
+REBUILD = "python -m training tagger"
 #: What the tagger finds (the recognisers' type names).
 LABELS = ("NAME", "ADDRESS")
 
@@ -137,7 +137,7 @@ class TaggerConfig:
     @property
     def tags(self) -> list[str]:
         """The BIO tag vocabulary of the head."""
-        from components.nlu.bio import bio_tags
+        from components.bio import bio_tags
 
         return bio_tags(list(self.labels))
 
@@ -499,7 +499,7 @@ class PIITagger:
         for k, i in enumerate(heads):
             names[i] = tags[chosen[k]]
             confidences[i] = float(token_probs[k, chosen[k]])
-        from components.nlu.bio import decode_tags
+        from components.bio import decode_tags
 
         spans = []
         for e in decode_tags(text, offsets, names, confidences):

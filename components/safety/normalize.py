@@ -89,25 +89,6 @@ def _t2s() -> dict[str, str]:
     return table
 
 
-@functools.cache
-def simplified_characters() -> Mapping[str, str]:
-    """Traditional → simplified, one character to one character, for text a model reads.
-
-    Unlike the guard's folding table, a character that is itself a simplified form is never
-    changed (OpenCC lists "么" → "幺"; a model must keep reading "什么").
-    """
-    import opencc
-
-    path = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        src, _, dst = line.partition("\t")
-        if len(src) == 1 and dst:
-            pairs.append((src, dst.split()[0]))
-    simplified = {dst for _, dst in pairs}
-    return {src: dst for src, dst in pairs if len(dst) == 1 and src not in simplified}
-
-
 def _fold_char(ch: str, t2s: Mapping[str, str]) -> str:
     """What one character becomes before matching (may be empty or several characters)."""
     if ch in _ZERO_WIDTH:

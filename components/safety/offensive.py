@@ -3,7 +3,7 @@
 The curated lexicon catches vocabulary (few false positives, but 10 % of COLD's offensive
 comments: most are implicit bias, not swear words). This classifier reads the rest: character
 1–3-grams (hashed into 2^20 buckets, sub-linear TF × IDF, L2-normalised) and a logistic
-regression trained on COLD's train split (:mod:`components.safety.offensive_training`). It
+regression trained on COLD's train split (:mod:`training.safety.offensive_training`). It
 scores Chinese text only — no labelled English offensive-language set is available offline, so
 English stays with the lexicon — and costs well under a millisecond per message.
 
@@ -127,7 +127,7 @@ class OffensiveClassifier:
         """
         import numpy as np
 
-        hint = "restore it from git or rebuild it: python -m components.safety.offensive_training"
+        hint = "restore it from git or rebuild it: python -m training offensive"
         if not path.is_file():
             raise ModelNotFoundError(
                 f"no offensive classifier at {path}", hint=hint, path=str(path)

@@ -5,7 +5,7 @@ keys, plus ``max_backlog``, ``window``, ``confirm_timeout``, ``close_timeout`` a
 ``reconnect_after``)::
 
     event_broker:
-      type: components.privacy.event_broker.MaskingEventBroker
+      type: components.stores.event_broker.MaskingEventBroker
       inner:
         type: components.stores.pika_broker.ReliablePikaEventBroker
         url: rabbitmq.internal

@@ -1,1 +1,1 @@
-"""Build tools that prepare shipped data (not imported at run time)."""
+"""Deployment tools, not imported at run time: the secrets file (``secrets``)."""

@@ -1,46 +1,23 @@
-"""The actions' run() methods with rasa-sdk's own Tracker and dispatcher."""
-
-import asyncio
+"""The shared actions' run() methods (language, knowledge, handoff) with rasa-sdk's objects."""
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as kefu_actions
-from actions.demo_shop import Shop, set_shop
-from actions.demo_shop.tickets import TicketStore
+from actions.tickets import TicketStore, set_tickets
+from components.assistants import get_assistant
 from components.services import Services, set_services
-from knowledge.index import DOCS_DIR, build_index
+from components.settings import KnowledgeSettings
+from knowledge.index import build_index
 from knowledge.retrieval import KnowledgeBase
-
-
-def make_tracker(text="", intent="greet", slots=None, events=None, language=None) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
-    if language:
-        latest["language"] = language
-    return Tracker(
-        sender_id="test-user",
-        slots=slots or {},
-        latest_message=latest,
-        events=events or [{"event": "user", "text": text, "parse_data": latest}],
-        paused=False,
-        followup_action=None,
-        active_loop={},
-        latest_action_name="action_listen",
-    )
-
-
-def run(action, tracker):
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker, {}))
-    return dispatcher.messages, events
+from knowledge.stores import MemoryStore
+from tests.actions.trackers import make_tracker, run
 
 
 @pytest.fixture(autouse=True)
 def fresh_stores(kefu_home):
-    previous = set_shop(Shop())
+    previous = set_tickets(None)
     yield
-    set_shop(previous)
+    set_tickets(previous)
 
 
 @pytest.fixture
@@ -56,81 +33,17 @@ def use_services():
         set_services(previous)
 
 
+def _missing_index(tmp_path):
+    """A knowledge base whose index was never built (the outage every action must survive)."""
+    return KnowledgeBase(KnowledgeSettings(), MemoryStore(tmp_path / "missing.json"))
+
+
 @pytest.fixture(scope="module")
 def knowledge(tmp_path_factory):
     path = tmp_path_factory.mktemp("kb") / "index.json"
-    build_index(DOCS_DIR, path)
-    return KnowledgeBase(path)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected", "response"),
-    [
-        ("KF100234", "KF100234", None),
-        ("kf 100871", "KF100871", None),
-        ("my number is #104512", "KF104512", None),
-        ("KF999999", None, "utter_order_not_found"),
-        ("no idea", None, "utter_invalid_order_id"),
-    ],
-)
-def test_order_id_validation(value, expected, response):
-    dispatcher = CollectingDispatcher()
-    result = kefu_actions.ValidateOrderStatusForm().validate_order_id(
-        value, dispatcher, make_tracker(value), {}
-    )
-    assert result == {"order_id": expected}
-    assert [m["response"] for m in dispatcher.messages] == ([response] if response else [])
-
-
-CLEARED = [
-    {"event": "slot", "timestamp": None, "name": "order_id", "value": None},
-    {"event": "slot", "timestamp": None, "name": "order_contact", "value": None},
-]
-
-
-def test_lookup_reports_status_from_the_database():
-    slots = {"order_id": "KF100555", "order_contact": kefu_actions.VERIFIED}
-    messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots=slots))
-    assert messages[0]["response"] == "utter_order_status"
-    assert messages[0]["status"] == "out for delivery today"
-    assert "JD Logistics" in messages[0]["detail"]
-    assert events == CLEARED
-
-
-def test_lookup_reveals_nothing_without_verification():
-    for contact in (None, "15900159000"):  # unverified, or a raw value set by hand
-        slots = {"order_id": "KF100555", "order_contact": contact}
-        messages, events = run(kefu_actions.ActionLookupOrder(), make_tracker(slots=slots))
-        assert [m["response"] for m in messages] == ["utter_contact_locked"]
-        assert events == CLEARED
-
-
-def test_contact_validation_accepts_the_orders_phone_and_counts_failures():
-    form = kefu_actions.ValidateOrderStatusForm()
-
-    def validate(value, attempts=0.0):
-        dispatcher = CollectingDispatcher()
-        slots = {"order_id": "KF100555", "contact_attempts": attempts}
-        result = form.validate_order_contact(value, dispatcher, make_tracker(slots=slots), {})
-        return result, [m["response"] for m in dispatcher.messages]
-
-    assert validate("159 0015 9000") == (
-        {"order_contact": kefu_actions.VERIFIED, "contact_attempts": 0.0},
-        [],
-    )
-    assert validate("13800138000") == (
-        {"order_contact": None, "contact_attempts": 1.0},
-        ["utter_contact_mismatch"],
-    )
-    assert validate("13800138000", attempts=2.0) == (
-        {"order_contact": None, "order_id": None, "contact_attempts": 3.0},
-        ["utter_contact_locked"],
-    )
-    # locked for the conversation: even the right answer is not checked any more
-    assert validate("15900159000", attempts=3.0) == (
-        {"order_contact": None, "order_id": None},
-        ["utter_contact_locked"],
-    )
+    store = MemoryStore(path)
+    build_index(get_assistant("shop").docs, KnowledgeSettings(), store)
+    return KnowledgeBase(KnowledgeSettings(), store)
 
 
 @pytest.mark.slow
@@ -229,7 +142,9 @@ def test_an_unsure_message_is_not_joined_to_the_previous_question(use_services, 
 
 
 def test_knowledge_outage_as_fallback_is_the_usual_apology(use_services, tmp_path):
-    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
+    use_services(
+        knowledge=KnowledgeBase(KnowledgeSettings(), MemoryStore(tmp_path / "missing.json"))
+    )
     messages, events = run(
         kefu_actions.ActionAnswerKnowledge(), make_tracker("blorp zxqv", "nlu_fallback")
     )
@@ -255,7 +170,9 @@ def test_knowledge_refuses_when_the_grounded_llm_declines(use_services, knowledg
 
 
 def test_knowledge_unavailable_uses_the_error_catalogue(use_services, tmp_path):
-    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
+    use_services(
+        knowledge=KnowledgeBase(KnowledgeSettings(), MemoryStore(tmp_path / "missing.json"))
+    )
     messages, _ = run(kefu_actions.ActionAnswerKnowledge(), make_tracker("refunds?", "ask_policy"))
     assert messages[0]["text"].startswith("I can't reach the knowledge base")
 
@@ -288,7 +205,7 @@ def test_handoff_writes_a_ticket():
 
 
 def test_handoff_failure_is_told_not_hidden(tmp_path):
-    set_shop(Shop(tickets=TicketStore(tmp_path / "no" / "such" / "t.db")))
+    set_tickets(TicketStore(tmp_path / "no" / "such" / "t.db"))
     messages, events = run(kefu_actions.ActionHandoff(), make_tracker("human", "request_human"))
     assert events == []
     assert messages[0]["text"].startswith("I couldn't create a ticket")
@@ -308,23 +225,6 @@ def test_set_language_follows_the_customer(message_language, slot, events):
     assert run(kefu_actions.ActionSetLanguage(), tracker) == ([], events)
 
 
-def test_lookup_in_chinese():
-    slots = {"order_id": "KF100555", "order_contact": kefu_actions.VERIFIED, "language": "zh"}
-    messages, _ = run(kefu_actions.ActionLookupOrder(), make_tracker("15900159000", slots=slots))
-    assert messages[0]["response"] == "utter_order_status"
-    assert messages[0]["items"] == "跑鞋" and messages[0]["status"] == "今天正在派送"
-    detail = "承运快递：京东物流，运单号 JDV0081223341，预计 11月28日前送达。"
-    assert messages[0]["detail"] == detail
-    assert messages[0]["detail"] == detail
-
-
-def test_the_latest_message_language_wins_over_the_slot():
-    slots = {"order_id": "KF100234", "order_contact": kefu_actions.VERIFIED, "language": "en"}
-    tracker = make_tracker("我的手机号是13800138000", slots=slots, language="zh")
-    messages, _ = run(kefu_actions.ActionLookupOrder(), tracker)
-    assert messages[0]["items"] == "无线耳机"
-
-
 @pytest.mark.slow
 def test_knowledge_answer_in_chinese_cites_the_chinese_policy(use_services, knowledge):
     use_services(knowledge=knowledge)
@@ -335,11 +235,13 @@ def test_knowledge_answer_in_chinese_cites_the_chinese_policy(use_services, know
 
 
 def test_error_messages_follow_the_customers_language(use_services, tmp_path):
-    use_services(knowledge=KnowledgeBase(tmp_path / "missing.json"))
+    use_services(
+        knowledge=KnowledgeBase(KnowledgeSettings(), MemoryStore(tmp_path / "missing.json"))
+    )
     tracker = make_tracker("退款多久到账", "ask_policy", language="zh")
     messages, _ = run(kefu_actions.ActionAnswerKnowledge(), tracker)
     assert messages[0]["text"] == "暂时无法访问知识库。需要为您转接人工客服吗？"
-    set_shop(Shop(tickets=TicketStore(tmp_path / "no" / "such" / "t.db")))
+    set_tickets(TicketStore(tmp_path / "no" / "such" / "t.db"))
     tracker = make_tracker("转人工", "request_human", slots={"language": "zh"})
     messages, _ = run(kefu_actions.ActionHandoff(), tracker)
     assert messages[0]["text"] == "暂时无法创建工单，请过一分钟再试。"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness import Servers, running_servers
+from deployment.servers import Servers, running_servers
 from tests.e2e.platform_api import PlatformAPI
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 import requests
 
-from tests.e2e import leak_audit
+from deployment import leak_audit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.e2e.harness import SLACK_SIGNING_SECRET, TELEGRAM_SECRET
+from deployment.servers import SLACK_SIGNING_SECRET, TELEGRAM_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.e2e.harness import (
+from deployment.servers import (
     ACTION_SECRET,
     ACTIONS_MAX_BODY_BYTES,
     MAX_BODY_BYTES,
@@ -187,7 +187,7 @@ def test_when_the_action_server_is_down_the_customer_hears_an_apology(servers):
     import sqlite3
     import time
 
-    from tests.e2e.leak_audit import stored_sender
+    from deployment.leak_audit import stored_sender
 
     servers.stop_actions()
     try:

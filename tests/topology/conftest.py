@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.topology.cluster import Cluster, missing_binaries, running_cluster
+from deployment.topology import Cluster, missing_binaries, running_cluster
 
 
 @pytest.fixture(scope="package")

@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 
 from components.privacy.vault import Vault
-from tests.e2e import leak_audit
-from tests.e2e.harness import VAULT_KEY
-from tests.topology.cluster import Cluster
+from deployment import leak_audit
+from deployment.servers import VAULT_KEY
+from deployment.topology import Cluster
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 

@@ -24,9 +24,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
 from sanic import Sanic
 
-from components.channels import handoff_queue
+from components.stores import handoff_queue
 from components.channels.rest import GuardedRestInput
-from components.privacy.tracker_store import MaskingTrackerStore
+from components.stores.tracker_store import MaskingTrackerStore
 
 
 class ScriptedAgent:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rasa.core.run import create_http_input_channels
 
-from components.channels import handoff_queue
+from components.stores import handoff_queue
 from components.channels.rest import GUARD_MARK, GuardedRestInput
 from components.channels.silence import apology
 from components.privacy.vault import Vault
@@ -27,7 +27,7 @@ def error_of(response) -> dict:
 
 
 def test_credentials_yml_registers_the_guarded_channel_at_the_rest_url():
-    channels = create_http_input_channels(None, str(ROOT / "rasa_project/credentials.yml"))
+    channels = create_http_input_channels(None, str(ROOT / "rasa_project/shop/credentials.yml"))
     rest = [c for c in channels if isinstance(c, GuardedRestInput)]
     assert len(rest) == 1 and rest[0].name() == "rest" and rest[0].url_prefix() == "rest"
     assert rest[0].options.max_message_chars == 4000
@@ -232,7 +232,7 @@ def test_when_rasa_raises_the_customer_still_gets_an_answer(server, kefu_home, c
 
 
 def test_an_unreachable_tracker_store_fails_the_turn_cleanly(server, kefu_home, caplog):
-    from components.privacy.tracker_store import StoreUnavailable
+    from components.errors import StoreUnavailable
 
     server.agent.error = StoreUnavailable("retrieve", "OperationalError")
     with caplog.at_level(logging.INFO):

@@ -175,7 +175,7 @@ def test_real_smollm2_rephrasing_keeps_the_facts():
         type="components.nlg.rephrasing.RephrasingNLG", warm_up=False, timeout=10.0
     )
     nlg = RephrasingNLG(
-        endpoint, Domain.from_file(Path(__file__).parents[3] / "rasa_project/domain.yml")
+        endpoint, Domain.from_file(Path(__file__).parents[3] / "rasa_project/shop/domain.yml")
     )
     assert nlg._get_client() is not None
     for action in ("utter_greet", "utter_goodbye", "utter_you_are_welcome"):

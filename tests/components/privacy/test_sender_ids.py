@@ -14,12 +14,12 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from components.privacy import log_masking
-from components.privacy.event_broker import MaskingEventBroker
 from components.privacy.event_masking import mask_event
 from components.privacy.pii import SENDER_KEY_FILE, PIIMasker
 from components.privacy.recognisers import SENDER_TOKEN, find_pii
-from components.privacy.tracker_store import MaskingTrackerStore
 from components.privacy.vault import Vault
+from components.stores.event_broker import MaskingEventBroker
+from components.stores.tracker_store import MaskingTrackerStore
 
 PHONE, EMAIL = "13812345678", "li.lei@example.cn"
 KEY = "sender-test-key-0123456789"
@@ -184,7 +184,7 @@ def test_event_broker_publishes_the_same_token(tmp_path, vault_key):
 
     config = EndpointConfig.from_dict(
         {
-            "type": "components.privacy.event_broker.MaskingEventBroker",
+            "type": "components.stores.event_broker.MaskingEventBroker",
             "inner": {"type": "file", "path": str(tmp_path / "events.jsonl")},
         }
     )

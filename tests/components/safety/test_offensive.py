@@ -1,10 +1,12 @@
-"""The learned offensive-content classifier: persistence, the committed model, the engine."""
+"""The learned offensive-content classifier: the committed model and the engine.
+
+Its trainer is tested in ``tests/training/safety``.
+"""
 
 from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
 from components.errors import ConfigError, ModelNotFoundError
@@ -15,8 +17,6 @@ from components.safety.offensive import (
     OffensiveClassifier,
     default_classifier,
 )
-from components.safety.offensive_training import fit, to_classifier
-from components.text import fold_for_model
 
 OFFENSIVE_ZH = ["你们客服是不是脑子有问题，垃圾服务", "黑人都是懒鬼，滚出去"]
 CLEAN_ZH = ["我的快递到哪了", "花呗怎么还款", "这个杯子可以退货吗"]
@@ -25,21 +25,6 @@ CLEAN_ZH = ["我的快递到哪了", "花呗怎么还款", "这个杯子可以�
 @pytest.fixture(scope="module")
 def shipped() -> OffensiveClassifier:
     return default_classifier()
-
-
-def test_train_persist_load_gives_the_same_scores(tmp_path):
-    texts = ["你真是个废物垃圾", "滚吧你这个蠢货", "今天天气不错", "请问怎么退货"] * 5
-    labels = [1, 1, 0, 0] * 5
-    hashing, tfidf, model = fit(texts, labels, c=4.0)
-    seen = set(hashing.transform([fold_for_model(t) for t in texts]).indices)
-    classifier = to_classifier(hashing, tfidf, model, 0.5, seen)
-    expected = model.predict_proba(tfidf.transform(hashing.transform(texts)))[:, 1]
-    assert np.allclose(classifier.scores(texts), expected, atol=1e-5)
-    path = tmp_path / "m.npz"
-    classifier.save(path)
-    loaded = OffensiveClassifier.load(path)
-    assert np.allclose(loaded.scores(texts), expected, atol=2e-3)  # float16 on disk
-    assert loaded.threshold == 0.5
 
 
 def test_only_chinese_text_is_scored(shipped):

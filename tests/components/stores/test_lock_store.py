@@ -14,7 +14,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
 from components.stores.lock_store import RetryingRedisLockStore
-from tests.e2e.harness import free_port
+from deployment.servers import free_port
 
 REDIS = shutil.which("redis-server")
 

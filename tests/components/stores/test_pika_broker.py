@@ -16,7 +16,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
 from components.stores.pika_broker import ReliablePikaEventBroker
-from tests.topology.cluster import QUEUE, RabbitMQ
+from deployment.topology import QUEUE, RabbitMQ
 
 EVENTS = 2000
 

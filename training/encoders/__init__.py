@@ -1,0 +1,1 @@
+"""The Chinese encoder delta's adaptation (runtime assembly: :mod:`components.encoders.delta`)."""

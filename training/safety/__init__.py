@@ -1,0 +1,1 @@
+"""The offensive-content classifier's trainer (runtime: :mod:`components.safety.offensive`)."""
