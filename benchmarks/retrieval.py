@@ -29,6 +29,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from common import (
@@ -45,15 +46,19 @@ offline_env()
 
 import numpy as np  # noqa: E402
 
+from components.assistants import get_assistant  # noqa: E402
+from components.settings import KnowledgeSettings, load_settings  # noqa: E402
 from knowledge.fusion import HybridRanker  # noqa: E402
-from knowledge.index import DOCS_DIR, KnowledgeIndex  # noqa: E402
+from knowledge.index import KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import KnowledgeBase  # noqa: E402
+from knowledge.stores import MemoryStore  # noqa: E402
 
 SHOP_QA = [
     Path(__file__).resolve().parent / "data" / f"shop_qa{lang}{kind}.jsonl"
     for lang in ("", "_zh")
     for kind in ("", "_holdout", "_test")
 ]
+SHOP_DOCS = get_assistant("shop").docs
 GATE_SWEEP = (0.46, 0.50, 0.54, 0.58, 0.62)
 ZH_GATE_SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 
@@ -81,21 +86,31 @@ def ranking_metrics(ranks: list[int | None]) -> dict:
     }
 
 
-def stackfaq(faq: Path, queries_path: Path, top_k: int = 20, zh_encoder: str = "auto") -> dict:
+def knowledge_settings(**changes) -> KnowledgeSettings:
+    """The shipped knowledge defaults with ``changes``; the cross-encoder is the deployment's
+    (``kefu.knowledge.cross_encoder`` / ``KEFU_KB_CROSS_ENCODER``, none by default)."""
+    deployed = load_settings().knowledge.cross_encoder
+    return replace(KnowledgeSettings(cross_encoder=deployed), **changes)
+
+
+def stackfaq(faq: Path, queries_path: Path, top_k: int = 20, zh_encoder: str | None = None) -> dict:
     """Rank FAQ threads for each query with every retriever variant.
 
-    ``zh_encoder`` is the knowledge base's setting for Chinese entries (``auto``: the adapted
-    MiniLM; a folder, e.g. the unadapted MiniLM, to compare).
+    ``zh_encoder`` is the knowledge base's setting for Chinese entries (None: the shipped one,
+    the adapted MiniLM; a folder, e.g. the unadapted MiniLM, to compare).
     """
     queries = read_jsonl(queries_path)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        index = KnowledgeIndex(Path(tmp) / "index.json", zh_encoder=zh_encoder)
+        chosen = {"zh_encoder": zh_encoder} if zh_encoder else {}
+        settings = knowledge_settings(top_k=top_k, **chosen)
+        store = MemoryStore(Path(tmp) / "index.json")
+        index = KnowledgeIndex(settings, store)
         report = index.ingest([faq], progress=False)
         build_s = time.monotonic() - started
         if report.failed:
             raise SystemExit(f"could not ingest {faq}: {report.failed}")
-        kb = KnowledgeBase(Path(tmp) / "index.json", top_k=top_k, zh_encoder=zh_encoder)
+        kb = KnowledgeBase(settings, store)
         kb.warm_up()
         variants = {
             "bm25": None,
@@ -262,7 +277,7 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
         )
     if kb_llm:
         # the transformers backend: the base model and the tuned one (the shipped LoRA adapter,
-        # see components/llm/finetune), same run
+        # see training/llm), same run
         adapters = [("base", "none"), ("tuned", "auto")] if kb_llm == "transformers" else [("", "")]
         for label, adapter in adapters:
             llm = {"backend": kb_llm, "timeout": 3.0, **({"adapter": adapter} if adapter else {})}
@@ -271,9 +286,10 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
             variants.append((name, SHOP_VARIANTS[DEFAULT_SHOP], composer, None))
     result: dict = {"sets": {name: {"variants": {}} for name in sets}, "all": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        KnowledgeIndex(Path(tmp) / "index.json").ingest([DOCS_DIR], progress=False)
+        store = MemoryStore(Path(tmp) / "index.json")
+        KnowledgeIndex(knowledge_settings(), store).ingest([SHOP_DOCS], progress=False)
         kbs = {
-            w: KnowledgeBase(Path(tmp) / "index.json", rerank_weight=w)
+            w: KnowledgeBase(knowledge_settings(rerank_weight=w), store)
             for w in SHOP_VARIANTS.values()
         }
         for name, weight, composer, router in variants:
@@ -300,16 +316,16 @@ def shop_qa(qa_paths: list[Path], kb_llm: str | None = None, model: Path | None 
         }
         result["gate_sweep"], result["zh_gate_sweep"] = {}, {}
         default = kbs[SHOP_VARIANTS[DEFAULT_SHOP]]
-        shipped = default.min_relevance
+        shipped = default.settings
         for threshold in GATE_SWEEP if by_lang["en"] else ():
-            default.min_relevance = threshold
+            default.settings = replace(shipped, min_relevance=threshold)
             result["gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["en"])])
-        default.min_relevance = shipped
+        default.settings = shipped
         # the Chinese gate's threshold: min_zh_relevance with the Chinese encoder, else support
         zh_key = "min_zh_relevance" if default._stages.zh_embedder is not None else "min_zh_support"
         result["zh_gate"] = zh_key
         for threshold in ZH_GATE_SWEEP if by_lang["zh"] else ():
-            setattr(default, zh_key, threshold)
+            default.settings = replace(shipped, **{zh_key: threshold})
             result["zh_gate_sweep"][threshold] = _pooled([_shop_variant(default, by_lang["zh"])])
     for name, cases in sets.items():
         result["sets"][name]["answerable"] = sum(1 for c in cases if c["source"])

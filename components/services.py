@@ -181,16 +181,18 @@ class Services:
 
     @property
     def knowledge(self) -> KnowledgeBase:
-        """The knowledge base of ``settings.knowledge`` (loaded on first question or warm-up)."""
+        """The knowledge base of ``settings.knowledge`` (loaded on first question or warm-up).
+
+        Its memory index is the process's assistant's (``KEFU_ASSISTANT``) unless
+        ``kefu.knowledge.index_path`` names one.
+        """
 
         def build() -> KnowledgeBase:
             from knowledge.retrieval import KnowledgeBase
             from knowledge.stores import store_from_settings
 
-            config = self.settings.knowledge
-            if config.store == "memory":
-                return KnowledgeBase(config.index_path, **config.retrieval_kwargs())
-            return KnowledgeBase(store=store_from_settings(config), **config.retrieval_kwargs())
+            config = self.settings.knowledge.resolved()  # the process's assistant's index
+            return KnowledgeBase(config, store_from_settings(config))
 
         return self._get("knowledge", build)
 

@@ -11,14 +11,10 @@ folder; ``KEFU_ENDPOINTS`` names another file). Every key is optional::
         allow: []                  # phrases inside which nothing is reported
         category_actions: {}       # e.g. {political: mask}
         pinyin: true               # also match Chinese terms typed in pinyin
-      knowledge:
-        store: memory              # or pgvector (PG_CONN_STR holds the connection string)
-        table: kefu_knowledge      # pgvector table
-        search: exact_nearest_neighbor   # pgvector: or hnsw
-        top_k: 10
-        min_relevance: 0.54
-        cross_encoder: null        # a local cross-encoder folder
-        llm: {backend: "off"}      # grounded answers: transformers / llamacpp / openai
+      knowledge:                   # every key and its default: KnowledgeSettings
+        store: pgvector            # memory (KEFU_HOME/knowledge_index.<assistant>.json) or pgvector
+        min_relevance: 0.6         # a stricter relevance gate for English questions
+        llm: {backend: openai}     # grounded answers: transformers / llamacpp / openai
       privacy:
         vault: vault.db            # relative to KEFU_HOME; the key is KEFU_VAULT_KEY
 
@@ -42,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.assistants import Assistant, get_assistant
 from components.errors import ConfigError
-from components.paths import PROJECT_ROOT
+from components.paths import PROJECT_ROOT, kefu_home
 
 #: Environment variables that override one setting each (deployment choices, not secrets).
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -55,6 +52,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 GUARD_ACTIONS = ("flag", "mask", "block")
 STORE_KINDS = ("memory", "pgvector")
 SEARCH_STRATEGIES = ("exact_nearest_neighbor", "hnsw")
+#: A pgvector table name (``_manifest``, ``_hnsw`` and ``_keyword`` are added to it).
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 LLM_BACKENDS = ("off", "transformers", "llamacpp", "openai")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -96,27 +95,50 @@ class GuardSettings:
 
 @dataclass(frozen=True)
 class KnowledgeSettings:
-    """Where the knowledge index lives and how answers are chosen.
+    """Where the knowledge index lives and how answers are chosen: the one place of the defaults.
+
+    :class:`~knowledge.retrieval.KnowledgeBase` and :class:`~knowledge.index.KnowledgeIndex` take
+    these settings as they are (validated by :func:`load_settings`); tests and benchmarks change a
+    value with ``dataclasses.replace(KnowledgeSettings(), min_relevance=...)``.
 
     Attributes:
         store: ``memory`` (a file under ``KEFU_HOME``) or ``pgvector``.
-        index_path: The memory store's file (default ``KEFU_HOME/knowledge_index.json``).
+        index_path: The memory store's file (None: ``KEFU_HOME/knowledge_index.<assistant>.json``,
+            see :meth:`resolved`).
         table: The pgvector table.
-        search: The pgvector search strategy.
-        docs: The folder ``python -m knowledge build`` indexes (default: the demo shop's).
+        search: The pgvector search strategy (``exact_nearest_neighbor`` or ``hnsw``).
+        docs: The folder ``python -m knowledge build`` indexes (None: the assistant's
+            ``knowledge/docs/<assistant>``, see :meth:`resolved`).
         top_k: Candidates taken from each retriever.
-        min_relevance: Relevance gate for English questions.
-        sentence_share: Share of the best sentence's cosine in the gate's similarity.
-        support_weight: Weight of the lexical support in the gate.
-        gate_top_k: Ranked candidates the gate looks at.
-        min_zh_relevance: Gate for Chinese questions over Chinese passages (cosine + support).
-        zh_dense_share: Share of the Chinese encoder's cosine in that gate.
-        zh_encoder: ``auto`` (the Chinese MiniLM from the committed delta), ``off`` or a folder.
+        min_relevance: Relevance the quoted passage needs for an English question (see
+            :meth:`~knowledge.retrieval.KnowledgeBase.relevance`).
+        sentence_share: Share of the best sentence's cosine (the rest: the whole passage's) in
+            the similarity part of the relevance.
+        support_weight: Weight of the lexical support (share of the question's IDF-weighted
+            content words found in the passage, :class:`~knowledge.lexical.TermStatistics`)
+            added to the relevance.
+        gate_top_k: Ranked candidates the relevance gate looks at; the first relevant one is
+            quoted (a passage ranked lower is not quoted, however many words it shares with the
+            question).
+        min_zh_relevance: Relevance the quoted passage needs for a Chinese question answered from
+            Chinese passages: ``zh_dense_share`` * cosine (Chinese encoder) + the rest * lexical
+            support (IDF-weighted share of the question's jieba words and characters,
+            :class:`~knowledge.zh_lexical.ChineseTermStatistics`).
+        zh_dense_share: Share of the cosine in that relevance.
+        zh_encoder: Encoder of Chinese questions and passages: ``auto`` (the Chinese MiniLM
+            assembled from the committed delta, when there), ``off`` or a model folder; the
+            knowledge base must use the one the index was built with.
         min_zh_support: The Chinese gate without a Chinese encoder (lexical support alone).
-        min_zh_overlap: Character-overlap gate for Chinese questions without Chinese passages.
-        rerank_weight: Weight of the best sentence in the final ranking (0: no reranking).
-        fusion: Keyword arguments for :class:`~knowledge.fusion.HybridRanker`.
-        cross_encoder: Local cross-encoder folder ordering the candidates last, or None.
+        min_zh_overlap: Character overlap the quoted passage needs for a Chinese question when
+            the knowledge base has no Chinese passages (answered from the others).
+        rerank_weight: Weight of the best sentence's similarity in the final score
+            (:class:`~knowledge.rerank.SentenceReranker`; 0 turns reranking off, and the gate then
+            uses the passage cosine in place of the best sentence's, which is stricter: lower
+            ``min_relevance`` with it).
+        fusion: Keyword arguments for :class:`~knowledge.fusion.HybridRanker` (empty: its
+            calibrated weights).
+        cross_encoder: Local cross-encoder folder (e.g. a downloaded ``ms-marco-MiniLM-L-6-v2``)
+            ordering the reranked candidates last, or None (none ships offline).
         llm: LLM client configuration for grounded answers; ``backend: "off"`` is extractive.
     """
 
@@ -140,23 +162,32 @@ class KnowledgeSettings:
     cross_encoder: str | None = None
     llm: Mapping[str, Any] = field(default_factory=lambda: {"backend": "off"})
 
-    def retrieval_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`~knowledge.retrieval.KnowledgeBase` for these settings."""
-        keys = (
-            "top_k",
-            "min_relevance",
-            "sentence_share",
-            "support_weight",
-            "gate_top_k",
-            "min_zh_relevance",
-            "zh_dense_share",
-            "zh_encoder",
-            "min_zh_support",
-            "min_zh_overlap",
-            "rerank_weight",
-            "cross_encoder",
+    def resolved(self, assistant: Assistant | None = None) -> KnowledgeSettings:
+        """These settings with the paths an assistant's defaults stand for filled in.
+
+        ``docs`` None becomes the assistant's documents folder (``knowledge/docs/<name>``) and
+        ``index_path`` None its own memory index, ``KEFU_HOME/knowledge_index.<name>.json``, so
+        two assistants never share an index. The services object and the command line resolve
+        the settings once; the knowledge engines take the paths as they are.
+
+        Args:
+            assistant: The assistant (default: the process's, ``KEFU_ASSISTANT``).
+
+        Raises:
+            ConfigError: when the process's assistant does not exist.
+        """
+        if self.docs is not None and self.index_path is not None:
+            return self
+        chosen = assistant or get_assistant()
+        return dataclasses.replace(
+            self,
+            docs=self.docs if self.docs is not None else str(chosen.docs),
+            index_path=(
+                self.index_path
+                if self.index_path is not None
+                else str(kefu_home() / f"knowledge_index.{chosen.name}.json")
+            ),
         )
-        return {"fusion": dict(self.fusion), **{k: getattr(self, k) for k in keys}}
 
     @property
     def llm_config(self) -> dict[str, Any] | None:
@@ -440,26 +471,30 @@ def _guard_values(kwargs: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _check_knowledge(kwargs: dict[str, Any], origins: dict[tuple[str, str], str]) -> None:
-    """Check the knowledge section's choices and ranges (names the key or the variable)."""
+    """Check the knowledge section's choices and ranges (names the key or the variable).
 
-    def where(key: str) -> str:
-        return origins.get(("knowledge", key), f"kefu.knowledge.{key}")
+    The only checks of these values: the knowledge engines take validated settings.
+    """
 
-    store = str(kwargs.get("store", "memory")).lower()
-    if store not in STORE_KINDS:
-        raise ConfigError(where("store"), store, " or ".join(map(repr, STORE_KINDS)))
-    kwargs["store"] = store
-    search = kwargs.get("search", SEARCH_STRATEGIES[0])
-    if search not in SEARCH_STRATEGIES:
-        raise ConfigError(where("search"), search, " or ".join(map(repr, SEARCH_STRATEGIES)))
-    if not 0.0 <= kwargs.get("sentence_share", 0.7) <= 1.0:
-        raise ConfigError(where("sentence_share"), kwargs["sentence_share"], "a number in [0, 1]")
-    cross = kwargs.get("cross_encoder")
-    if cross and not Path(cross).is_dir():
-        raise ConfigError(where("cross_encoder"), cross, "a local cross-encoder model folder")
-    llm = kwargs.get("llm")
-    if llm is not None:
-        backend = llm_backend(llm)
+    def fail(key: str, expected: str) -> ConfigError:
+        where = origins.get(("knowledge", key), f"kefu.knowledge.{key}")
+        return ConfigError(where, kwargs[key], expected, component="settings")
+
+    if "store" in kwargs:
+        kwargs["store"] = kwargs["store"].lower()
+        if kwargs["store"] not in STORE_KINDS:
+            raise fail("store", " or ".join(map(repr, STORE_KINDS)))
+    if "search" in kwargs and kwargs["search"] not in SEARCH_STRATEGIES:
+        raise fail("search", " or ".join(map(repr, SEARCH_STRATEGIES)))
+    if "table" in kwargs and not TABLE_NAME.match(kwargs["table"]):
+        raise fail("table", "lowercase letters, digits and _ (<= 48, not a digit first)")
+    for share in ("sentence_share", "zh_dense_share", "rerank_weight"):
+        if share in kwargs and not 0.0 <= kwargs[share] <= 1.0:
+            raise fail(share, "a number in [0, 1]")
+    if kwargs.get("cross_encoder") and not Path(kwargs["cross_encoder"]).is_dir():
+        raise fail("cross_encoder", "a local cross-encoder model folder")
+    if "llm" in kwargs:
+        backend = llm_backend(kwargs["llm"])
         if backend not in LLM_BACKENDS:
             raise ConfigError(
                 "kefu.knowledge.llm.backend",

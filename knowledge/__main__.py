@@ -1,15 +1,16 @@
 """Knowledge-base command line.
 
-python -m knowledge build                      sync the shipped docs folder (add/update/prune)
+python -m knowledge build                      sync the assistant's documents (add/update/prune)
 python -m knowledge ingest PATH [PATH ...]     add or update files/folders (md, html, pdf,
                                                txt, FAQ csv/jsonl); unchanged files are skipped
 python -m knowledge remove SOURCE              delete a source (file name or path)
 python -m knowledge list | stats               what is indexed
 python -m knowledge ask "QUESTION"             answer one question from the index
 
-The index lives in KEFU_HOME/knowledge_index.json, or with --store pgvector (or
+The index lives in KEFU_HOME/knowledge_index.<assistant>.json (KEFU_ASSISTANT, default shop;
+its documents are knowledge/docs/<assistant>), or with --store pgvector (or
 KEFU_KB_STORE=pgvector) in PostgreSQL: connection string in PG_CONN_STR, table KEFU_KB_TABLE
-(default kefu_knowledge), KEFU_KB_SEARCH=hnsw for approximate search on large indexes.
+(default: kefu.knowledge.table), KEFU_KB_SEARCH=hnsw for approximate search on large indexes.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from typing import TYPE_CHECKING
 from components.errors import KefuError
 
 if TYPE_CHECKING:
-    from knowledge.stores import KnowledgeStore
+    from components.settings import KnowledgeSettings
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (1 when some files failed, 2 on errors)."""
+    from components.settings import STORE_KINDS
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     parser = argparse.ArgumentParser(
@@ -37,20 +40,22 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("--index", type=Path, default=None, help="index file (default: KEFU_HOME)")
+    parser.add_argument(
+        "--index", type=Path, default=None, help="index file (default: in KEFU_HOME)"
+    )
     parser.add_argument(
         "--store",
-        choices=("memory", "pgvector"),
+        choices=STORE_KINDS,
         default=None,
-        help="where the index lives (default: kefu.knowledge.store / $KEFU_KB_STORE, or memory)",
+        help="where the index lives (default: kefu.knowledge.store / $KEFU_KB_STORE)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="sync the shipped documents folder")
+    build = sub.add_parser("build", help="sync the assistant's documents folder")
     build.add_argument(
         "--docs",
         type=Path,
         default=None,
-        help="folder of documents (default: kefu.knowledge.docs, else the demo shop's)",
+        help="folder of documents (default: kefu.knowledge.docs, else the assistant's)",
     )
     ingest = sub.add_parser("ingest", help="add or update files and folders")
     ingest.add_argument("paths", nargs="+", type=Path)
@@ -65,17 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.store == "pgvector" and args.index:
         parser.error("--index names the embedded store's file; not with --store pgvector")
 
-    from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
+    from knowledge.index import KnowledgeIndex, build_index
+    from knowledge.stores import store_from_settings
 
     try:
-        store = _chosen_store(args.store, args.index)
-        index = KnowledgeIndex(args.index, store=store)
+        config = _settings(args.store, args.index)
+        store = store_from_settings(config)
+        index = KnowledgeIndex(config, store)
         if args.command in ("build", "ingest"):
             if args.command == "build":
-                from components.settings import load_settings
-
-                docs = args.docs or load_settings().knowledge.docs or DOCS_DIR
-                report = build_index(docs, args.index, store=store)
+                report = build_index(args.docs or Path(config.docs), config, store)
             else:
                 missing = [str(p) for p in args.paths if not p.exists()]
                 if missing:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from knowledge.retrieval import KnowledgeBase
 
-            answer = KnowledgeBase(args.index, store=store).answer(args.question)
+            answer = KnowledgeBase(config, store).answer(args.question)
             if answer.found:
                 print(
                     f"{answer.text}\n\nSource: {answer.title} — {answer.section} ({answer.source}) "
@@ -110,18 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _chosen_store(kind: str | None, index: Path | None) -> KnowledgeStore | None:
-    """The store ``--store`` names, with the other ``kefu.knowledge`` settings; None: settings."""
-    if not kind:
-        return None
+def _settings(kind: str | None, index: Path | None) -> KnowledgeSettings:
+    """The ``kefu.knowledge`` settings with ``--store`` / ``--index`` applied, paths resolved.
+
+    ``--index`` names the embedded store's file (so the memory store); ``--store`` the kind;
+    neither: the settings' own, and the process's assistant's documents and index file.
+
+    Raises:
+        ConfigError: for a bad setting (names the key or the variable).
+    """
     from dataclasses import replace
 
     from components.settings import load_settings
-    from knowledge.stores import store_from_settings
 
     config = load_settings().knowledge
-    path = str(index) if index else config.index_path
-    return store_from_settings(replace(config, store=kind, index_path=path))
+    if index is not None:
+        config = replace(config, store="memory", index_path=str(index))
+    elif kind:
+        config = replace(config, store=kind)
+    return config.resolved()
 
 
 if __name__ == "__main__":

@@ -10,52 +10,27 @@ one source, and a changed encoder rebuilds everything.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haystack import Document
 
 from components.errors import KefuError, KnowledgeBaseError
 from knowledge.converters import SUPPORTED, convert_file
-from knowledge.stores import (
-    BM25_ALGORITHM,
-    BM25_TOKENS,
-    KnowledgeStore,
-    MemoryStore,
-    default_index_path,
-    store_from_env,
-)
+from knowledge.stores import BM25_ALGORITHM, BM25_TOKENS, KnowledgeStore
+
+if TYPE_CHECKING:
+    from components.settings import KnowledgeSettings
 
 logger = logging.getLogger(__name__)
 
-DOCS_DIR = Path(__file__).resolve().parent / "docs"
 INDEX_VERSION = 3
-__all__ = ["DOCS_DIR", "IngestReport", "KnowledgeIndex", "build_index", "default_index_path"]
-
-
-def encoder_dimension(encoder: str | Path) -> int:
-    """Embedding width of a sentence-transformers folder (384 when it does not say)."""
-    pooling = Path(encoder) / "1_Pooling" / "config.json"
-    try:
-        return int(json.loads(pooling.read_text())["word_embedding_dimension"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 384
-
-
-def resolve_store(
-    index_path: str | Path | None, store: KnowledgeStore | None, encoder: str | None = None
-) -> KnowledgeStore:
-    """``store`` if given, the embedded store at ``index_path`` if given, else ``KEFU_KB_STORE``."""
-    if store is not None:
-        return store
-    if index_path is not None:
-        return MemoryStore(index_path)
-    return store_from_env(embedding_dimension=encoder_dimension(encoder) if encoder else 384)
+__all__ = ["IngestReport", "KnowledgeIndex", "build_index"]
 
 
 def _sha256(path: Path) -> str:
@@ -101,31 +76,30 @@ class IngestReport:
 
 
 class KnowledgeIndex:
-    """Incremental ingestion into the configured store.
+    """Incremental ingestion into a store.
 
     Args:
-        index_path: The embedded store's JSON file (the manifest is ``<name>.manifest.json``);
-            when neither this nor ``store`` is given, ``KEFU_KB_STORE`` decides.
-        encoder: Sentence-transformers model folder (default: the bundled MiniLM).
-        zh_encoder: The encoder of Chinese passages (``meta.lang == "zh"``): ``auto`` (the
-            Chinese MiniLM assembled from the committed delta, when there), ``off``, or a model
-            folder. Everything else is embedded with ``encoder``.
+        settings: The validated knowledge settings; the index reads ``zh_encoder``, the encoder
+            of Chinese passages (``meta.lang == "zh"``); everything else is embedded with
+            ``encoder``.
         store: Where the index lives (:class:`knowledge.stores.MemoryStore` or
-            :class:`knowledge.stores.PgvectorStore`).
+            :class:`knowledge.stores.PgvectorStore`, see
+            :func:`~knowledge.stores.store_from_settings`).
+        encoder: Sentence-transformers model folder (default: the bundled MiniLM).
     """
 
     def __init__(
         self,
-        index_path: str | Path | None = None,
+        settings: KnowledgeSettings,
+        store: KnowledgeStore,
+        *,
         encoder: str | None = None,
-        store: KnowledgeStore | None = None,
-        zh_encoder: str | None = "auto",
     ) -> None:
         self._encoder = encoder
-        self._zh_setting = zh_encoder
+        self._zh_setting = settings.zh_encoder
         self._zh_encoder: str | None = None
         self._zh_embedder = None
-        self.store = resolve_store(index_path, store, encoder)
+        self.store = store
         self.index_path = getattr(self.store, "index_path", None)
         self._embedder = None
 
@@ -313,19 +287,12 @@ class KnowledgeIndex:
         }
 
 
-def build_index(
-    docs_dir: Path = DOCS_DIR,
-    index_path: Path | None = None,
-    store: KnowledgeStore | None = None,
-    zh_encoder: str | None = None,
-) -> IngestReport:
+def build_index(docs: Path, settings: KnowledgeSettings, store: KnowledgeStore) -> IngestReport:
     """Sync the index with a folder (what ``make index`` runs): add, update and prune.
 
-    ``zh_encoder``: see :class:`KnowledgeIndex` (default: ``kefu.knowledge.zh_encoder``).
+    Args:
+        docs: The documents folder (``kefu.knowledge.docs``, resolved per assistant).
+        settings: The validated knowledge settings (see :class:`KnowledgeIndex`).
+        store: Where the index lives.
     """
-    if zh_encoder is None:
-        from components.settings import load_settings
-
-        zh_encoder = load_settings().knowledge.zh_encoder
-    index = KnowledgeIndex(index_path, store=store, zh_encoder=zh_encoder)
-    return index.ingest([docs_dir], prune=True)
+    return KnowledgeIndex(settings, store).ingest([docs], prune=True)

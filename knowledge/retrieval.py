@@ -16,20 +16,21 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from haystack import Document
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
-from components.errors import ConfigError, KnowledgeBaseError
-from components.text import CJK, ZH_FUNCTION_CHARS, customer_language, language_of
+from components.errors import KnowledgeBaseError
+from components.text import CJK, ZH_FUNCTION_CHARS, customer_language
 from knowledge.fusion import HybridRanker
-from knowledge.index import resolve_store
 from knowledge.lexical import TermStatistics, encoder_vocabulary
 from knowledge.rerank import SentenceReranker
 from knowledge.stores import KnowledgeStore, new_memory_store
 from knowledge.zh_lexical import ChineseBM25, ChineseTermStatistics
+
+if TYPE_CHECKING:
+    from components.settings import KnowledgeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -99,104 +100,33 @@ def zh_overlap(question: str, passage: str) -> float:
 class KnowledgeBase:
     """Hybrid retrieval over the persisted knowledge index.
 
+    The question's language is resolved once per question, at the entry point it comes through
+    (:meth:`answer`, :meth:`retrieve`, :meth:`candidates`, :meth:`relevant`, ...): the
+    ``language`` the caller passes (the action passes the customer's), or else the question's
+    own (:func:`~components.text.customer_language`); every later step takes it from there.
+
     Args:
-        index_path: The embedded store's file; when neither this nor ``store`` is given,
-            ``KEFU_KB_STORE`` decides (default: ``KEFU_HOME/knowledge_index.json``).
-        encoder: Sentence-transformers model folder (default: bundled MiniLM).
-        top_k: Candidates taken from each retriever.
-        min_relevance: Relevance the chosen passage needs (English questions; see
-            :meth:`relevance`).
-        sentence_share: Share of the best sentence's cosine (the rest: the whole passage's)
-            in the similarity part of the relevance.
-        support_weight: Weight of the lexical support (share of the question's IDF-weighted
-            content words found in the passage, :class:`~knowledge.lexical.TermStatistics`)
-            added to the relevance.
-        gate_top_k: Ranked candidates the relevance gate looks at; the first relevant one is
-            quoted (a passage ranked lower than this is not quoted, however many words it
-            shares with the question).
-        min_zh_relevance: Relevance the chosen passage needs for a Chinese question answered
-            from Chinese passages: ``zh_dense_share`` * cosine (Chinese encoder) + the rest *
-            lexical support (IDF-weighted share of the question's jieba words and characters,
-            :class:`~knowledge.zh_lexical.ChineseTermStatistics`).
-        zh_dense_share: Share of the cosine in that relevance (0 without a Chinese encoder).
-        min_zh_support: The same gate without a Chinese encoder (lexical support alone).
-        zh_encoder: Encoder of Chinese questions and passages: ``auto`` (the Chinese MiniLM
-            assembled from the committed delta, when there), ``off`` or a model folder; it
-            must be the one the index was built with (:class:`~knowledge.index.KnowledgeIndex`).
-        min_zh_overlap: Character overlap the chosen passage needs for a Chinese question when
-            the knowledge base has no Chinese passages (answered from the others).
-        zh_fusion: Keyword arguments for the :class:`HybridRanker` of Chinese questions over
-            Chinese passages (default with a Chinese encoder: passages 0.7 cosine + 0.3 BM25,
-            chosen on the first Chinese question set, FAQ entries the weights of ``fusion``
-            (0.95 + 0.05: a question matched to a question); BM25 only without one, as the
-            English encoder cannot read Chinese).
-        fusion: Keyword arguments for :class:`HybridRanker`.
-        rerank_weight: Weight of the best sentence's similarity in the final score
-            (:class:`SentenceReranker`; 0 turns reranking off, and the relevance gate then uses
-            the passage cosine in place of the best sentence's, which is stricter: lower
-            ``min_relevance`` with it).
-        cross_encoder: Local cross-encoder folder (e.g. a downloaded
-            ``ms-marco-MiniLM-L-6-v2``) that orders the reranked candidates last, through
-            Haystack's ``SentenceTransformersSimilarityRanker``; default
-            ``kefu.knowledge.cross_encoder`` (or ``KEFU_KB_CROSS_ENCODER``), none when unset
-            (none ships offline).
+        settings: The validated knowledge settings (the values and their meaning:
+            :class:`~components.settings.KnowledgeSettings`). The gate's values (``min_*``,
+            ``sentence_share``, ``support_weight``, ``gate_top_k``, ``zh_dense_share``) are read
+            per question, so ``kb.settings = dataclasses.replace(kb.settings, min_relevance=x)``
+            changes the gate of a warmed-up knowledge base; the others are read at
+            :meth:`warm_up`.
         store: Where the index lives (see :mod:`knowledge.stores`).
+        encoder: Sentence-transformers model folder; the one the index was built with
+            (default: the bundled MiniLM).
     """
 
     def __init__(
         self,
-        index_path: str | Path | None = None,
+        settings: KnowledgeSettings,
+        store: KnowledgeStore,
+        *,
         encoder: str | None = None,
-        top_k: int = 10,
-        min_relevance: float = 0.54,
-        sentence_share: float = 0.7,
-        support_weight: float = 0.3,
-        gate_top_k: int = 3,
-        min_zh_relevance: float = 0.4,
-        min_zh_support: float = 0.3,
-        zh_dense_share: float = 0.6,
-        zh_encoder: str | None = "auto",
-        min_zh_overlap: float = 0.6,
-        fusion: dict | None = None,
-        zh_fusion: dict | None = None,
-        rerank_weight: float = 0.5,
-        cross_encoder: str | None = None,
-        store: KnowledgeStore | None = None,
     ) -> None:
-        self.store = resolve_store(index_path, store, encoder)
+        self.settings = settings
+        self.store = store
         self.encoder = encoder
-        self.top_k = top_k
-        if not 0.0 <= sentence_share <= 1.0:
-            raise ConfigError("sentence_share", sentence_share, "a number within [0, 1]")
-        if support_weight < 0:
-            raise ConfigError("support_weight", support_weight, "a number >= 0")
-        if gate_top_k < 1:
-            raise ConfigError("gate_top_k", gate_top_k, "a positive number of candidates")
-        self.gate_top_k = gate_top_k
-        self.min_relevance = min_relevance
-        self.sentence_share = sentence_share
-        self.support_weight = support_weight
-        if not 0.0 <= zh_dense_share <= 1.0:
-            raise ConfigError("zh_dense_share", zh_dense_share, "a number within [0, 1]")
-        self.min_zh_relevance = min_zh_relevance
-        self.min_zh_support = min_zh_support
-        self.zh_dense_share = zh_dense_share
-        self.zh_encoder_setting = zh_encoder
-        self.min_zh_overlap = min_zh_overlap
-        self.fusion = fusion or {}
-        self.zh_fusion = zh_fusion
-        self.rerank_weight = rerank_weight
-        if cross_encoder is None:
-            from components.settings import load_settings
-
-            cross_encoder = load_settings().knowledge.cross_encoder
-        self.cross_encoder = cross_encoder or None
-        if self.cross_encoder and not Path(self.cross_encoder).is_dir():
-            raise ConfigError(
-                "kefu.knowledge.cross_encoder (KEFU_KB_CROSS_ENCODER)",
-                self.cross_encoder,
-                "a local cross-encoder model folder",
-            )
         self._stages: _Stages | None = None
         self._terms: TermStatistics | None = None
         self._zh_terms: ChineseTermStatistics | None = None
@@ -226,6 +156,7 @@ class KnowledgeBase:
                     hint="run `python -m knowledge build`",
                     **self.store.describe(),
                 )
+            config = self.settings
             store = self.store.open()
             encoder = self.encoder or str(minilm_path())
             keywords = self.store.keyword_store(store)  # in memory: every passage's text
@@ -239,13 +170,13 @@ class KnowledgeBase:
                 keywords = new_memory_store()
                 keywords.write_documents(others)
             cross = None
-            if self.cross_encoder:
+            if config.cross_encoder:
                 from haystack_integrations.components.rankers.sentence_transformers import (
                     SentenceTransformersSimilarityRanker,
                 )
 
                 cross = SentenceTransformersSimilarityRanker(
-                    model=self.cross_encoder, top_k=self.top_k, token=None
+                    model=config.cross_encoder, top_k=config.top_k, token=None
                 )
             stages = _Stages(
                 embedder=SentenceTransformersTextEmbedder(
@@ -254,10 +185,12 @@ class KnowledgeBase:
                     normalize_embeddings=True,
                     progress_bar=False,
                 ),
-                dense=self.store.dense_retriever(store, self.top_k),
-                bm25=InMemoryBM25Retriever(keywords, top_k=self.top_k),
-                ranker=HybridRanker(**{"top_k": self.top_k, **self.fusion}),
-                rerank=SentenceReranker(model=encoder, weight=self.rerank_weight, top_k=self.top_k),
+                dense=self.store.dense_retriever(store, config.top_k),
+                bm25=InMemoryBM25Retriever(keywords, top_k=config.top_k),
+                ranker=HybridRanker(**{"top_k": config.top_k, **config.fusion}),
+                rerank=SentenceReranker(
+                    model=encoder, weight=config.rerank_weight, top_k=config.top_k
+                ),
                 cross=cross,
             )
             for component in (
@@ -271,15 +204,16 @@ class KnowledgeBase:
                     component.warm_up()
             self._languages = frozenset(str(d.meta.get("lang")) for d in passages)
             if chinese:
-                zh_bm25 = ChineseBM25(chinese, top_k=self.top_k)
+                zh_bm25 = ChineseBM25(chinese, top_k=config.top_k)
                 zh_bm25.warm_up()
                 zh_embedder = self._zh_embedder()
-                # without a Chinese encoder the cosines are noise: BM25 alone ranks; with one,
-                # passages take 0.7 cosine (chosen on the first Chinese question set) and FAQ
-                # entries, matched question to question, the English FAQ weights
+                # Chinese questions over Chinese passages: without a Chinese encoder the cosines
+                # are noise and BM25 alone ranks; with one, passages take 0.7 cosine + 0.3 BM25
+                # (chosen on the first Chinese question set) and FAQ entries, matched question
+                # to question, the English FAQ weights
                 share = 0.7 if zh_embedder is not None else 0.0
                 english = stages.ranker
-                fusion = self.zh_fusion or {
+                fusion = {
                     "dense_weight": english.dense_weight if zh_embedder is not None else 0.0,
                     "bm25_weight": english.bm25_weight if zh_embedder is not None else 1.0,
                     "passage_dense_weight": share,
@@ -288,11 +222,11 @@ class KnowledgeBase:
                 stages = replace(
                     stages,
                     zh_bm25=zh_bm25,
-                    zh_ranker=HybridRanker(**{"top_k": self.top_k, **fusion}),
+                    zh_ranker=HybridRanker(**{"top_k": config.top_k, **fusion}),
                     zh_embedder=zh_embedder,
                 )
                 self._zh_terms = ChineseTermStatistics(d.content or "" for d in chinese)
-            if self.rerank_weight > 0 and len(others) <= PRIME_LIMIT:
+            if config.rerank_weight > 0 and len(others) <= PRIME_LIMIT:
                 stages.rerank.prime(others)  # the sentence reranker reads English only
             self._terms = TermStatistics(
                 (d.content or "" for d in others), vocabulary=encoder_vocabulary(encoder)
@@ -306,7 +240,7 @@ class KnowledgeBase:
         """The Chinese encoder's query embedder, warmed up, or None."""
         from components.model_prep import resolve_zh_encoder
 
-        folder = resolve_zh_encoder(self.zh_encoder_setting)
+        folder = resolve_zh_encoder(self.settings.zh_encoder)
         if folder is None:
             return None
         from haystack_integrations.components.embedders.sentence_transformers import (
@@ -319,6 +253,24 @@ class KnowledgeBase:
         embedder.warm_up()
         return embedder
 
+    # ------------------------------------------------------------------ the question's language
+    @staticmethod
+    def _language(question: str, language: str | None) -> str | None:
+        """``language`` if given, else the question's own: the one detection per question."""
+        return language or customer_language(question)
+
+    def _passages_in(self, language: str | None) -> str | None:
+        """The language of the passages to answer from (None: all) for a resolved language."""
+        return language if language in self._languages else None
+
+    def _chinese_path(self, language: str | None) -> bool:
+        """Whether a question in ``language`` (resolved) takes the Chinese path."""
+        return (
+            self._stages is not None
+            and self._stages.zh_bm25 is not None
+            and self._passages_in(language) == "zh"
+        )
+
     def passage_language(self, question: str, language: str | None = None) -> str | None:
         """The language of the passages to answer ``question`` from, or None for all.
 
@@ -328,20 +280,25 @@ class KnowledgeBase:
         when there are no Chinese ones).
         """
         self.warm_up()
-        wanted = language or customer_language(question)
-        return wanted if wanted in self._languages else None
+        return self._passages_in(self._language(question, language))
 
+    # ------------------------------------------------------------------ retrieval
     def candidates(
         self, question: str, language: str | None = None, emphasis: str | None = None
     ) -> dict:
         """Query embedding and both retrievers' rankings (``embedding``, ``dense``, ``bm25``).
 
-        With ``language``, only passages in that language (``meta.lang``) are returned: each
-        retriever is asked for more and the rest are dropped.
+        With ``language`` (None: the question's own), only passages in that language
+        (``meta.lang``) are returned when there are any: each retriever is asked for more and
+        the rest are dropped.
         """
         self.warm_up()
+        return self._candidates(question, self._language(question, language), emphasis)
+
+    def _candidates(self, question: str, language: str | None, emphasis: str | None) -> dict:
         stages = self._stages
-        wanted = self.passage_language(question, language)
+        top_k = self.settings.top_k
+        wanted = self._passages_in(language)
         chinese = wanted == "zh" and stages.zh_bm25 is not None
         # a Chinese question is embedded once, by the encoder its passages were embedded with
         zh_embedder = stages.zh_embedder if chinese else None
@@ -354,7 +311,7 @@ class KnowledgeBase:
                     "dense": stages.dense.run(query_embedding=embedding)["documents"],
                     "bm25": stages.bm25.run(query=question)["documents"],
                 }
-            wide = self.top_k * (len(self._languages) + 1)
+            wide = top_k * (len(self._languages) + 1)
             dense = stages.dense.run(query_embedding=embedding, top_k=wide)["documents"]
             if chinese:
                 bm25 = stages.zh_bm25.run(query=question, emphasis=emphasis)["documents"]
@@ -362,8 +319,8 @@ class KnowledgeBase:
                 bm25 = stages.bm25.run(query=question, top_k=wide)["documents"]
             return {
                 "embedding": embedding,
-                "dense": [d for d in dense if d.meta.get("lang") == wanted][: self.top_k],
-                "bm25": [d for d in bm25 if d.meta.get("lang") == wanted][: self.top_k],
+                "dense": [d for d in dense if d.meta.get("lang") == wanted][:top_k],
+                "bm25": [d for d in bm25 if d.meta.get("lang") == wanted][:top_k],
             }
         except Exception as exc:
             raise KnowledgeBaseError(f"retrieval failed: {type(exc).__name__}") from exc
@@ -377,13 +334,19 @@ class KnowledgeBase:
     ) -> list[Document]:
         """Final ranking, best first; ``rerank=False`` stops after fusion.
 
-        ``language``: answer from passages in this language when there are any (see
-        :meth:`passage_language`). The scores are in ``meta``: see :class:`HybridRanker` and
-        :class:`SentenceReranker`.
+        ``language``: the question's language (None: detected); passages in it are preferred
+        (see :meth:`passage_language`). The scores are in ``meta``: see :class:`HybridRanker`
+        and :class:`SentenceReranker`.
         """
-        found = self.candidates(question, language, emphasis)
+        self.warm_up()
+        return self._ranked(question, self._language(question, language), rerank, emphasis)
+
+    def _ranked(
+        self, question: str, language: str | None, rerank: bool, emphasis: str | None
+    ) -> list[Document]:
+        found = self._candidates(question, language, emphasis)
         stages = self._stages
-        if self._chinese_path(question, language):
+        if self._chinese_path(language):
             # the sentence reranker and the cross-encoder read English only
             return stages.zh_ranker.run(
                 found["dense"], found["bm25"], question, found["embedding"]
@@ -397,6 +360,7 @@ class KnowledgeBase:
             ranked = [replace(d, meta={**d.meta, "cross_score": d.score}) for d in scored]
         return ranked
 
+    # ------------------------------------------------------------------ the relevance gate
     def relevance(self, question: str, doc: Document) -> float:
         """How well ``doc`` (a ranked candidate) answers an English ``question``.
 
@@ -410,22 +374,15 @@ class KnowledgeBase:
         mentions, "Who is the CEO of Demo Shop?", keeps a low support although it names the
         shop). Without the sentence reranker the passage cosine stands in for the sentence's.
         """
+        config = self.settings
         dense = doc.meta.get("dense_score") or 0.0
         sentence = doc.meta.get("sentence_score")
         if sentence is None:
             similarity = dense
         else:
-            similarity = self.sentence_share * sentence + (1 - self.sentence_share) * dense
+            similarity = config.sentence_share * sentence + (1 - config.sentence_share) * dense
         support = self._terms.support(question, doc.content or "") if self._terms else 0.0
-        return similarity + self.support_weight * support
-
-    def _chinese_path(self, question: str, language: str | None = None) -> bool:
-        """Whether ``question`` is answered from Chinese passages by the Chinese path."""
-        return (
-            self._stages is not None
-            and self._stages.zh_bm25 is not None
-            and self.passage_language(question, language) == "zh"
-        )
+        return similarity + config.support_weight * support
 
     def gate_scores(
         self, question: str, ranked: list[Document], language: str | None = None
@@ -435,28 +392,36 @@ class KnowledgeBase:
         For a Chinese question answered from Chinese passages, the lexical support of each
         passage (:class:`~knowledge.zh_lexical.ChineseTermStatistics`, against
         ``min_zh_relevance``, see ``zh_dense_share``); for a Chinese question without Chinese
-        passages, the share of its
-        content characters found in each passage (against ``min_zh_overlap``); for an English
-        one, :meth:`relevance` (against ``min_relevance``).
+        passages, the share of its content characters found in each passage (against
+        ``min_zh_overlap``); for any other, :meth:`relevance` (against ``min_relevance``).
+        ``language``: the question's (None: detected).
         """
-        candidates = ranked[: self.gate_top_k]
-        if self._chinese_path(question, language):
-            share = self.zh_dense_share if self._stages.zh_embedder is not None else 0.0
+        self.warm_up()
+        return self._gate_scores(question, ranked, self._language(question, language))
+
+    def _gate_scores(
+        self, question: str, ranked: list[Document], language: str | None
+    ) -> list[float]:
+        config = self.settings
+        candidates = ranked[: config.gate_top_k]
+        if self._chinese_path(language):
+            share = config.zh_dense_share if self._stages.zh_embedder is not None else 0.0
             return [
                 share * (d.meta.get("dense_score") or 0.0)
                 + (1 - share) * self._zh_terms.support(question, d.content or "")
                 for d in candidates
             ]
-        if language_of(question) == "zh":
+        if language == "zh":
             return [zh_overlap(question, d.content or "") for d in candidates]
         return [self.relevance(question, d) for d in candidates]
 
-    def _threshold(self, question: str, language: str | None = None) -> float:
-        if self._chinese_path(question, language):
+    def _threshold(self, language: str | None) -> float:
+        config = self.settings
+        if self._chinese_path(language):
             if self._stages.zh_embedder is None:
-                return self.min_zh_support
-            return self.min_zh_relevance
-        return self.min_zh_overlap if language_of(question) == "zh" else self.min_relevance
+                return config.min_zh_support
+            return config.min_zh_relevance
+        return config.min_zh_overlap if language == "zh" else config.min_relevance
 
     def relevant(
         self, question: str, ranked: list[Document], language: str | None = None
@@ -464,33 +429,39 @@ class KnowledgeBase:
         """The candidates that answer ``question`` well enough to be quoted, with gate scores.
 
         Only the first ``gate_top_k`` of ``ranked`` are considered; the result is best first.
+        ``language``: the question's (None: detected).
         """
-        return self._gate(question, ranked, language)[0]
+        self.warm_up()
+        return self._gate(question, ranked, self._language(question, language))[0]
 
     def _gate(
-        self, question: str, ranked: list[Document], language: str | None = None
+        self, question: str, ranked: list[Document], language: str | None
     ) -> tuple[list[tuple[Document, float]], float]:
-        threshold = self._threshold(question, language)
-        scores = self.gate_scores(question, ranked, language)
+        threshold = self._threshold(language)
+        scores = self._gate_scores(question, ranked, language)
         passed = [(d, x) for d, x in zip(ranked, scores, strict=False) if x >= threshold]
         return passed, max(scores, default=0.0)
 
+    # ------------------------------------------------------------------ answering
     def answer(
         self, question: str, language: str | None = None, context: str | None = None
     ) -> Answer:
         """Best relevant passage for ``question`` with its sources, or ``found=False``.
 
-        ``language``: the customer's language (default: the question's); passages in it are
-        preferred (see :meth:`passage_language`). ``context``: the earlier question a
-        follow-up ("and for watches?", "那退款呢") continues; they are searched together, and
-        for Chinese the follow-up's own words weigh more (its new topic wins).
+        ``language``: the customer's language, ``zh`` or ``en`` (None: the question's own,
+        detected once here); passages in it are preferred (see :meth:`passage_language`) and it
+        chooses the relevance gate. ``context``: the earlier question a follow-up ("and for
+        watches?", "那退款呢") continues; they are searched together, and for Chinese the
+        follow-up's own words weigh more (its new topic wins).
         """
         if not question or not question.strip():
             return Answer(found=False)
         emphasis = question if context else None
         if context:
             question = f"{context.strip()} {question.strip()}"
-        ranked = self.retrieve(question, language=language, emphasis=emphasis)
+        self.warm_up()
+        language = self._language(question, language)
+        ranked = self._ranked(question, language, True, emphasis)
         relevant, best = self._gate(question, ranked, language)
         if not relevant:
             logger.info("knowledge.no_answer gate_score=%.3f", best)

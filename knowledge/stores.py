@@ -23,14 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-from components.errors import ConfigError, KnowledgeBaseError
-from components.paths import kefu_home
+from components.errors import KnowledgeBaseError
 from components.text import CJK_CLASS
 
 if TYPE_CHECKING:
@@ -40,18 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INDEX_FILE = "knowledge_index.json"
 BM25_ALGORITHM = "BM25Plus"
 # one token per CJK character, words of 2+ characters elsewhere
 BM25_TOKENS = f"(?u)[{CJK_CLASS}]|[^\\W{CJK_CLASS}]{{2,}}"
-STORE_KINDS = ("memory", "pgvector")
-DEFAULT_TABLE = "kefu_knowledge"
-_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-
-
-def default_index_path() -> Path:
-    """Where the embedded index lives for this deployment."""
-    return kefu_home() / INDEX_FILE
 
 
 def new_memory_store() -> InMemoryDocumentStore:
@@ -97,13 +86,14 @@ class MemoryStore:
     """The embedded store: one JSON file plus ``<name>.manifest.json``.
 
     Args:
-        index_path: The store's JSON file (default ``KEFU_HOME/knowledge_index.json``).
+        index_path: The store's JSON file (``kefu.knowledge.index_path``, resolved per assistant
+            by :meth:`~components.settings.KnowledgeSettings.resolved`).
     """
 
     kind = "memory"
 
-    def __init__(self, index_path: str | Path | None = None) -> None:
-        self.index_path = Path(index_path or default_index_path())
+    def __init__(self, index_path: str | Path) -> None:
+        self.index_path = Path(index_path)
         self.manifest_path = self.index_path.with_suffix(".manifest.json")
 
     def exists(self) -> bool:
@@ -170,34 +160,24 @@ class PgvectorStore:
     """PostgreSQL + pgvector through ``pgvector-haystack``.
 
     Args:
-        connection_env: Environment variable holding the ``postgresql://`` connection string.
-        table: Table of the documents (the manifest goes to ``<table>_manifest``).
+        table: Table of the documents (the manifest goes to ``<table>_manifest``), a name
+            :func:`~components.settings.load_settings` has checked (``kefu.knowledge.table``).
+        search_strategy: ``exact_nearest_neighbor`` or ``hnsw`` (approximate, for large
+            indexes): ``kefu.knowledge.search``.
         embedding_dimension: Width of the encoder's embeddings (MiniLM: 384).
-        search_strategy: ``exact_nearest_neighbor`` or ``hnsw`` (approximate, for large indexes).
-
-    Raises:
-        ConfigError: for a bad table name or search strategy.
+        connection_env: Environment variable holding the ``postgresql://`` connection string.
     """
 
     kind = "pgvector"
 
     def __init__(
         self,
-        connection_env: str = "PG_CONN_STR",
-        table: str = DEFAULT_TABLE,
+        *,
+        table: str,
+        search_strategy: str,
         embedding_dimension: int = 384,
-        search_strategy: str = "exact_nearest_neighbor",
+        connection_env: str = "PG_CONN_STR",
     ) -> None:
-        if not _TABLE_NAME.match(table):
-            raise ConfigError(
-                "KEFU_KB_TABLE", table, "lowercase letters, digits and _ (≤ 48, not a digit first)"
-            )
-        if search_strategy not in ("exact_nearest_neighbor", "hnsw"):
-            raise ConfigError(
-                "KEFU_KB_SEARCH", search_strategy, "'exact_nearest_neighbor' or 'hnsw'"
-            )
-        if embedding_dimension < 1:
-            raise ConfigError("embedding_dimension", embedding_dimension, "a positive integer")
         self.connection_env = connection_env
         self.table = table
         self.embedding_dimension = embedding_dimension
@@ -328,33 +308,20 @@ def store_from_settings(
 ) -> KnowledgeStore:
     """The store ``config`` names (``kefu.knowledge.store``: ``memory`` or ``pgvector``).
 
+    Args:
+        config: Validated settings with their paths resolved
+            (:meth:`~components.settings.KnowledgeSettings.resolved`).
+        embedding_dimension: Width of the encoder's embeddings (pgvector's column).
+
     Raises:
-        ConfigError: for bad pgvector settings.
+        ValueError: for a memory store whose ``index_path`` was not resolved.
     """
     if config.store == "pgvector":
         return PgvectorStore(
             table=config.table,
-            embedding_dimension=embedding_dimension,
             search_strategy=config.search,
+            embedding_dimension=embedding_dimension,
         )
+    if config.index_path is None:
+        raise ValueError("index_path is not resolved: use KnowledgeSettings.resolved()")
     return MemoryStore(config.index_path)
-
-
-def store_from_env(
-    index_path: str | Path | None = None, embedding_dimension: int = 384
-) -> KnowledgeStore:
-    """The store this deployment is configured for.
-
-    That is the ``kefu.knowledge`` settings, with the ``KEFU_KB_STORE`` / ``KEFU_KB_TABLE`` /
-    ``KEFU_KB_SEARCH`` overrides (read now).
-
-    Raises:
-        ConfigError: for an unknown store kind or bad pgvector settings (names the key or
-            variable).
-    """
-    from components.settings import load_settings
-
-    config = load_settings().knowledge
-    if index_path is not None and config.store == "memory":
-        return MemoryStore(index_path)
-    return store_from_settings(config, embedding_dimension)

@@ -91,15 +91,32 @@ def test_the_custom_term_is_caught_in_an_nlg_rephrasing(guard_settings):
     assert response["text"] == reply
 
 
+def test_the_knowledge_base_takes_the_services_settings(kefu_home, monkeypatch):
+    from components.settings import KnowledgeSettings
+    from knowledge.stores import MemoryStore
+
+    monkeypatch.setenv("KEFU_ASSISTANT", "shop")
+    monkeypatch.setenv("KEFU_KB_STORE", "pgvector")  # read by load_settings only: not used here
+    settings = Settings(knowledge=KnowledgeSettings(min_relevance=0.6))
+    knowledge = Services(settings).knowledge
+    assert knowledge.settings.min_relevance == 0.6
+    # the memory index of the process's assistant, in KEFU_HOME
+    assert isinstance(knowledge.store, MemoryStore)
+    assert knowledge.store.index_path == kefu_home / "knowledge_index.shop.json"
+
+
 @pytest.mark.slow  # builds the knowledge index with the MiniLM encoder
 def test_the_custom_term_is_masked_in_a_knowledge_answer(guard_settings, tmp_path_factory):
     from actions.actions import ActionAnswerKnowledge
-    from knowledge.index import DOCS_DIR, build_index
+    from components.assistants import get_assistant
+    from components.settings import KnowledgeSettings
+    from knowledge.index import build_index
     from knowledge.retrieval import KnowledgeBase
+    from knowledge.stores import MemoryStore
 
-    path = tmp_path_factory.mktemp("kb") / "index.json"
-    build_index(DOCS_DIR, path)
-    knowledge = KnowledgeBase(path)
+    store = MemoryStore(tmp_path_factory.mktemp("kb") / "index.json")
+    build_index(get_assistant("shop").docs, KnowledgeSettings(), store)
+    knowledge = KnowledgeBase(KnowledgeSettings(), store)
     question = "Where does my refund go?"
     latest = {"text": question, "intent": {"name": "ask_policy", "confidence": 1.0}}
     tracker = Tracker(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from components.assistants import Assistant
 from components.errors import ConfigError
-from components.settings import GuardSettings, expand_variables, load_settings
+from components.paths import PROJECT_ROOT
+from components.settings import GuardSettings, KnowledgeSettings, expand_variables, load_settings
 
 
 def write(tmp_path, text: str):
@@ -18,7 +20,8 @@ def test_the_shipped_endpoints_file_is_valid():
     settings = load_settings("endpoints.yml", environ={})
     assert settings.guard.is_default
     assert settings.knowledge.store == "memory" and settings.knowledge.llm_config is None
-    assert settings.knowledge.min_relevance == 0.54
+    # the shipped file only shows examples: every knowledge default is the dataclass's
+    assert settings.knowledge == KnowledgeSettings()
 
 
 def test_missing_file_or_block_gives_the_defaults(tmp_path):
@@ -35,6 +38,16 @@ def test_missing_file_or_block_gives_the_defaults(tmp_path):
         ("kefu:\n  knowledge:\n    top_k: 0\n", "kefu.knowledge.top_k"),
         ("kefu:\n  knowledge:\n    min_relevance: -1\n", "kefu.knowledge.min_relevance"),
         ("kefu:\n  knowledge:\n    sentence_share: 2\n", "kefu.knowledge.sentence_share"),
+        ("kefu:\n  knowledge:\n    zh_dense_share: 1.5\n", "kefu.knowledge.zh_dense_share"),
+        ("kefu:\n  knowledge:\n    rerank_weight: 2\n", "kefu.knowledge.rerank_weight"),
+        ("kefu:\n  knowledge:\n    support_weight: -1\n", "kefu.knowledge.support_weight"),
+        ("kefu:\n  knowledge:\n    gate_top_k: 0\n", "kefu.knowledge.gate_top_k"),
+        ("kefu:\n  knowledge:\n    table: drop table;\n", "kefu.knowledge.table"),
+        ("kefu:\n  knowledge:\n    search: fast\n", "kefu.knowledge.search"),
+        (
+            "kefu:\n  knowledge:\n    cross_encoder: /no/such/model\n",
+            "kefu.knowledge.cross_encoder",
+        ),
         ("kefu:\n  knowledge:\n    store: elastic\n", "kefu.knowledge.store"),
         ("kefu:\n  knowledge:\n    topk: 3\n", "kefu.knowledge.topk"),
         ("kefu:\n  guard:\n    offensive_action: delete\n", "kefu.guard.offensive_action"),
@@ -82,6 +95,23 @@ def test_variables_are_expanded(tmp_path):
     assert expand_variables(["a${X}b", {"k": "${X}"}], {"X": "1"}) == ["a1b", {"k": "1"}]
     with pytest.raises(ConfigError, match="LLM_URL"):  # unset: Rasa refuses the file too
         load_settings(path, environ={"LLM_MODEL": "kefu-local"})
+
+
+def test_knowledge_paths_default_to_the_assistants_own(kefu_home, monkeypatch):
+    shop = KnowledgeSettings().resolved(Assistant("shop"))
+    assert shop.docs == str(PROJECT_ROOT / "knowledge" / "docs" / "shop")
+    assert shop.index_path == str(kefu_home / "knowledge_index.shop.json")
+    other = KnowledgeSettings(top_k=5).resolved(Assistant("bank"))
+    assert other.docs == str(PROJECT_ROOT / "knowledge" / "docs" / "bank")
+    assert other.index_path == str(kefu_home / "knowledge_index.bank.json")  # never shared
+    assert other.top_k == 5
+    named = KnowledgeSettings(docs="faq", index_path="/srv/kb.json")
+    assert named.resolved(Assistant("bank")) == named
+    monkeypatch.setenv("KEFU_ASSISTANT", "shop")  # default: the process's assistant
+    assert KnowledgeSettings().resolved() == shop
+    monkeypatch.setenv("KEFU_ASSISTANT", "nosuch")
+    with pytest.raises(ConfigError, match="KEFU_ASSISTANT"):
+        KnowledgeSettings().resolved()
 
 
 def test_yaml_off_means_no_llm(tmp_path):

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from knowledge.stores import KnowledgeStore, MemoryStore, PgvectorStore
+from components.settings import KnowledgeSettings
+from knowledge.stores import KnowledgeStore, MemoryStore, store_from_settings
 
 _tables = itertools.count()
 
@@ -38,4 +39,4 @@ def make_store(request, tmp_path, monkeypatch) -> Callable[[], KnowledgeStore]:
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("PG_CONN_STR", url)
     table = f"kefu_test_{next(_tables)}"
-    return lambda: PgvectorStore(table=table)
+    return lambda: store_from_settings(KnowledgeSettings(store="pgvector", table=table))

@@ -2,16 +2,22 @@
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import knowledge.retrieval
 from components.errors import ConfigError, KnowledgeBaseError
+from components.settings import KnowledgeSettings, load_settings
 from knowledge.__main__ import main as cli
 from knowledge.converters import UnsupportedFileError, convert_file, split_sentences
-from knowledge.index import DOCS_DIR, KnowledgeIndex, build_index
+from knowledge.index import KnowledgeIndex, build_index
 from knowledge.retrieval import KnowledgeBase
-from knowledge.stores import MemoryStore, PgvectorStore
+from knowledge.stores import MemoryStore, PgvectorStore, store_from_settings
+from tests.knowledge import SHOP_DOCS
+
+SETTINGS = KnowledgeSettings()
 
 
 def tiny_pdf(text: str) -> bytes:
@@ -81,7 +87,7 @@ def library(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library):
-    index = KnowledgeIndex(store=make_store())
+    index = KnowledgeIndex(SETTINGS, make_store())
     report = index.ingest([library], progress=False)
     assert sorted(report.added) == sorted(
         ["gift-cards.md", "stores.html", "notes.txt", "membership.pdf", "faq.csv", "faq_zh.jsonl"]
@@ -92,7 +98,7 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library)
     assert "stores.html" in names and "broken.pdf" not in names
     assert index.stats()["sections"] == report.sections == 7
 
-    kb = KnowledgeBase(store=make_store())
+    kb = KnowledgeBase(SETTINGS, make_store())
     for question, source in [
         ("do gift cards expire", "gift-cards.md"),
         ("when does the Shanghai store open", "stores.html"),
@@ -109,7 +115,7 @@ def test_every_format_is_ingested_and_bad_files_are_skipped(make_store, library)
 
 @pytest.mark.slow
 def test_incremental_update_and_remove(make_store, library):
-    index = KnowledgeIndex(store=make_store())
+    index = KnowledgeIndex(SETTINGS, make_store())
     index.ingest([library], progress=False)
     again = index.ingest([library], progress=False)
     assert not again.changed and "gift-cards.md" in again.unchanged
@@ -118,43 +124,46 @@ def test_incremental_update_and_remove(make_store, library):
     (library / "notes.txt").unlink()
     report = index.ingest([library], prune=True, progress=False)
     assert report.updated == ["gift-cards.md"] and report.removed == ["notes.txt"]
-    kb = KnowledgeBase(store=make_store())
+    kb = KnowledgeBase(SETTINGS, make_store())
     assert "3 years" in kb.answer("do gift cards expire").text
-    assert not KnowledgeBase(store=make_store()).answer("when are loyalty points credited").found
+    assert (
+        not KnowledgeBase(SETTINGS, make_store()).answer("when are loyalty points credited").found
+    )
 
     assert index.remove("stores.html") == ["stores.html"]
     assert "stores.html" not in {s["name"] for s in index.sources()}
     with pytest.raises(KnowledgeBaseError, match="not in the knowledge index"):
         index.remove("stores.html")
     # a new process (new store object) sees the same index, and nothing of removed sources
-    fresh = KnowledgeIndex(store=make_store())
+    fresh = KnowledgeIndex(SETTINGS, make_store())
     assert {s["name"] for s in fresh.sources()} == {s["name"] for s in index.sources()}
     assert fresh.stats()["sections"] == fresh.store.open().count_documents()
 
 
 @pytest.mark.slow
 def test_changed_encoder_rebuilds_the_index(make_store, library, monkeypatch):
-    index = KnowledgeIndex(store=make_store())
+    index = KnowledgeIndex(SETTINGS, make_store())
     index.ingest([library], progress=False)
     monkeypatch.setattr(KnowledgeIndex, "_fingerprint", lambda self: "other-encoder")
-    report = KnowledgeIndex(store=make_store()).ingest([library], progress=False)
+    report = KnowledgeIndex(SETTINGS, make_store()).ingest([library], progress=False)
     assert not report.unchanged and len(report.added) == 6
-    assert KnowledgeIndex(store=make_store()).stats()["sections"] == report.sections == 7
+    assert KnowledgeIndex(SETTINGS, make_store()).stats()["sections"] == report.sections == 7
 
 
 @pytest.mark.slow
 def test_shop_docs_sync(tmp_path):
     docs = tmp_path / "docs"
-    shutil.copytree(DOCS_DIR, docs)
+    shutil.copytree(SHOP_DOCS, docs)
     policies = {"shipping", "returns", "refunds", "warranty", "payment"}
-    assert set(build_index(docs, tmp_path / "i.json").added) == {
+    store = MemoryStore(tmp_path / "i.json")
+    assert set(build_index(docs, SETTINGS, store).added) == {
         f"{name}{lang}.md" for name in policies for lang in ("", ".zh")
     }
-    assert build_index(docs, tmp_path / "i.json").changed is False
+    assert build_index(docs, SETTINGS, store).changed is False
 
 
 def test_sections_keep_metadata():
-    docs = convert_file(DOCS_DIR / "refunds.md")
+    docs = convert_file(SHOP_DOCS / "refunds.md")
     assert {d.meta["title"] for d in docs} == {"Refunds policy"}
     section = next(d for d in docs if d.meta["section"] == "When you get your money back")
     assert section.meta["source"] == "refunds.md" and section.meta["lang"] == "en"
@@ -227,7 +236,7 @@ def test_a_passage_holding_every_informative_word_passes_a_low_cosine(shop_kb, m
     question = "Will your staff ever ask for my password?"
     answer = shop_kb.answer(question)
     assert answer.found and answer.source == "payment.md"
-    monkeypatch.setattr(shop_kb, "support_weight", 0.0)
+    monkeypatch.setattr(shop_kb, "settings", replace(shop_kb.settings, support_weight=0.0))
     assert not shop_kb.answer(question).found  # the cosines alone would refuse
 
 
@@ -248,37 +257,74 @@ def test_unrelated_questions_are_refused(shop_kb, question):
 
 @pytest.fixture(scope="module")
 def shop_kb(tmp_path_factory) -> KnowledgeBase:
-    path = tmp_path_factory.mktemp("kb") / "index.json"
-    build_index(DOCS_DIR, path)
-    return KnowledgeBase(path)
+    store = MemoryStore(tmp_path_factory.mktemp("kb") / "index.json")
+    build_index(SHOP_DOCS, SETTINGS, store)
+    return KnowledgeBase(SETTINGS, store)
 
 
-def test_store_is_chosen_by_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("KEFU_KB_STORE", "pgvector")
-    monkeypatch.setenv("KEFU_KB_TABLE", "shop_kb")
-    index = KnowledgeIndex()
-    assert isinstance(index.store, PgvectorStore) and index.store.table == "shop_kb"
-    assert isinstance(KnowledgeIndex(tmp_path / "x.json").store, MemoryStore)  # explicit file wins
-    monkeypatch.setenv("KEFU_KB_STORE", "elastic")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "language", "detections"),
+    [
+        ("how long do refunds take?", None, 1),
+        ("how long do refunds take?", "en", 0),
+        ("退款要多久", None, 1),
+        ("退款要多久", "zh", 0),
+        ("what is the capital of France", None, 1),  # refused: every gate step ran
+        ("那退款呢", "zh", 0),
+    ],
+)
+def test_the_language_is_detected_at_most_once_per_question(
+    shop_kb, monkeypatch, question, language, detections
+):
+    calls = []
+    detect = knowledge.retrieval.customer_language
+
+    def counting(text: str) -> str | None:
+        calls.append(text)
+        return detect(text)
+
+    monkeypatch.setattr(knowledge.retrieval, "customer_language", counting)
+    shop_kb.answer(question, language=language)
+    assert len(calls) == detections
+
+
+@pytest.mark.slow
+def test_the_given_language_chooses_the_passages(shop_kb):
+    question = "退款要多久"
+    assert shop_kb.answer(question).source == "refunds.zh.md"
+    assert shop_kb.answer(question, language="zh").source == "refunds.zh.md"
+    # the customer's language wins over the question's: no Chinese passage is searched
+    assert shop_kb.passage_language(question, "en") == "en"
+    assert all(d.meta["lang"] == "en" for d in shop_kb.retrieve(question, language="en"))
+
+
+def test_the_store_is_chosen_by_the_settings(tmp_path):
+    environ = {"KEFU_KB_STORE": "pgvector", "KEFU_KB_TABLE": "shop_kb"}
+    store = store_from_settings(load_settings(tmp_path / "none.yml", environ=environ).knowledge)
+    assert isinstance(store, PgvectorStore) and store.table == "shop_kb"
+    memory = store_from_settings(KnowledgeSettings(index_path=str(tmp_path / "x.json")))
+    assert isinstance(memory, MemoryStore) and memory.index_path == tmp_path / "x.json"
+    with pytest.raises(ValueError, match="resolved"):
+        store_from_settings(KnowledgeSettings())  # the default path is the services' to resolve
     with pytest.raises(ConfigError, match="KEFU_KB_STORE"):
-        KnowledgeIndex()
-    monkeypatch.setenv("KEFU_KB_STORE", "pgvector")
-    monkeypatch.setenv("KEFU_KB_TABLE", "drop table;")
+        load_settings(tmp_path / "none.yml", environ={"KEFU_KB_STORE": "elastic"})
     with pytest.raises(ConfigError, match="KEFU_KB_TABLE"):
-        KnowledgeIndex()
+        load_settings(tmp_path / "none.yml", environ={**environ, "KEFU_KB_TABLE": "drop table;"})
 
 
 def test_pgvector_without_connection_string_says_what_to_set(monkeypatch):
     monkeypatch.delenv("PG_CONN_STR", raising=False)
+    store = store_from_settings(KnowledgeSettings(store="pgvector"))
     with pytest.raises(KnowledgeBaseError, match="PG_CONN_STR"):
-        KnowledgeBase(store=PgvectorStore()).warm_up()
+        KnowledgeBase(SETTINGS, store).warm_up()
 
 
 def test_pgvector_server_down_is_a_clear_error(monkeypatch):
     pytest.importorskip("psycopg")
     monkeypatch.setenv("PG_CONN_STR", "postgresql://kefu@127.0.0.1:9/kefu")
     with pytest.raises(KnowledgeBaseError, match="cannot connect to PostgreSQL"):
-        KnowledgeIndex(store=PgvectorStore()).sources()
+        KnowledgeIndex(SETTINGS, store_from_settings(replace(SETTINGS, store="pgvector"))).sources()
 
 
 @pytest.mark.slow
@@ -300,14 +346,14 @@ def test_cli_with_the_pgvector_store(postgres_url, library, monkeypatch, capsys)
 @pytest.mark.slow
 def test_missing_or_corrupt_index_says_how_to_fix_it(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="knowledge build"):
-        KnowledgeBase(tmp_path / "nope.json").warm_up()
-    corrupt = tmp_path / "corrupt.json"
-    corrupt.write_text("{not json")
+        KnowledgeBase(SETTINGS, MemoryStore(tmp_path / "nope.json")).warm_up()
+    corrupt = MemoryStore(tmp_path / "corrupt.json")
+    corrupt.index_path.write_text("{not json")
     with pytest.raises(KnowledgeBaseError, match="unreadable"):
-        KnowledgeBase(corrupt).warm_up()
+        KnowledgeBase(SETTINGS, corrupt).warm_up()
     # `python -m knowledge build` repairs it
-    assert len(build_index(DOCS_DIR, corrupt).added) == 10  # five policies, English and Chinese
-    assert KnowledgeBase(corrupt).answer("how long do refunds take?").found
+    assert len(build_index(SHOP_DOCS, SETTINGS, corrupt).added) == 10  # five policies, en and zh
+    assert KnowledgeBase(SETTINGS, corrupt).answer("how long do refunds take?").found
 
 
 @pytest.mark.slow
@@ -325,10 +371,11 @@ def test_cli(tmp_path, library, capsys):
     assert cli(["--index", str(tmp_path / "b.json"), "build"]) == 0
 
 
-@pytest.mark.parametrize(
-    "setting",
-    [{"sentence_share": 1.5}, {"sentence_share": -0.1}, {"support_weight": -1}, {"gate_top_k": 0}],
-)
-def test_bad_relevance_settings_are_named(tmp_path, setting):
-    with pytest.raises(ConfigError, match=next(iter(setting))):
-        KnowledgeBase(tmp_path / "index.json", **setting)
+@pytest.mark.slow
+def test_cli_build_indexes_the_assistants_documents_into_its_own_index(kefu_home, monkeypatch):
+    monkeypatch.setenv("KEFU_ASSISTANT", "shop")
+    assert cli(["build"]) == 0
+    index = MemoryStore(kefu_home / "knowledge_index.shop.json")
+    sources = {Path(s["path"]).parent for s in KnowledgeIndex(SETTINGS, index).sources()}
+    assert sources == {SHOP_DOCS.resolve()}
+    assert not (kefu_home / "knowledge_index.json").exists()

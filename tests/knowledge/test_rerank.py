@@ -107,13 +107,16 @@ def cross_encoder_dir(tmp_path_factory) -> str:
 
 
 @pytest.mark.slow
-def test_cross_encoder_orders_the_candidates_last(tmp_path, cross_encoder_dir, monkeypatch):
-    from knowledge.index import DOCS_DIR, build_index
+def test_cross_encoder_orders_the_candidates_last(tmp_path, cross_encoder_dir):
+    from components.settings import KnowledgeSettings
+    from knowledge.index import build_index
     from knowledge.retrieval import KnowledgeBase
+    from knowledge.stores import MemoryStore
+    from tests.knowledge import SHOP_DOCS
 
-    build_index(DOCS_DIR, tmp_path / "index.json")
-    monkeypatch.setenv("KEFU_KB_CROSS_ENCODER", cross_encoder_dir)
-    kb = KnowledgeBase(tmp_path / "index.json")
+    store = MemoryStore(tmp_path / "index.json")
+    build_index(SHOP_DOCS, KnowledgeSettings(), store)
+    kb = KnowledgeBase(KnowledgeSettings(cross_encoder=cross_encoder_dir), store)
     ranked = kb.retrieve("how long do refunds take?")
     scores = [d.meta["cross_score"] for d in ranked]
     assert ranked and scores == sorted(scores, reverse=True)
@@ -122,7 +125,8 @@ def test_cross_encoder_orders_the_candidates_last(tmp_path, cross_encoder_dir, m
 
 def test_missing_cross_encoder_folder_is_a_config_error(tmp_path):
     from components.errors import ConfigError
-    from knowledge.retrieval import KnowledgeBase
+    from components.settings import load_settings
 
+    environ = {"KEFU_KB_CROSS_ENCODER": str(tmp_path / "nope")}
     with pytest.raises(ConfigError, match="KEFU_KB_CROSS_ENCODER"):
-        KnowledgeBase(tmp_path / "index.json", cross_encoder=str(tmp_path / "nope"))
+        load_settings(tmp_path / "none.yml", environ=environ)

@@ -45,14 +45,18 @@ def test_a_follow_ups_own_words_outweigh_the_question_it_follows():
 
 @pytest.mark.slow
 def test_a_chinese_only_knowledge_base_takes_the_chinese_path(tmp_path):
-    from knowledge.index import DOCS_DIR, build_index
+    from components.settings import KnowledgeSettings
+    from knowledge.index import build_index
     from knowledge.retrieval import KnowledgeBase
+    from knowledge.stores import MemoryStore
+    from tests.knowledge import SHOP_DOCS
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    shutil.copy(DOCS_DIR / "returns.zh.md", docs / "returns.zh.md")
-    build_index(docs, tmp_path / "index.json")
-    kb = KnowledgeBase(tmp_path / "index.json")
+    shutil.copy(SHOP_DOCS / "returns.zh.md", docs / "returns.zh.md")
+    store = MemoryStore(tmp_path / "index.json")
+    build_index(docs, KnowledgeSettings(), store)
+    kb = KnowledgeBase(KnowledgeSettings(), store)
     answer = kb.answer("退货的运费谁出")
-    assert kb._chinese_path("退货的运费谁出")
+    assert kb.passage_language("退货的运费谁出") == "zh" and kb._chinese_path("zh")
     assert answer.found and answer.source == "returns.zh.md"
