@@ -27,6 +27,7 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError
+from components.paths import lock_down
 from components.privacy.event_masking import mask_event
 from components.privacy.pii import PIIMasker
 from components.services import get_services
@@ -57,6 +58,7 @@ class MaskingEventBroker(EventBroker):
         Raises:
             ConfigError: when ``inner`` is missing, is not a mapping, or names this class.
         """
+        lock_down()  # umask 077 + owner-only KEFU_HOME before Rasa writes a file
         if broker_config is None:
             return None
         inner_config = broker_config.kwargs.get("inner")

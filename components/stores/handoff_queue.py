@@ -14,6 +14,7 @@ drain, even with several processes draining at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -79,6 +80,7 @@ def default_path() -> Path:
 @contextlib.contextmanager
 def _connect(path: str | Path | None) -> Iterator[sqlite3.Connection]:
     target = Path(path) if path is not None else default_path()
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))  # owner-only, whatever the umask
     conn = sqlite3.connect(target, timeout=10, isolation_level=None)
     try:
         conn.execute(_SCHEMA)

@@ -72,6 +72,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from components.errors import ConfigError, StoreUnavailable, check_number
+from components.paths import lock_down
 from components.privacy import log_masking
 from components.privacy.event_masking import mask_event
 from components.services import get_services
@@ -145,6 +146,7 @@ class MaskingTrackerStore(TrackerStore):
         retry_seconds: float = 10.0,
         **kwargs: Any,
     ) -> None:
+        lock_down()  # umask 077 + owner-only KEFU_HOME before Rasa writes a file
         if not isinstance(masked_cache_size, int) or masked_cache_size < 0:
             raise ConfigError(
                 "tracker_store.masked_cache_size", masked_cache_size, "an integer >= 0"

@@ -18,7 +18,9 @@ NAMES = ("KEFU_ACTION_SECRET", "KEFU_API_TOKEN", "KEFU_SESSION_SECRET")
 
 
 def ensure(path: Path) -> dict[str, str]:
-    """Read ``path``, adding any missing secret (new file: mode 600).
+    """Read ``path``, adding any missing secret (file mode 600, a new folder 700).
+
+    A file an older version left readable by others is made 600.
 
     Args:
         path: The ``secrets.env`` file.
@@ -28,6 +30,8 @@ def ensure(path: Path) -> dict[str, str]:
     """
     values: dict[str, str] = {}
     if path.is_file():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
         for line in path.read_text(encoding="utf-8").splitlines():
             name, sep, value = line.partition("=")
             if sep and name.strip() in NAMES and value.strip():
@@ -36,7 +40,7 @@ def ensure(path: Path) -> dict[str, str]:
     if missing:
         for name in missing:
             values[name] = os.environ.get(name) or secrets.token_urlsafe(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write("# Kefu deployment secrets (generated; never commit)\n")
