@@ -177,7 +177,11 @@ def _previous_policy_question(tracker: Tracker) -> str | None:
 
 
 class ActionHandoff(Action):
-    """Creates a ticket for a human agent (metadata only, no raw messages) and says so."""
+    """Creates a ticket for a human agent (metadata only, no raw messages) and says so.
+
+    A conversation has one open ticket per reason: asking again counts on it, and the customer
+    hears the number of that ticket (the same ``utter_handoff``), not of a new one.
+    """
 
     def name(self) -> str:
         """The action's name in the domain."""
@@ -186,7 +190,7 @@ class ActionHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        """Write a handoff ticket and tell the customer its number."""
+        """Write (or count on) the conversation's handoff ticket; tell the customer its number."""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         intents = [
             (e.get("parse_data") or {}).get("intent", {}).get("name")
@@ -205,6 +209,6 @@ class ActionHandoff(Action):
             logger.error("handoff.failed code=%s", exc.code)
             dispatcher.utter_message(text=exc.user_message_in(customer_language(tracker)))
             return []
-        logger.info("handoff.ticket reason=%s", reason)
+        logger.info("handoff.ticket reason=%s count=%d", reason, ticket.count)
         dispatcher.utter_message(response="utter_handoff", ticket_id=ticket.ticket_id)
         return [SlotSet("ticket_id", ticket.ticket_id)]

@@ -40,7 +40,8 @@ def _find_order(
 
 #: The value of ``order_contact`` once the customer named the order's phone or e-mail.
 VERIFIED = "verified"
-#: Wrong phone numbers / e-mail addresses allowed per conversation.
+#: Wrong phone numbers / e-mail addresses allowed per conversation (the limits per order and
+#: per sender across conversations are in :mod:`actions.shop.attempts`).
 MAX_CONTACT_ATTEMPTS = 3
 
 
@@ -82,23 +83,47 @@ class ValidateOrderStatusForm(FormValidationAction):
 
         Nothing about an order is said before this. Wrong answers are counted per conversation
         (``contact_attempts``, reset only by a success): after three, no order is verified in
-        this conversation any more and the customer is told a human can help.
+        this conversation any more and the customer is told a human can help. They are also
+        counted per order and per sender across conversations
+        (:class:`~actions.shop.attempts.VerificationAttempts`), so a new sender id does not
+        lift the lock: while the order or the sender is locked, even the right answer is
+        refused. When that store is unavailable, nothing is verified (fail closed).
         """
         order_id = tracker.get_slot("order_id")
+        language = customer_language(tracker)
         attempts = int(tracker.get_slot("contact_attempts") or 0)
         if attempts >= MAX_CONTACT_ATTEMPTS:
-            logger.info("orders.verified result=locked")
+            logger.info("orders.verified result=locked scope=conversation")
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
             return {"order_contact": None, "order_id": None}
-        available, order = _find_order(order_id, dispatcher, customer_language(tracker))
+        store = shop().attempts
+        key = str(order_id or "")
+        try:
+            lock = store.locked(key, tracker.sender_id)
+        except KefuError as exc:
+            logger.error("orders.unavailable code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message_in(language))
+            return {"order_contact": None}
+        if lock is not None:
+            logger.info("orders.verified result=locked scope=%s", lock.scope)
+            dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
+            return {"order_contact": None, "order_id": None}
+        available, order = _find_order(order_id, dispatcher, language)
         if not available:
             return {"order_contact": None}
-        if order is not None and order.verified_by(str(slot_value or "")):
-            logger.info("orders.verified result=ok")
-            return {"order_contact": VERIFIED, "contact_attempts": 0.0}
+        try:
+            if order is not None and order.verified_by(str(slot_value or "")):
+                store.record_success(key, tracker.sender_id)
+                logger.info("orders.verified result=ok")
+                return {"order_contact": VERIFIED, "contact_attempts": 0.0}
+            lock = store.record_failure(key, tracker.sender_id)
+        except KefuError as exc:
+            logger.error("orders.unavailable code=%s", exc.code)
+            dispatcher.utter_message(text=exc.user_message_in(language))
+            return {"order_contact": None}
         attempts += 1
         logger.info("orders.verified result=mismatch attempts=%d", attempts)
-        if attempts >= MAX_CONTACT_ATTEMPTS:
+        if attempts >= MAX_CONTACT_ATTEMPTS or lock is not None:
             dispatcher.utter_message(response="utter_contact_locked", order_id=order_id or "")
             return {"order_contact": None, "order_id": None, "contact_attempts": float(attempts)}
         dispatcher.utter_message(response="utter_contact_mismatch", order_id=order_id or "")

@@ -37,7 +37,7 @@ def test_tickets_store_the_sender_token_not_the_sender_id(kefu_home):
 def test_tickets_of_older_versions_are_rewritten_to_tokens(kefu_home):
     import sqlite3
 
-    from actions.tickets import SCHEMA
+    from tests.security.test_ticket_storm import LEGACY_SCHEMA as SCHEMA  # the first version
 
     db = kefu_home / "tickets.db"
     with sqlite3.connect(db) as conn:

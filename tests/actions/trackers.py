@@ -6,12 +6,14 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 
-def make_tracker(text="", intent="greet", slots=None, events=None, language=None) -> Tracker:
+def make_tracker(
+    text="", intent="greet", slots=None, events=None, language=None, sender_id="test-user"
+) -> Tracker:
     latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
     if language:
         latest["language"] = language
     return Tracker(
-        sender_id="test-user",
+        sender_id=sender_id,
         slots=slots or {},
         latest_message=latest,
         events=events or [{"event": "user", "text": text, "parse_data": latest}],
