@@ -22,6 +22,8 @@ RASA_INTERFACE ?= 127.0.0.1
 ACTIONS_INTERFACE ?= 127.0.0.1
 # origins a browser may call the server from (space-separated); never "*"
 CORS_ORIGINS ?= http://localhost:$(RASA_PORT) http://127.0.0.1:$(RASA_PORT)
+# the socket.io channel checks a page's Origin against the same list
+export KEFU_CORS_ORIGINS = $(CORS_ORIGINS)
 # largest HTTP body the Rasa server accepts (bytes); larger requests get 413
 MAX_BODY_BYTES ?= 65536
 # the action server's limit: Rasa sends it the whole conversation session on every custom action
@@ -97,11 +99,11 @@ assistant:
 	fi
 
 setup: assistant $(STAMP) models
-	@mkdir -p .kefu "$(KEFU_HOME)"
+	@umask 077; mkdir -p .kefu "$(KEFU_HOME)"
 
 # the action-server secret and the HTTP API token, generated once per KEFU_HOME (never committed)
 secrets: $(STAMP)
-	@$(PY) -m components.tools.secrets "$(SECRETS)"
+	@umask 077; $(PY) -m components.tools.secrets "$(SECRETS)"
 
 models: $(STAMP)
 	@$(PY) -m components.model_prep
@@ -118,11 +120,11 @@ train: setup
 	@$(RASA) train $(TRAIN_ARGS)
 
 index: setup
-	@$(PY) -m knowledge build
+	@umask 077; $(PY) -m knowledge build
 
 # ---------------------------------------------------------------- run
 define start_actions
-	set -a; . "$(SECRETS)"; set +a; \
+	umask 077; set -a; . "$(SECRETS)"; set +a; \
 	log="$(KEFU_HOME)/actions.log"; \
 	echo "[kefu] ---- action server start $$(date -u +%FT%TZ) ----" >> "$$log"; \
 	SANIC_HOST=$(ACTIONS_INTERFACE) SANIC_REQUEST_MAX_SIZE=$(ACTIONS_MAX_BODY_BYTES) $(RASA) run actions --actions actions.$(ASSISTANT) --port $(ACTIONS_PORT) >> "$$log" 2>&1 & \

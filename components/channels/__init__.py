@@ -7,6 +7,7 @@
 * :mod:`.platforms` — Slack and Telegram payloads read defensively (an engine).
 * :mod:`.options` — its ``credentials.yml`` options.
 * :mod:`.validation` — request body size and JSON shape, as 4xx errors with clear messages.
+* :mod:`.sessions` — socket.io session ids and the origin allow-list.
 * :mod:`.limits` — per-sender token buckets (in memory, per process, bounded).
 * :mod:`.silence` — apology texts and the failed-custom-action check for silent turns.
 

@@ -8,6 +8,9 @@ Register it in ``credentials.yml`` instead of ``socketio:``::
       session_persistence: true
       max_message_chars: 4000
       rate_per_minute: 30
+      allowed_origins: [https://shop.example]   # default: $KEFU_CORS_ORIGINS, else localhost
+      session_rate_per_minute: 10               # new session ids per client address
+      session_burst: 20
 
 Its name stays ``socketio``: Rasa's web chat widgets connect to ``/socket.io`` as before, and
 the page this channel serves is at ``/webhooks/socketio/chat``. Compared with Rasa's channel:
@@ -18,19 +21,36 @@ the page this channel serves is at ``/webhooks/socketio/chat``. Compared with Ra
 * senders are rate limited per session (:mod:`.limits`);
 * session ids are issued by the server and signed with ``KEFU_SESSION_SECRET``: a client can
   resume its own session after a reconnect, but cannot name (and so read) another one;
+* a browser page may connect only from an allowed origin: the ``Origin`` header of the
+  socket.io handshake (``connect``) and of every ``session_request`` must be one of
+  ``allowed_origins`` — the channel option, else the space-separated ``KEFU_CORS_ORIGINS``
+  (the Makefile exports its ``CORS_ORIGINS``, the list ``rasa run --cors`` gets), else
+  :data:`DEFAULT_ORIGINS` (the Makefile's default for port 5005). A refused handshake gets
+  socket.io's connect error with a message, a refused ``session_request`` a ``kefu_error``
+  (403 ``origin_not_allowed``). This stops another site's page from chatting (and minting
+  sessions) through its visitors' browsers. A request **without** ``Origin`` is accepted:
+  browsers always send one on a WebSocket handshake and on cross-origin requests, so only
+  non-browser clients (scripts, rasa-webchat in native apps, tests) omit it, and those can write
+  any ``Origin`` they like anyway — checking it only ever protects browsers. Rasa's own
+  ``--cors`` still writes the CORS headers (python-socketio's CORS handling stays off, so no
+  response carries them twice);
+* new session ids are rate limited per client address (``session_rate_per_minute``,
+  ``session_burst``; a refusal is a ``kefu_error`` 429 ``session_rate_limited`` with
+  ``retry_after``), so a script cannot mint sessions (and tracker rows) without bound; resuming
+  a session one holds is free. The address is Sanic's ``request.remote_addr`` (a proxy's
+  forwarded address when Sanic is told to trust it: ``FORWARDED_SECRET``, ``REAL_IP_HEADER``,
+  ``PROXIES_COUNT``), else the peer's: behind a proxy Sanic does not trust, every client shares
+  the proxy's budget. Like the message limits, it is per process;
 * a ``bot_typing`` event (``{"typing": true|false}``) brackets every turn;
 * a turn without a reply gets the same apology as on REST (:mod:`.turns`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import secrets
-import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -41,9 +61,18 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
+from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
-from components.channels.limits import retry_after
+from components.channels.limits import RateLimiter, retry_after
 from components.channels.options import RestOptions, credentials_dict
+from components.channels.sessions import (
+    DEFAULT_ORIGINS,
+    ORIGIN_REFUSED,
+    ORIGINS_ENV,
+    SessionSigner,
+    client_address,
+    parse_origins,
+)
 from components.channels.turns import (
     AppAgent,
     CountingOutput,
@@ -53,7 +82,7 @@ from components.channels.turns import (
     sender_ref,
 )
 from components.channels.validation import Rejected, parse_socket_message
-from components.errors import ConfigError
+from components.errors import ConfigError, check_int, check_number
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +99,8 @@ RASA_KEYS = {
     "metadata_key": "metadata",
 }
 SECRET_ENV = "KEFU_SESSION_SECRET"
+#: The channel's own keys (beside Rasa's and :class:`RestOptions`').
+OWN_KEYS = ("web_page", "allowed_origins", "session_rate_per_minute", "session_burst")
 ERROR_EVENT = "kefu_error"
 TYPING_EVENT = "bot_typing"
 #: Files of the web chat page (package data of components.channels.webchat).
@@ -80,36 +111,6 @@ PAGE_FILES = {
 }
 
 
-class SessionSigner:
-    """Issues session ids and recognises the ones it issued (HMAC-SHA256, shared secret).
-
-    Args:
-        secret: The signing key; replicas behind one proxy must share it.
-    """
-
-    def __init__(self, secret: str) -> None:
-        if not secret:
-            raise ValueError("the session secret is empty")
-        self._key = secret.encode("utf-8")
-
-    def _tag(self, core: str) -> str:
-        return hmac.new(self._key, core.encode("ascii"), hashlib.sha256).hexdigest()[:24]
-
-    def issue(self) -> str:
-        """A new session id: 32 random hex digits, a dot, a 24-digit tag."""
-        core = uuid.uuid4().hex
-        return f"{core}.{self._tag(core)}"
-
-    def valid(self, session_id: Any) -> bool:
-        """Whether ``session_id`` is one this secret issued."""
-        if not isinstance(session_id, str) or len(session_id) != 57:
-            return False
-        core, _, tag = session_id.partition(".")
-        if len(core) != 32 or any(c not in "0123456789abcdef" for c in core) or not tag.isascii():
-            return False
-        return hmac.compare_digest(tag, self._tag(core))
-
-
 class GuardedSocketIOInput(AppAgent, SocketIOInput):
     """Rasa's socket.io channel with validated, bounded, rate-limited input and signed sessions.
 
@@ -118,7 +119,16 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
         web_page: Serve the web chat page at ``/webhooks/socketio/chat``.
         secret: Session signing key (default: ``KEFU_SESSION_SECRET``; if unset, a random one
             per process, so sessions do not survive a restart or move between replicas).
+        allowed_origins: Origins (``scheme://host[:port]``) a browser page may connect from, as
+            a list or a space-separated string (default: ``KEFU_CORS_ORIGINS``, else
+            :data:`DEFAULT_ORIGINS`).
+        session_rate_per_minute: New session ids one client address may get per minute on
+            average (0: no limit).
+        session_burst: New session ids one client address may get in a row.
         **rasa_options: Rasa's own ``socketio`` keys (:data:`RASA_KEYS`).
+
+    Raises:
+        ConfigError: On a bad origin, rate or burst (the value is named).
     """
 
     def __init__(
@@ -126,11 +136,28 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
         options: RestOptions | None = None,
         web_page: bool = True,
         secret: str | None = None,
+        allowed_origins: str | Sequence[str] | None = None,
+        session_rate_per_minute: float = 10,
+        session_burst: int = 20,
         **rasa_options: Any,
     ) -> None:
         super().__init__(**{**RASA_KEYS, **rasa_options})
         self.options = options or RestOptions()
         self.web_page = web_page
+        if allowed_origins is None:
+            allowed_origins = os.environ.get(ORIGINS_ENV) or DEFAULT_ORIGINS
+        self.allowed_origins = parse_origins(allowed_origins)
+        check_number(
+            "session_rate_per_minute",
+            session_rate_per_minute,
+            0,
+            expected="a number >= 0 (0: no limit)",
+            component=COMPONENT,
+        )
+        check_int("session_burst", session_burst, 1, component=COMPONENT)
+        self.session_limiter = RateLimiter(
+            session_rate_per_minute, session_burst, self.options.max_tracked_senders
+        )
         self.limiter = self.options.rate_limiter()
         self.turns = TurnGuard.for_channel("socketio", self.options)
         secret = secret or os.environ.get(SECRET_ENV)
@@ -160,8 +187,14 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
         web_page = credentials.pop("web_page", True)
         if not isinstance(web_page, bool):
             raise ConfigError("web_page", web_page, "true or false", component=COMPONENT)
-        options = RestOptions.from_credentials(credentials, {*RASA_KEYS, "web_page"}, COMPONENT)
-        return cls(options, web_page, **rasa_options)
+        own = {k: credentials.pop(k) for k in OWN_KEYS[1:] if k in credentials}
+        options = RestOptions.from_credentials(credentials, {*RASA_KEYS, *OWN_KEYS}, COMPONENT)
+        return cls(options, web_page, **own, **rasa_options)
+
+    def origin_allowed(self, environ: Mapping[str, Any] | None) -> bool:
+        """Whether the request of ``environ`` may use the channel (no ``Origin``: not a browser)."""
+        origin = (environ or {}).get("HTTP_ORIGIN")
+        return origin is None or origin in self.allowed_origins
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """The socket.io server (on ``socketio_path``), the health route and the web page."""
@@ -195,6 +228,12 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: str, environ: dict, auth: Any = None) -> bool:
+            if not self.origin_allowed(environ):
+                logger.info("channels.socketio.origin_refused at=connect")
+                raise SocketRefused(
+                    "This page's origin may not use the chat: add it to allowed_origins "
+                    "(or CORS_ORIGINS)."
+                )
             if not self.jwt_key:
                 return True
             token = auth.get("token") if isinstance(auth, dict) else None
@@ -207,8 +246,35 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
 
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: str, data: Any = None) -> None:
+            environ = sio.get_environ(sid, namespace=self.namespace)
+            if not self.origin_allowed(environ):
+                logger.info("channels.socketio.origin_refused at=session_request")
+                await self._error(sio, sid, ORIGIN_REFUSED)
+                return
             asked = data.get("session_id") if isinstance(data, dict) else None
-            session_id = asked if self.signer.valid(asked) else self.signer.issue()
+            if self.signer.valid(asked):
+                session_id = asked
+            else:
+                client = client_address(environ)
+                wait = self.session_limiter.try_acquire(client)
+                if wait:
+                    seconds = retry_after(wait)
+                    logger.info(
+                        "channels.socketio.session_rate_limited client=%s", sender_ref(client)
+                    )
+                    await self._error(
+                        sio,
+                        sid,
+                        Rejected(
+                            429,
+                            "session_rate_limited",
+                            f"Too many new chat sessions from this address: wait {seconds} s "
+                            "and reconnect, or resume the session you have.",
+                            {"retry_after": str(seconds)},
+                        ),
+                    )
+                    return
+                session_id = self.signer.issue()
             if self.session_persistence:
                 await sio.enter_room(sid, session_id, namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)

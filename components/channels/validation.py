@@ -1,10 +1,11 @@
 """Validation of a REST channel request body: its size, its JSON shape, its limits.
 
 A request is accepted only as ``{"sender": str, "message": str}`` with an optional
-``metadata`` object and ``input_channel`` string. Everything else is a :class:`Rejected`
-with an HTTP status, a stable code and a message that says what to do, so a client gets a 4xx it
-can act on and nothing of the request reaches Rasa. The empty message ``""`` is accepted: Rasa
-answers it like any other message.
+``metadata`` object (at most :data:`MAX_METADATA_DEPTH` levels deep and
+:data:`MAX_METADATA_BYTES` as JSON) and ``input_channel`` string. Everything else is a
+:class:`Rejected` with an HTTP status, a stable code and a message that says what to do, so a
+client gets a 4xx it can act on and nothing of the request reaches Rasa. The empty message
+``""`` is accepted: Rasa answers it like any other message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ PLATFORM_PREFIXES = ("slack:", "telegram:")
 
 EXAMPLE = '{"sender": "customer-42", "message": "where is my order?"}'
 MAX_INPUT_CHANNEL_CHARS = 64
+#: Deepest accepted ``metadata`` (the object itself is level 1; lists count as levels). Rasa
+#: deep-copies and serialises metadata recursively on every turn (``UserUttered``, tracker
+#: store, NLG, action server), using a few stack frames per level from a stack already ~200
+#: frames deep: about 480 levels exhaust Python's recursion limit of 1000 and lose the turn.
+#: Real metadata is shallow (widgets and platforms send 2-4 levels); 32 is eight times that and
+#: a tenth of the depth that fails.
+MAX_METADATA_DEPTH = 32
+#: Largest accepted ``metadata``, as compact UTF-8 JSON: it is stored with every user event.
+#: The 16 KiB the default body limit keeps free beside a message (:attr:`RestOptions.body_limit`).
+MAX_METADATA_BYTES = 16 * 1024
 
 
 class Rejected(Exception):
@@ -146,12 +157,8 @@ def parse_request(body: bytes | str, options: RestOptions) -> ChatRequest:
     sender = _sender(data, options)
     message = _message(data.get("message"), options, EXAMPLE)
     metadata = data.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise Rejected(
-            400,
-            "invalid_metadata",
-            f'"metadata" must be a JSON object when present (it is {_kind(metadata)}).',
-        )
+    if metadata is not None:
+        check_metadata(metadata)
     channel = data.get("input_channel")
     if channel is not None and (
         not isinstance(channel, str) or not 0 < len(channel) <= MAX_INPUT_CHANNEL_CHARS
@@ -163,6 +170,59 @@ def parse_request(body: bytes | str, options: RestOptions) -> ChatRequest:
             "when present.",
         )
     return ChatRequest(sender, message, metadata, channel)
+
+
+def check_metadata(metadata: Any) -> None:
+    """Reject ``metadata`` that is not a JSON object of bounded depth and size.
+
+    The depth is measured without recursion, before anything serialises the value.
+
+    Args:
+        metadata: The parsed ``metadata`` value of a request or event (not None).
+
+    Raises:
+        Rejected: 400 ``invalid_metadata`` (not an object, not JSON, deeper than
+            :data:`MAX_METADATA_DEPTH`), 413 ``metadata_too_large`` (over
+            :data:`MAX_METADATA_BYTES`).
+    """
+    if not isinstance(metadata, dict):
+        raise Rejected(
+            400,
+            "invalid_metadata",
+            f'"metadata" must be a JSON object when present (it is {_kind(metadata)}).',
+        )
+    if _depth_over(metadata, MAX_METADATA_DEPTH):
+        raise Rejected(
+            400,
+            "invalid_metadata",
+            f'"metadata" is nested more than {MAX_METADATA_DEPTH} levels deep: send a flatter '
+            "object.",
+        )
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+    except (ValueError, TypeError, RecursionError, UnicodeError):
+        raise Rejected(400, "invalid_metadata", '"metadata" is not valid JSON.') from None
+    if size > MAX_METADATA_BYTES:
+        raise Rejected(
+            413,
+            "metadata_too_large",
+            f'"metadata" has {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}. Send less '
+            "metadata with each message.",
+        )
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _message(message: Any, options: RestOptions, example: str) -> str:
@@ -255,7 +315,7 @@ def parse_socket_message(
     Args:
         data: What the client emitted (any JSON value, or bytes).
         options: The channel's limits (``max_message_chars``, ``max_sender_chars``,
-            ``body_limit`` for the metadata).
+            ``body_limit``); the metadata is bounded by :func:`check_metadata`.
         metadata_key: The field holding the metadata (Rasa's ``metadata_key`` option).
 
     Raises:
@@ -285,15 +345,5 @@ def parse_socket_message(
         except (ValueError, RecursionError):
             raise Rejected(400, "invalid_metadata", '"metadata" is not valid JSON.') from None
     if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise Rejected(
-                400,
-                "invalid_metadata",
-                f'"metadata" must be a JSON object when present (it is {_kind(metadata)}).',
-            )
-        try:
-            size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
-        except (ValueError, TypeError, RecursionError, UnicodeError):
-            raise Rejected(400, "invalid_metadata", '"metadata" is not valid JSON.') from None
-        check_size(size, options)
+        check_metadata(metadata)
     return SocketMessage(message, session, metadata)

@@ -12,15 +12,25 @@ Rasa also names the conversation in its log lines ("Acquiring lock for conversat
 number or an e-mail address: a sender id after such a word (quoted, or unquoted with a digit,
 ``@`` or ``+`` in it) becomes the same sender token as in the tracker store, and anything else
 personal in the line is masked as usual.
+
+IPv4 addresses of the deployment's own services stay readable in logs: loopback
+(``127.0.0.0/8``) and private (``10.0.0.0/8``, ``172.16.0.0/12``, ``192.168.0.0/16``) addresses
+are what error lines name as endpoints ("http://127.0.0.1:5055/webhook refused"), and they do
+not identify a customer outside the deployment's network. Public addresses are masked as before.
+This rule is the log filter's only: the shared recogniser still finds every address, so stored
+customer text (:mod:`components.privacy.event_masking`) is masked exactly as before — a customer
+who writes their router's address is not the deployment naming its own endpoint, and a change
+there would change what is stored. (The recogniser finds IPv4 only, so ``::1`` is never masked.)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 
 from components.privacy.pii import PIIMasker
-from components.privacy.recognisers import TOKEN
+from components.privacy.recognisers import TOKEN, PIISpan
 
 # Rasa 3.6 logs structlog events as JSON with non-ASCII characters escaped ("\\u738b")
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -31,6 +41,26 @@ _SENDER_IN_LOG = re.compile(
     r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\r\n]{1,200})(?P=q)"
     r"|(?P<bare>[^\s\"',;()\[\]{}<>]*[\d@+][^\s\"',;()\[\]{}<>]*))"
 )
+
+#: Addresses of the deployment's own services, left readable in log lines (not in storage).
+OWN_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128")
+)
+
+
+def own_address(value: str) -> bool:
+    """Whether ``value`` is a loopback or private IP address (see :data:`OWN_NETWORKS`)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in net for net in OWN_NETWORKS if net.version == address.version)
+
+
+def _log_spans(spans: list[PIISpan]) -> list[PIISpan]:
+    """``spans`` without the IP addresses of the deployment's own services."""
+    return [s for s in spans if not (s.type == "IP" and own_address(s.value))]
 
 
 def _unescape(match: re.Match) -> str:
@@ -58,7 +88,7 @@ class PIILogFilter(logging.Filter):
         if "\\u" in message:
             message = _ESCAPED.sub(_unescape, message)
         masked = _SENDER_IN_LOG.sub(self._sender_masked, message)
-        spans = self._masker.find_in_log(masked)
+        spans = _log_spans(self._masker.find_in_log(masked))
         if spans:
             masked = self._masker.replace(masked, spans)
         if masked != message:

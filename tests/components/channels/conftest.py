@@ -24,8 +24,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
 from sanic import Sanic
 
-from components.stores import handoff_queue
 from components.channels.rest import GuardedRestInput
+from components.stores import handoff_queue
 from components.stores.tracker_store import MaskingTrackerStore
 
 

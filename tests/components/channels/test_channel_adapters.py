@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from components.channels.options import RestOptions
+from components.channels.sessions import SessionSigner
 from components.channels.slack import GuardedSlackInput
-from components.channels.socketio import GuardedSocketIOInput, SessionSigner
+from components.channels.socketio import GuardedSocketIOInput
 from components.channels.telegram import GuardedTelegramInput
 from components.channels.validation import Rejected, parse_socket_message
 from components.errors import ConfigError

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from rasa.core.run import create_http_input_channels
 
-from components.stores import handoff_queue
 from components.channels.rest import GUARD_MARK, GuardedRestInput
 from components.channels.silence import apology
 from components.privacy.vault import Vault
+from components.stores import handoff_queue
 
 ROOT = Path(__file__).resolve().parents[3]
 SORRY_HUMAN = apology("en", handoff=True)

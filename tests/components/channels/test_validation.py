@@ -158,3 +158,52 @@ def test_bad_options_stop_start_up_naming_the_key(credentials):
     with pytest.raises(ConfigError) as caught:
         RestOptions.from_credentials(credentials)
     assert "channels.rest" in str(caught.value)
+
+
+def nested(depth: int) -> dict:
+    """``{"a": {"a": ... {}}}``: an object ``depth`` levels deep."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_deep_metadata_is_refused_before_it_reaches_rasa():
+    from components.channels.validation import MAX_METADATA_DEPTH, parse_socket_message
+
+    deep = body(sender="a", message="hi", metadata=nested(500))
+    assert len(deep) < OPTIONS.body_limit  # small enough for every size check
+    with pytest.raises(Rejected) as refused:
+        parse_request(deep, OPTIONS)
+    assert refused.value.status == 400 and refused.value.code == "invalid_metadata"
+    assert f"{MAX_METADATA_DEPTH} levels" in refused.value.message
+    with pytest.raises(Rejected) as refused:
+        parse_socket_message({"message": "hi", "metadata": nested(500)}, OPTIONS)
+    assert refused.value.code == "invalid_metadata"
+    with pytest.raises(Rejected) as refused:  # the widget's JSON-encoded form, lists too
+        parse_socket_message(
+            {"message": "hi", "metadata": '{"a": ' + "[" * 40 + "]" * 40 + "}"}, OPTIONS
+        )
+    assert refused.value.code == "invalid_metadata"
+    for depth in (10, MAX_METADATA_DEPTH):
+        assert parse_request(body(sender="a", message="hi", metadata=nested(depth)), OPTIONS)
+        assert parse_socket_message({"message": "hi", "metadata": nested(depth)}, OPTIONS)
+
+
+def test_large_metadata_is_refused():
+    from components.channels.validation import MAX_METADATA_BYTES
+
+    big = {"note": "x" * MAX_METADATA_BYTES}
+    with pytest.raises(Rejected) as refused:
+        parse_request(
+            body(sender="a", message="hi", metadata=big), RestOptions(max_body_bytes=10**6)
+        )
+    assert refused.value.status == 413 and refused.value.code == "metadata_too_large"
+    assert parse_request(body(sender="a", message="hi", metadata={"note": "x" * 1000}), OPTIONS)
+
+
+def test_a_deep_metadata_turn_gets_a_400_not_a_lost_turn(server):
+    reply = server.say("deep-1", "hi", metadata=nested(500))
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_metadata"
+    assert server.agent.received == []
+    assert server.say("deep-2", "hi", metadata=nested(10)).status_code == 200

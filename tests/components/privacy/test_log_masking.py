@@ -67,3 +67,25 @@ def test_names_without_a_cue_are_masked_with_the_learned_recogniser():
     )
     log_filter.filter(record)
     assert "Ava Novak" not in record.getMessage()
+
+
+def test_own_service_addresses_stay_readable_in_logs_public_ones_are_masked(root_handler):
+    masker = PIIMasker("log-test-key-0123456789")
+    log_masking.install(masker)
+    logger = logging.getLogger("rasa.core.actions.action")
+    for address in (
+        "127.0.0.1",
+        "127.3.2.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "172.31.255.1",
+        "192.168.1.20",
+    ):
+        logger.error("Failed to run custom action: http://%s:5055/webhook refused", address)
+        assert address in root_handler.records[-1].getMessage()
+    for address in ("8.8.8.8", "172.32.0.1", "192.169.1.1", "203.0.113.9", "11.0.0.1"):
+        logger.warning("Received user message 'my ip is %s'", address)
+        message = root_handler.records[-1].getMessage()
+        assert address not in message and "[IP_" in message
+    # stored customer text is masked as before: the rule is the log filter's, not the recogniser's
+    assert "192.168.1.20" not in masker.mask("my router is 192.168.1.20")
