@@ -170,12 +170,13 @@ rasa-shell: train index secrets check-endpoints
 	$(RASA) shell -m $(MODELS) --endpoints endpoints.yml --credentials $(CREDENTIALS) \
 	  -i 127.0.0.1 --port $(RASA_PORT)
 
-# HTTP API with a token (KEFU_API_TOKEN in $(SECRETS): ?token=... on /conversations, /model ...);
+# HTTP API with a token (KEFU_API_TOKEN in $(SECRETS): ?token=... on /conversations, /model ...;
+# components.serve_rasa hands it to Rasa from the environment, never on the command line);
 # the REST and socket.io channels need none
 serve: train index secrets check-endpoints
 	@set -e; $(start_actions) \
 	echo "[kefu] HTTP API on $(RASA_INTERFACE):$(RASA_PORT); token: KEFU_API_TOKEN in $(SECRETS)"; \
-	$(RASA) run --enable-api --auth-token "$$KEFU_API_TOKEN" -m $(MODELS) --endpoints endpoints.yml \
+	$(PY) -m components.serve_rasa --enable-api -m $(MODELS) --endpoints endpoints.yml \
 	  --credentials $(CREDENTIALS) -i $(RASA_INTERFACE) --port $(RASA_PORT) \
 	  --cors $(CORS_ORIGINS)
 

@@ -193,6 +193,10 @@ def attach(app: Any) -> None:
         if request.method != "POST" or getattr(route, "path", "").strip("/") != "webhook":
             return None
         limit = int(request.app.config.REQUEST_MAX_SIZE)
+        declared = request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:  # before an empty, unread body says 400
+            logger.warning("actions.rejected reason=too_large")
+            return too_large(limit)
         reason = invalid_action_call(
             request.body or b"", request.headers.get("Content-Encoding"), limit * MAX_INFLATION
         )

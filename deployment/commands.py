@@ -10,6 +10,7 @@ import yaml
 
 from components.assistants import ASSISTANT_ENV, get_assistant
 from components.paths import PROJECT_ROOT
+from components.serve_rasa import TOKEN_ENV
 
 #: The project folder (the servers run there, as ``make run`` does).
 ROOT = PROJECT_ROOT
@@ -96,13 +97,30 @@ def action_server_env(env: dict, assistant: str | None = None) -> dict:
 def rasa_server_command(
     model: Path, endpoints: Path, credentials: Path, port: int, token: str, *flags: str
 ) -> list[str]:
-    """``rasa run`` with the HTTP API behind ``token``, on loopback."""
+    """``rasa run`` with the HTTP API behind ``token``, on loopback.
+
+    The token is not on the command line (every local user can read that: ``ps``,
+    ``/proc/<pid>/cmdline``): the command is :mod:`components.serve_rasa`, which reads it from
+    ``KEFU_API_TOKEN``; start it with :func:`rasa_server_env`.
+
+    Args:
+        model: The trained model.
+        endpoints: The endpoints file.
+        credentials: The channels' credentials file.
+        port: The port on 127.0.0.1.
+        token: The HTTP API token (checked here; passed by :func:`rasa_server_env`).
+        *flags: More ``rasa run`` options (``--debug``).
+
+    Raises:
+        ValueError: ``token`` is empty (the HTTP API would be open).
+    """
+    if not token:
+        raise ValueError("the HTTP API needs a token")
     return [
-        rasa_cli(),
-        "run",
+        sys.executable,
+        "-m",
+        "components.serve_rasa",
         "--enable-api",
-        "--auth-token",
-        token,
         "-m",
         str(model),
         "--endpoints",
@@ -115,6 +133,11 @@ def rasa_server_command(
         "127.0.0.1",
         *flags,
     ]
+
+
+def rasa_server_env(env: dict, token: str) -> dict:
+    """``env`` with the HTTP API ``token`` where :mod:`components.serve_rasa` reads it."""
+    return {**env, TOKEN_ENV: token}
 
 
 def build_knowledge_index(env: dict) -> None:

@@ -27,6 +27,7 @@ from deployment.commands import (
     action_server_env,
     build_knowledge_index,
     rasa_server_command,
+    rasa_server_env,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "action_server_env",
     "free_port",
     "rasa_server_command",
+    "rasa_server_env",
     "running_servers",
 ]
 
@@ -64,14 +66,25 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 
 def start(cmd: list[str], env: dict, log: Path, mode: str = "w") -> subprocess.Popen:
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        stdout=log.open(mode),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Start ``cmd`` in its own session, its output in ``log`` (owner-only, as KEFU_HOME's files).
+
+    Args:
+        cmd: The command line.
+        env: Its environment.
+        log: The log file (created 0600).
+        mode: ``w`` (a new log) or ``a`` (append, after a restart).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    with os.fdopen(os.open(log, flags, 0o600), mode) as output:
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            umask=0o077,
+        )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -239,7 +252,7 @@ def running_servers(
                 rasa_server_command(
                     model, endpoints_file, credentials_file, rasa_port, API_TOKEN, *flags
                 ),
-                env,
+                rasa_server_env(env, API_TOKEN),
                 logs["rasa"],
             )
         )

@@ -47,6 +47,7 @@ from deployment.servers import (
     action_server_env,
     free_port,
     rasa_server_command,
+    rasa_server_env,
     stop,
     wait_until_up,
 )
@@ -594,7 +595,7 @@ def running_cluster(
                 Process(
                     f"rasa{n}",
                     rasa_server_command(model, endpoints_file, credentials_file, port, API_TOKEN),
-                    env,
+                    rasa_server_env(env, API_TOKEN),
                     base / f"rasa{n}.log",
                     f"http://127.0.0.1:{port}/status?token={API_TOKEN}",
                 )

@@ -27,6 +27,7 @@ ADAPTERS = {
     "components/channels/turns.py",
     "components/stores/lock_store.py",
     "components/stores/pika_broker.py",
+    "components/serve_rasa.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [

@@ -4,7 +4,9 @@ When the action server is down or times out, Rasa logs the exception, drops the 
 and carries on: the customer gets no reply at all. The channel then answers with an apology in
 the customer's language and, when the turn ended in a custom action that said nothing (the
 action that failed), queues a handoff so that a human follows up. Only the apology that follows
-a queued handoff promises a human.
+a queued handoff promises a human. When the failure hit a form (the action server could not
+validate the customer's answer), the adapter stops the form and the apology says so: the
+customer starts again rather than having the next message taken as the stale form's answer.
 
 The turn is described with :class:`Step` values so that this module needs nothing from Rasa;
 the adapter converts the tracker's events after the user's message.
@@ -34,6 +36,21 @@ APOLOGIES: dict[tuple[str, bool], str] = {
     ),
     ("zh", False): "抱歉，我们这边出了点问题，暂时无法回复。请稍后再试。",
 }
+#: The apologies when the failure stopped a form (the customer's last answer was not taken).
+FORM_STOPPED_APOLOGIES: dict[tuple[str, bool], str] = {
+    ("en", True): (
+        "Sorry, something went wrong on our side, so I had to stop what we were doing. "
+        "A human colleague will follow up, or you can start again in a moment."
+    ),
+    ("zh", True): (
+        "抱歉，我们这边出了点问题，刚才的办理已中止。人工客服会尽快联系您，您也可以稍后重新开始。"
+    ),
+    ("en", False): (
+        "Sorry, something went wrong on our side, so I had to stop what we were doing. "
+        "Please start again in a moment."
+    ),
+    ("zh", False): "抱歉，我们这边出了点问题，刚才的办理已中止，请稍后重新开始。",
+}
 
 
 @dataclass(frozen=True)
@@ -59,9 +76,16 @@ def reply_language(message: str, conversation: str | None = None) -> str:
     return "zh" if language == "zh" else "en"
 
 
-def apology(language: str, *, handoff: bool) -> str:
-    """The apology for a silent turn; only with ``handoff`` does it promise a human."""
-    return APOLOGIES[("zh" if language == "zh" else "en", handoff)]
+def apology(language: str, *, handoff: bool, form_stopped: bool = False) -> str:
+    """The apology for a silent turn; only with ``handoff`` does it promise a human.
+
+    Args:
+        language: ``zh`` or ``en``.
+        handoff: A handoff was queued.
+        form_stopped: The failure stopped a form (the customer has to start it again).
+    """
+    texts = FORM_STOPPED_APOLOGIES if form_stopped else APOLOGIES
+    return texts[("zh" if language == "zh" else "en", handoff)]
 
 
 def is_custom_action(name: str, builtin_actions: Collection[str]) -> bool:

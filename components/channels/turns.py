@@ -5,7 +5,11 @@ A channel hands each validated :class:`~rasa.core.channels.channel.UserMessage` 
 (never the user's text). When the turn produced no bot message, :meth:`TurnGuard.apology` returns
 the apology in the customer's language (:mod:`.silence`), records it on the tracker as a bot message
 and, when the turn ended in a custom action that said nothing (the action server was down), queues a
-handoff (:mod:`components.stores.handoff_queue`). The REST, socket.io, Slack and Telegram channels
+handoff (:mod:`components.stores.handoff_queue`). When that failure hit a form (its validation
+action could not run, so the customer's answer was never checked), the form is stopped with it
+(:func:`stale_form_events`): otherwise the next message, whatever it says, would be taken as
+the answer to the stale question (and, for the order form, use up a verification attempt).
+The REST, socket.io, Slack and Telegram channels
 all go through here, so customers get the same answer on every channel.
 """
 
@@ -20,8 +24,16 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.lock_store import LockError
-from rasa.shared.core.constants import DEFAULT_ACTION_NAMES
-from rasa.shared.core.events import ActionExecuted, BotUttered, Restarted, UserUttered
+from rasa.shared.core.constants import DEFAULT_ACTION_NAMES, REQUESTED_SLOT
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    Event,
+    Restarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from components.channels import silence
@@ -67,6 +79,49 @@ def turn_of(tracker: DialogueStateTracker | None, message_id: str) -> list[silen
                     steps.append(silence.Step("restart"))
             return steps
     return None
+
+
+def stale_form_events(
+    tracker: DialogueStateTracker, message_id: str, failed: str, domain: Any
+) -> list[Event]:
+    """The events that stop a form whose turn ended in the failed custom action ``failed``.
+
+    Rasa 3.6 drops the events of an action that raised (``MessageProcessor._run_action``): when
+    the form's validation action could not be reached, the form stays active, still asking for
+    ``requested_slot``, with the slots that ``action_extract_slots`` took from the customer's
+    message set but never validated. The form is deactivated, ``requested_slot`` cleared and
+    the form's slots set during the turn (``message_id``'s) are reset, so that the customer
+    starts the form again from a clean state.
+
+    Args:
+        tracker: The conversation after the turn.
+        message_id: The turn's user message.
+        failed: The custom action the turn ended in.
+        domain: The assistant's domain (its forms), or None when unknown.
+
+    Returns:
+        The events (none when no form was active and ``failed`` is not a form).
+    """
+    forms = set(getattr(domain, "form_names", None) or ())
+    active = tracker.active_loop_name
+    form = active or (failed if failed in forms else None)
+    if form is None:
+        return []
+    form_slots = set(domain.required_slots_for_form(form)) if form in forms else set()
+    requested = tracker.get_slot(REQUESTED_SLOT) if REQUESTED_SLOT in tracker.slots else None
+    if requested:
+        form_slots.add(str(requested))
+    set_in_turn: set[str] = set()
+    for event in reversed(list(tracker.events)):
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            break
+        if isinstance(event, SlotSet):
+            set_in_turn.add(event.key)
+    events: list[Event] = [ActiveLoop(None)] if active else []
+    if REQUESTED_SLOT in tracker.slots:
+        events.append(SlotSet(REQUESTED_SLOT, None))
+    events += [SlotSet(name, None) for name in sorted(set_in_turn & form_slots)]
+    return events
 
 
 class TurnGuard:
@@ -175,7 +230,7 @@ class TurnGuard:
         language = silence.reply_language(message.text or "")
         store = getattr(agent, "tracker_store", None) if store_reachable else None
         locks = getattr(agent, "lock_store", None)
-        failed, handoff = None, False
+        failed, handoff, stopped = None, False, False
         try:
             if store is not None and locks is not None:
                 async with locks.lock(message.sender_id):
@@ -191,9 +246,17 @@ class TurnGuard:
                         failed = silence.failed_custom_action(turn, DEFAULT_ACTION_NAMES)
                     if failed and self.handoff_on_failure:
                         handoff = await self._queue_handoff(message, failed, language)
-                    text = silence.apology(language, handoff=handoff)
                     if turn is not None and tracker is not None:
-                        await self._record(store, tracker, text)
+                        resets = (
+                            stale_form_events(
+                                tracker, message.message_id, failed, getattr(agent, "domain", None)
+                            )
+                            if failed
+                            else []
+                        )
+                        text = silence.apology(language, handoff=handoff, form_stopped=bool(resets))
+                        recorded = await self._record(store, tracker, text, resets)
+                        stopped = bool(resets) and recorded
         except (Exception, StoreUnavailable) as exc:
             logger.error(
                 "channels.%s.silence_guard_failed error=%s\n%s",
@@ -201,13 +264,15 @@ class TurnGuard:
                 type(exc).__name__,
                 frames(exc),
             )
-        text = silence.apology(language, handoff=handoff)
+        text = silence.apology(language, handoff=handoff, form_stopped=stopped)
         logger.warning(
-            "channels.%s.silent_turn sender=%s failed_action=%s handoff=%s language=%s",
+            "channels.%s.silent_turn sender=%s failed_action=%s handoff=%s form_stopped=%s "
+            "language=%s",
             self.channel,
             sender_ref(message.sender_id),
             failed,
             handoff,
+            stopped,
             language,
         )
         return {"recipient_id": message.sender_id, "text": text}
@@ -232,15 +297,29 @@ class TurnGuard:
             return False
         return True
 
-    async def _record(self, store: Any, tracker: DialogueStateTracker, text: str) -> None:
-        """Append the apology to the conversation as a bot message (failures only logged)."""
+    async def _record(
+        self,
+        store: Any,
+        tracker: DialogueStateTracker,
+        text: str,
+        before: list[Event] | None = None,
+    ) -> bool:
+        """Append ``before`` and the apology (a bot message) to the conversation.
+
+        Returns:
+            Whether it was saved (a failure is only logged).
+        """
         try:
+            for event in before or []:
+                tracker.update(event)
             tracker.update(BotUttered(text, metadata={GUARD_MARK: True}))
             await store.save(tracker)
         except Exception as exc:
             logger.error(
                 "channels.%s.apology_not_recorded error=%s", self.channel, type(exc).__name__
             )
+            return False
+        return True
 
 
 class AppAgent:

@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from components.assistants import Assistant
 from components.text import customer_language
 from deployment.commands import ROOT
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def _english_templates() -> list[str]:
     """The start of every English response, to catch one leaking into a Chinese conversation."""
-    domain = yaml.safe_load((ROOT / "rasa_project" / "shop" / "domain.yml").read_text(encoding="utf-8"))
+    domain = yaml.safe_load(Assistant("shop").domain.read_text(encoding="utf-8"))
     return [
         v["text"].split("{")[0][:25]
         for variations in domain["responses"].values()

@@ -25,6 +25,8 @@ from sanic import Sanic
 from actions.server_extensions import SECRET_HEADER, attach
 
 SECRET = "kefu-test-action-secret-0123456789"
+#: The action server's body limit in these tests (the Makefile's is 16 MiB).
+BODY_LIMIT = 1024 * 1024
 PROBE_RUNS: list[str] = []
 
 
@@ -86,6 +88,7 @@ def port(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[int]:
 
     monkeypatch_module.setenv("KEFU_ACTION_SECRET", SECRET)
     monkeypatch_module.setenv("KEFU_WARMUP", "0")
+    monkeypatch_module.setenv("SANIC_REQUEST_MAX_SIZE", str(BODY_LIMIT))
     monkeypatch_module.setattr(Sanic, "test_mode", True)
     umask = os.umask(0o022)
     os.umask(umask)
@@ -272,3 +275,9 @@ def test_no_actions_variant_lists_actions_without_the_secret(port, path):
 def test_health_stays_open(port):
     answer = send(port, "GET", "/health", secret=False)
     assert answer.status == 200 and answer.json() == {"status": "ok"}
+
+
+def test_an_oversize_action_call_is_413(port):
+    body = call("action_kefu_probe") + b" " * (BODY_LIMIT + 1024)
+    assert_error(send(port, "POST", "/webhook", body), 413, "payload_too_large")
+    assert send(port, "POST", "/webhook", body, secret=False).status == 401
