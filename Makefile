@@ -12,7 +12,8 @@ SHELL := /bin/bash
 
 VENV      := .venv
 PY        := $(VENV)/bin/python
-RASA      := $(VENV)/bin/rasa
+# Rasa's command line with only the noise of third-party and false Rasa warnings removed
+RASA      := $(PY) -m components.rasa_cli
 STAMP     := $(VENV)/.kefu-installed
 ACTIONS_PORT ?= 5055
 RASA_PORT    ?= 5005

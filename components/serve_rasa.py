@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rasa.__main__ import main as rasa_main  # heavy: only once the arguments are good
 
+    from components.rasa_cli import prepare_warnings
+
+    prepare_warnings()
     sys.argv = ["rasa", *arguments]  # (in-process only: /proc/<pid>/cmdline is unchanged)
     rasa_main()
     return 0

@@ -28,6 +28,7 @@ ADAPTERS = {
     "components/stores/lock_store.py",
     "components/stores/pika_broker.py",
     "components/serve_rasa.py",
+    "components/rasa_cli.py",
 }
 #: Engine folders and modules: never rasa, never rasa_sdk.
 ENGINES = [

@@ -11,20 +11,73 @@ shell``'s menu instead turns any line typed after buttons into the first button.
 
 Commands: ``/quit`` (or Ctrl-D) ends the chat; ``/restart`` starts a new conversation. A message
 the server could not take is kept: press Enter on an empty line to send it again.
+
+The console's own lines (the prompt, the button hint, its notices) follow the conversation's
+language: that of the latest bot reply, else of the customer's latest message, else the
+terminal's locale (``LC_ALL``/``LC_MESSAGES``/``LANG``; English unless it is Chinese).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from components.text import customer_language, language_of
+
 WEBHOOK = "/webhooks/rest/webhook"
+
+#: Every line the console itself writes, per language (``{}`` fields are filled in).
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "banner": (
+            "Kefu demo shop — write in Chinese or English. /restart starts over, /quit ends."
+        ),
+        "logs": " Logs: {logs}",
+        "bot": "Kefu: ",
+        "prompt": "You: ",
+        "buttons_hint": "(type a number to choose, or write your own message)",
+        "restarted": "(a new conversation)",
+        "not_sent": "(not sent: {reason})",
+        "unreachable": (
+            "(the assistant could not be reached: {reason}; your message was not sent — "
+            "press Enter to send it again)"
+        ),
+    },
+    "zh": {
+        "banner": "Kefu 演示商店 —— 可以用中文或英文提问。/restart 重新开始，/quit 退出。",
+        "logs": " 日志：{logs}",
+        "bot": "客服：",
+        "prompt": "我：",
+        "buttons_hint": "（输入编号选择，或直接输入您的问题）",
+        "restarted": "（已开始新的对话）",
+        "not_sent": "（未发送：{reason}）",
+        "unreachable": "（无法连接助手：{reason}；您的消息没有发出——按回车键重新发送）",
+    },
+}
+
+
+def locale_language(environ: Mapping[str, str] = os.environ) -> str:
+    """The terminal's language: ``zh`` for a Chinese locale, else ``en``.
+
+    Args:
+        environ: The environment (``LC_ALL`` wins over ``LC_MESSAGES`` over ``LANG``).
+
+    Returns:
+        ``zh`` or ``en``.
+    """
+    for key in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(key)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
 
 
 @dataclass
@@ -56,6 +109,15 @@ def parse_replies(body: str) -> list[Reply]:
     return replies
 
 
+def reply_language(replies: list[Reply]) -> str | None:
+    """The language of the bot's replies (their text, else their buttons' titles), or None."""
+    text = " ".join(r.text for r in replies).strip()
+    if not text:
+        text = " ".join(str(b.get("title") or "") for r in replies for b in r.buttons)
+    language = language_of(text)
+    return language if language in MESSAGES else None
+
+
 def choose(line: str, buttons: list[dict]) -> str:
     """What to send for ``line``: a listed button's payload for its number, else the line."""
     stripped = line.strip()
@@ -73,16 +135,32 @@ class Console:
         sender: The conversation id (default: a new random one).
         out: Where the conversation is written.
         timeout: Seconds to wait for a reply.
+        language: The console's language until the conversation shows one (``zh``/``en``;
+            default: the terminal's locale, see :func:`locale_language`).
     """
 
     def __init__(
-        self, url: str, sender: str | None = None, out: TextIO = sys.stdout, timeout: float = 60
+        self,
+        url: str,
+        sender: str | None = None,
+        out: TextIO = sys.stdout,
+        timeout: float = 60,
+        language: str | None = None,
     ) -> None:
         self.url = url.rstrip("/") + WEBHOOK
         self.sender = sender or f"shell-{uuid.uuid4().hex[:8]}"
         self.out = out
         self.timeout = timeout
         self.buttons: list[dict] = []
+        self.language = language if language in MESSAGES else locale_language()
+
+    def text(self, key: str, **fields: str) -> str:
+        """One of the console's own lines (:data:`MESSAGES`), in the conversation's language."""
+        return MESSAGES[self.language][key].format(**fields)
+
+    def prompt(self) -> str:
+        """The prompt before the customer's input, in the conversation's language."""
+        return self.text("prompt")
 
     def send(self, message: str) -> list[Reply]:
         """Post one message; the bot's replies.
@@ -98,12 +176,13 @@ class Console:
             return parse_replies(response.read().decode("utf-8"))
 
     def show(self, replies: list[Reply]) -> None:
-        """Write the bot's replies; remember the last one's buttons."""
+        """Write the bot's replies; remember the last one's buttons and the replies' language."""
         self.buttons = []
+        self.language = reply_language(replies) or self.language
         for reply in replies:
             if reply.text:
                 for number, line in enumerate(reply.text.splitlines()):
-                    print(("Kefu: " if number == 0 else "      ") + line, file=self.out)
+                    print((self.text("bot") if number == 0 else "      ") + line, file=self.out)
             if reply.buttons:
                 self.buttons = reply.buttons
                 choices = "   ".join(
@@ -111,7 +190,7 @@ class Console:
                     for i, b in enumerate(reply.buttons, start=1)
                 )
                 print(f"      {choices}", file=self.out)
-                print("      (type a number to choose, or write your own message)", file=self.out)
+                print("      " + self.text("buttons_hint"), file=self.out)
         self.out.flush()
 
     def handle(self, line: str) -> bool:
@@ -122,9 +201,10 @@ class Console:
         if command == "/restart":
             self.sender = f"shell-{uuid.uuid4().hex[:8]}"
             self.buttons = []
-            print("(a new conversation)", file=self.out)
+            print(self.text("restarted"), file=self.out)
             return True
         message = choose(line, self.buttons)
+        self.language = customer_language(message) or self.language
         self.show(self.send(message))
         return True
 
@@ -133,7 +213,7 @@ class Console:
         pending: str | None = None
         while True:
             if prompt:
-                print("You: ", end="", file=self.out, flush=True)
+                print(self.prompt(), end="", file=self.out, flush=True)
             line = lines.readline()
             if not line:
                 print(file=self.out)
@@ -149,16 +229,11 @@ class Console:
                 pending = None
             except urllib.error.HTTPError as exc:  # the server refused this message
                 pending = None
-                print(f"(not sent: {_error_message(exc)})", file=self.out, flush=True)
+                print(self.text("not_sent", reason=_error_message(exc)), file=self.out, flush=True)
             except (OSError, ValueError) as exc:
                 pending = line
-                reason = getattr(exc, "reason", None) or type(exc).__name__
-                print(
-                    f"(the assistant could not be reached: {reason}; your message was not "
-                    "sent — press Enter to send it again)",
-                    file=self.out,
-                    flush=True,
-                )
+                reason = str(getattr(exc, "reason", None) or type(exc).__name__)
+                print(self.text("unreachable", reason=reason), file=self.out, flush=True)
 
 
 def _error_message(error: urllib.error.HTTPError) -> str:
@@ -178,28 +253,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", default=None, help="folder of the servers' logs (shown once)")
     args = parser.parse_args(argv)
     console = Console(args.url, args.sender)
-    where = f" Logs: {args.logs}" if args.logs else ""
-    print(
-        "Kefu demo shop — write in Chinese or English. /restart starts over, /quit ends." + where,
-        flush=True,
-    )
+    where = console.text("logs", logs=args.logs) if args.logs else ""
+    print(console.text("banner") + where, flush=True)
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
     try:
-        return console.run(_InputLines(), prompt=False)
+        return console.run(_InputLines(console.prompt), prompt=False)
     except KeyboardInterrupt:
         print()
         return 0
 
 
 class _InputLines:
-    """``readline()`` over :func:`input` (so the prompt and line editing work)."""
+    """``readline()`` over :func:`input` (so the prompt and line editing work).
+
+    Args:
+        prompt: Gives the prompt to show before each line (the conversation's language).
+    """
+
+    def __init__(self, prompt: Callable[[], str]) -> None:
+        self.prompt = prompt
 
     def readline(self) -> str:
+        """The next typed line with its newline; ``""`` at the end of input."""
         try:
-            return input("You: ") + "\n"
+            return input(self.prompt()) + "\n"
         except EOFError:
             return ""
 

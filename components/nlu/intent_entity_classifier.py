@@ -6,7 +6,7 @@ It fine-tunes a local Hugging Face encoder (default: the bundled all-MiniLM-L6-v
 intent head and a BIO entity head, and needs no Rasa tokenizer or featurizer in front of it.
 
 This module only adapts Rasa's messages, config and model storage; the engine knows nothing of
-Rasa: :mod:`components.nlu.joint_model` (the model and inference), :mod:`components.nlu.bio`
+Rasa: :mod:`components.nlu.joint_model` (the model and inference), :mod:`components.bio`
 (entity spans <-> BIO tags), :mod:`components.nlu.training` (fine-tuning and calibration) and
 :mod:`components.nlu.persistence` (creating, saving and loading model folders). They import
 torch, so they are imported only when a model is trained or loaded.
@@ -15,8 +15,6 @@ torch, so they are imported only when a model is trained or loaded.
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +35,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from components.bio import entity_label, split_entity_label
 from components.errors import ConfigError, ModelNotFoundError
-from components.nlu.bio import entity_label, split_entity_label
 from components.text import WORD_TOKENS, has_cjk
 
 if TYPE_CHECKING:
@@ -118,7 +116,8 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             "ranking_length": 10,
             # Entities below this confidence are dropped.
             "entity_confidence_threshold": 0.5,
-            # Show a progress line per epoch on stderr while training.
+            # Show training progress on stderr: a bar with an ETA on a terminal, else a line
+            # every 30 s (CI logs).
             "show_progress": True,
             # Share of each intent's examples held back to calibrate confidences (temperature
             # scaling); 0 turns calibration off. Intents with < 5 examples give none.
@@ -240,8 +239,9 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
         Returns:
             The component's resource (nothing is persisted without examples).
         """
+        from components.bio import EntitySpan
         from components.nlu import training
-        from components.nlu.bio import EntitySpan
+        from components.nlu.progress import TrainingProgress
 
         examples = []
         for message in training_data.intent_examples:
@@ -257,17 +257,6 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             logger.warning("intent_classifier.no_training_data")
             return self._resource
         cfg = self._config
-        started = time.monotonic()
-
-        def progress(epoch: int, total: int, loss: float) -> None:
-            if cfg["show_progress"]:
-                print(
-                    f"[kefu] intent/entity model: epoch {epoch}/{total} loss={loss:.4f} "
-                    f"({time.monotonic() - started:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
         self._classifier = training.train(
             examples,
             self._encoder_path([e.text for e in examples]),
@@ -283,7 +272,7 @@ class TransformerIntentEntityClassifier(GraphComponent, IntentClassifier, Entity
             contrastive_weight=cfg["contrastive_weight"],
             prototype_head_init=cfg["prototype_head_init"],
             extend_vocabulary=cfg["extend_vocabulary"],
-            progress=progress,
+            reporter=TrainingProgress() if cfg["show_progress"] else None,
         )
         self.persist()
         return self._resource

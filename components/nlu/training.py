@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -21,14 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from components.nlu.bio import IGNORE, EntitySpan, tag_ids
+from components.bio import IGNORE, EntitySpan, tag_ids
 from components.nlu.joint_model import JointClassifier, set_seed
 from components.nlu.persistence import from_pretrained
+from components.nlu.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
-
-#: Called after each epoch with (epoch, epochs, mean loss).
-Progress = Callable[[int, int, float], None]
 
 
 @dataclass
@@ -193,9 +191,9 @@ def fit(
     learning_rate: float,
     head_learning_rate: float,
     seed: int,
-    progress: Progress | None = None,
     contrastive_weight: float = 0.0,
     new_token_learning_rate: float = 5e-3,
+    reporter: ProgressReporter | None = None,
 ) -> list[float]:
     """Fine-tune encoder and heads jointly (AdamW, linear warm-up and decay).
 
@@ -212,17 +210,18 @@ def fit(
         learning_rate: Learning rate of the encoder.
         head_learning_rate: Learning rate of the intent and tag heads.
         seed: Seed for dropout and shuffling (training is deterministic for a seed).
-        progress: Called after each epoch.
         contrastive_weight: Weight of :func:`supervised_contrastive_loss`; 0 turns it off.
         new_token_learning_rate: Learning rate of the embeddings of characters added to the
             vocabulary; they start from nothing, so they need far larger steps than the
             pretrained encoder.
+        reporter: Told of every step and epoch (a progress bar with an ETA, see
+            :class:`components.nlu.progress.TrainingProgress`); closed when training ends.
 
     Returns:
         The mean loss of each epoch.
     """
     set_seed(seed)
-    model, tags = classifier.model, classifier.tags
+    model = classifier.model
     intent_index = {name: i for i, name in enumerate(classifier.intents)}
     groups: dict[str, list] = {"encoder": [], "new_token_embeddings": [], "heads": []}
     for name, param in model.named_parameters():
@@ -246,47 +245,64 @@ def fit(
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     rng = random.Random(seed)
     order = list(range(len(examples)))
-    history = []
+    history: list[float] = []
+    if reporter is not None:
+        reporter.start(epochs, steps_per_epoch)
     model.train()
-    for epoch in range(epochs):
-        if contrastive_weight > 0:
-            order = paired_order([e.intent for e in examples], rng)
-        else:
-            rng.shuffle(order)
-        losses = []
-        started = time.monotonic()
-        for b in range(0, len(order), batch_size):
-            batch = [examples[i] for i in order[b : b + batch_size]]
-            enc = classifier.encode([e.text for e in batch])
-            tag_targets = torch.tensor(
-                [
-                    tag_ids(enc["offset_mapping"][i].tolist(), e.entities, tags)
-                    for i, e in enumerate(batch)
-                ]
-            )
-            intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
-            states, pooled = model.embed(enc["input_ids"], enc["attention_mask"])
-            intent_logits, tag_logits = model.heads(states, pooled)
-            loss = loss_fn(intent_logits, intent_targets)
+    try:
+        for epoch in range(epochs):
             if contrastive_weight > 0:
-                loss = loss + contrastive_weight * supervised_contrastive_loss(
-                    pooled, intent_targets
-                )
-            if len(tags) > 1:
-                loss = loss + loss_fn(tag_logits.reshape(-1, len(tags)), tag_targets.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        mean = float(np.mean(losses)) if losses else 0.0
-        history.append(mean)
-        logger.debug("epoch=%d loss=%.4f seconds=%.1f", epoch + 1, mean, time.monotonic() - started)
-        if progress:
-            progress(epoch + 1, epochs, mean)
+                order = paired_order([e.intent for e in examples], rng)
+            else:
+                rng.shuffle(order)
+            losses = []
+            started = time.monotonic()
+            for b in range(0, len(order), batch_size):
+                batch = [examples[i] for i in order[b : b + batch_size]]
+                loss = _batch_loss(classifier, batch, intent_index, loss_fn, contrastive_weight)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                if reporter is not None:
+                    reporter.step(losses[-1])
+            mean = float(np.mean(losses)) if losses else 0.0
+            history.append(mean)
+            seconds = time.monotonic() - started
+            logger.debug("epoch=%d loss=%.4f seconds=%.1f", epoch + 1, mean, seconds)
+            if reporter is not None:
+                reporter.epoch_end(epoch + 1, mean)
+    finally:
+        if reporter is not None:
+            reporter.close()
     model.eval()
     return history
+
+
+def _batch_loss(
+    classifier: JointClassifier,
+    batch: Sequence[Example],
+    intent_index: dict[str, int],
+    loss_fn: nn.Module,
+    contrastive_weight: float,
+) -> torch.Tensor:
+    """The training loss of one batch: intents, BIO tags and (optionally) contrastive."""
+    model, tags = classifier.model, classifier.tags
+    enc = classifier.encode([e.text for e in batch])
+    tag_targets = torch.tensor(
+        [tag_ids(enc["offset_mapping"][i].tolist(), e.entities, tags) for i, e in enumerate(batch)]
+    )
+    intent_targets = torch.tensor([intent_index[e.intent] for e in batch])
+    states, pooled = model.embed(enc["input_ids"], enc["attention_mask"])
+    intent_logits, tag_logits = model.heads(states, pooled)
+    loss = loss_fn(intent_logits, intent_targets)
+    if contrastive_weight > 0:
+        loss = loss + contrastive_weight * supervised_contrastive_loss(pooled, intent_targets)
+    if len(tags) > 1:
+        loss = loss + loss_fn(tag_logits.reshape(-1, len(tags)), tag_targets.reshape(-1))
+    return loss
 
 
 def calibrate(classifier: JointClassifier, examples: Sequence[Example]) -> float:
@@ -342,7 +358,7 @@ def train(
     contrastive_weight: float | None,
     prototype_head_init: bool,
     extend_vocabulary: bool,
-    progress: Progress | None = None,
+    reporter: ProgressReporter | None = None,
 ) -> JointClassifier:
     """Create a classifier on a pretrained encoder, fine-tune it and calibrate it.
 
@@ -363,7 +379,7 @@ def train(
             :func:`resolve_contrastive_weight`).
         prototype_head_init: Start the intent head at the intents' prototypes.
         extend_vocabulary: Add CJK characters the encoder does not know as new tokens.
-        progress: Called after each epoch.
+        reporter: Told of every training step and epoch (see :func:`fit`).
 
     Returns:
         The trained classifier.
@@ -392,8 +408,8 @@ def train(
         head_learning_rate=head_learning_rate,
         new_token_learning_rate=new_token_learning_rate,
         seed=seed,
-        progress=progress,
         contrastive_weight=resolve_contrastive_weight(train_part, contrastive_weight),
+        reporter=reporter,
     )
     if held_back:
         calibrate(classifier, held_back)

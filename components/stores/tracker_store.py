@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     import rasa.shared.utils.common
     from rasa.core.utils import read_endpoints_from_path
 
+    from components.rasa_cli import prepare_warnings
+
+    prepare_warnings()
     args = argv if argv is not None else sys.argv[1:]
     path = args[1] if len(args) > 1 and args[0] == "--check" else "endpoints.yml"
     endpoints = read_endpoints_from_path(path)

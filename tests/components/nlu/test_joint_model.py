@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from components.bio import EntitySpan, tag_ids
+from components.bio import expand_to_word as _expand_to_word
 from components.model_prep import minilm_path
-from components.nlu.bio import EntitySpan, tag_ids
-from components.nlu.bio import expand_to_word as _expand_to_word
 from components.nlu.joint_model import JointClassifier
 from components.nlu.persistence import from_pretrained, load, load_tokenizer, save
 from components.nlu.training import (
@@ -163,7 +163,8 @@ def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
     assert classifier.model.intent_head.bias.abs().sum().item() == 0.0
 
     histories, rankings = [], []
-    for _ in range(2):
+    reporter = Reporter()
+    for run in range(2):
         model = from_pretrained(minilm_path(), sorted(TRAIN), [], 32, 0.1, 5)
         init_intent_head(model, examples)
         histories.append(
@@ -176,11 +177,38 @@ def test_few_shot_training_starts_from_prototypes_and_is_deterministic():
                 head_learning_rate=1e-3,
                 seed=5,
                 contrastive_weight=1.0,
+                reporter=reporter if run else None,  # reporting changes nothing
             )  # fmt: skip
         )
         rankings.append([p.intent_ranking for p in model.predict(["hello there"])])
     assert histories[0] == histories[1] and rankings[0] == rankings[1]  # same seed, same run
     assert rankings[0][0][0][0] == "greet"
+    # 21 examples in batches of 4: 6 steps per epoch, every step and epoch reported
+    assert reporter.calls[0] == ("start", 2, 6) and reporter.calls[-1] == ("close",)
+    assert [c[0] for c in reporter.calls].count("step") == 12
+    assert [c[1:] for c in reporter.calls if c[0] == "epoch_end"] == [
+        (1, histories[1][0]),
+        (2, histories[1][1]),
+    ]
+
+
+class Reporter:
+    """Records what fit() reports (a components.nlu.progress.ProgressReporter)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, epochs, steps_per_epoch):
+        self.calls.append(("start", epochs, steps_per_epoch))
+
+    def step(self, loss):
+        self.calls.append(("step", loss))
+
+    def epoch_end(self, epoch, mean_loss):
+        self.calls.append(("epoch_end", epoch, mean_loss))
+
+    def close(self):
+        self.calls.append(("close",))
 
 
 def test_adjacent_chinese_entities_of_one_type_stay_apart(classifier):
@@ -246,7 +274,7 @@ def test_unknown_chinese_characters_become_trained_tokens(tmp_path):
     assert dict(again[0].intent_ranking) == pytest.approx(before, rel=1e-4, abs=1e-6)
 
 
-ENGINE = ("bio", "joint_model", "training", "persistence")
+ENGINE = ("joint_model", "training", "persistence", "progress")
 
 
 @pytest.mark.parametrize("name", ENGINE)
