@@ -9,13 +9,20 @@ validator knows entity extractors only by class (its ``TRAINABLE_EXTRACTORS``: M
 so it warns that nothing is trained on the entity examples although
 ``TransformerIntentEntityClassifier`` is. :func:`prepare_warnings` puts the start-up options back
 in front and adds that warning to Rasa's own list of expected warnings (hidden unless
-``--debug``); every other warning still shows.
+``--debug``); every other warning still shows. Rasa's validator also warns that a response "is
+not used in any story or rule" when a custom action sends it (``response="utter_..."``) or a
+form asks with it (``utter_ask_<slot>``): those uses are found in ``actions/`` and the domains'
+forms and registered the same way, so a response no flow uses is still reported.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
+from pathlib import Path
+
+from components.paths import PROJECT_ROOT
 
 #: Rasa warnings that are false for Kefu's components: (category, message regular expression).
 FALSE_RASA_WARNINGS: list[tuple[type[Warning], str]] = [
@@ -38,7 +45,32 @@ def prepare_warnings() -> None:
     # the interpreter's own parser of -W options; later options win, as at start-up
     warnings._processoptions(list(sys.warnoptions))
     expected = rasa.utils.common.EXPECTED_WARNINGS
-    expected.extend(w for w in FALSE_RASA_WARNINGS if w not in expected)
+    unused = [
+        (UserWarning, re.escape(f"The utterance '{name}' is not used in any story or rule."))
+        for name in responses_used_outside_stories()
+    ]
+    expected.extend(w for w in [*FALSE_RASA_WARNINGS, *unused] if w not in expected)
+
+
+def responses_used_outside_stories(root: Path = PROJECT_ROOT) -> list[str]:
+    """Responses that custom actions send or forms ask with, which stories never name.
+
+    Args:
+        root: The project folder (its ``actions/`` and ``rasa_project/*/domain.yml``).
+
+    Returns:
+        The response names, sorted.
+    """
+    import yaml
+
+    names: set[str] = set()
+    for path in (root / "actions").rglob("*.py"):
+        names |= set(re.findall(r"[\"'](utter_[a-z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+    for domain in (root / "rasa_project").glob("*/domain.yml"):
+        content = yaml.safe_load(domain.read_text(encoding="utf-8")) or {}
+        for form in (content.get("forms") or {}).values():
+            names |= {f"utter_ask_{slot}" for slot in (form or {}).get("required_slots") or []}
+    return sorted(names)
 
 
 def main() -> None:
