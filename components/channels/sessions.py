@@ -94,3 +94,22 @@ def client_address(environ: Mapping[str, Any] | None) -> str:
         except Exception:  # a request object without connection info (e.g. a test double)
             address = ""
     return address or str(environ.get("REMOTE_ADDR") or "unknown")
+
+
+def origin_allowed(environ: Mapping[str, Any], allowed: tuple[str, ...]) -> bool:
+    """Whether a socket.io request may proceed, by its ``Origin`` header.
+
+    Args:
+        environ: The request's WSGI-style environ (``HTTP_ORIGIN``, ``HTTP_HOST``).
+        allowed: The allow-list of origins.
+
+    Returns:
+        True without an ``Origin`` (not a browser), for a listed origin, and for a page of this
+        server itself (same origin: the Origin's host and port are the ``Host`` it called).
+    """
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None or origin in allowed:
+        return True
+    host = environ.get("HTTP_HOST")
+    _, _, netloc = str(origin).partition("://")
+    return bool(host) and _ORIGIN.fullmatch(str(origin)) is not None and netloc == host

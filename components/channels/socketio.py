@@ -71,6 +71,7 @@ from components.channels.sessions import (
     ORIGINS_ENV,
     SessionSigner,
     client_address,
+    origin_allowed,
     parse_origins,
 )
 from components.channels.turns import (
@@ -192,9 +193,12 @@ class GuardedSocketIOInput(AppAgent, SocketIOInput):
         return cls(options, web_page, **own, **rasa_options)
 
     def origin_allowed(self, environ: Mapping[str, Any] | None) -> bool:
-        """Whether the request of ``environ`` may use the channel (no ``Origin``: not a browser)."""
-        origin = (environ or {}).get("HTTP_ORIGIN")
-        return origin is None or origin in self.allowed_origins
+        """Whether the request of ``environ`` may use the channel.
+
+        No ``Origin``: not a browser. A page of this server itself (the web chat page: its
+        Origin names the ``Host`` the request came to) is same-origin and always allowed.
+        """
+        return origin_allowed(environ or {}, self.allowed_origins)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """The socket.io server (on ``socketio_path``), the health route and the web page."""

@@ -38,31 +38,7 @@ class ProgressReporter(Protocol):
         """One optimisation step is done, with this batch loss."""
 
     def epoch_end(self, epoch: int, mean_loss: float) -> None:
-        """Note the end of an epoch; the last one writes the final plain line.
-
-        Args:
-            epoch: The epoch just finished (1-based).
-            mean_loss: Its mean batch loss.
-        """
-        self._loss_sum, self._loss_count = 0.0, 0
-        if self._bar is None and epoch >= self._epochs:
-            self._line(epoch, mean_loss, last=True)
-
-    def _line(self, epoch: int, loss: float, last: bool) -> None:
-        now = self._clock()
-        self._last_line = now
-        elapsed = now - self._started
-        percent = 100 * self._done / self._total
-        line = (
-            f"{PREFIX} {self.label}: epoch {epoch}/{self._epochs}, "
-            f"step {self._done}/{self._total} ({percent:.0f}%), loss={loss:.3f}, "
-        )
-        if last:
-            line += f"{format_seconds(elapsed)}, done"
-        else:
-            left = elapsed / max(1, self._done) * (self._total - self._done)
-            line += f"{format_seconds(elapsed)} elapsed, ~{format_seconds(left)} left"
-        print(line, file=self.stream, flush=True)
+        """Epoch ``epoch`` (1-based) is done, with this mean batch loss."""
 
     def close(self) -> None:
         """Training is over (also after an error)."""

@@ -196,3 +196,21 @@ def test_session_minting_is_rate_limited_per_client(make_app):
     assert list(channel.session_limiter._buckets) == ["203.0.113.7"]  # keyed by client address
     with pytest.raises(ConfigError, match="session_burst"):
         GuardedSocketIOInput.from_credentials({"session_burst": 0})
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:43127", "127.0.0.1:43127", True),  # the chat page of this server
+        ("https://evil.example", "127.0.0.1:43127", False),
+        ("http://127.0.0.1:43128", "127.0.0.1:43127", False),  # another port is another origin
+        ("http://127.0.0.1:43127/path", "127.0.0.1:43127", False),  # not an origin
+        ("http://localhost:5005", "shop.example", True),  # on the allow-list
+        (None, "shop.example", True),  # not a browser
+    ],
+)
+def test_a_page_of_this_server_is_same_origin(origin, host, allowed):
+    from components.channels.sessions import origin_allowed
+
+    environ = {"HTTP_HOST": host, **({"HTTP_ORIGIN": origin} if origin else {})}
+    assert origin_allowed(environ, (ALLOWED,)) is allowed
