@@ -1,7 +1,7 @@
 """Leak audit: 100 conversations seeded with personal data through a real `rasa run`.
 
     .venv/bin/python benchmarks/leak_audit.py --json benchmarks/results/leak_audit.json
-    .venv/bin/python benchmarks/leak_audit.py --conversations 20 --model models/X.tar.gz
+    .venv/bin/python benchmarks/leak_audit.py --conversations 20 --model models/shop/X.tar.gz
 
 Starts the action server and ``rasa run --enable-api`` with ``--debug`` logging (Rasa then logs
 every message it receives), the masking SQLite tracker store and the masking file event broker,
@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, offline_env, table, write_json
+from common import offline_env, table, write_json
 
 offline_env()
 
+from components.assistants import get_assistant  # noqa: E402
 from deployment import leak_audit  # noqa: E402
 from deployment.servers import running_servers  # noqa: E402
 
@@ -36,12 +37,14 @@ from deployment.servers import running_servers  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=100)
-    parser.add_argument("--model", type=Path, default=None, help="default: newest in models/")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="default: newest in models/<assistant>/"
+    )
     parser.add_argument("--no-debug", action="store_true", help="run the servers at INFO level")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     model = args.model or max(
-        (ROOT / "models").glob("*.tar.gz"), default=None, key=lambda p: p.stat().st_mtime
+        get_assistant().models.glob("*.tar.gz"), default=None, key=lambda p: p.stat().st_mtime
     )
     if model is None or not model.is_file():
         print("error: no trained model; run `make train` or pass --model", file=sys.stderr)

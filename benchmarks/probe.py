@@ -1,9 +1,9 @@
 """Hardening probe: concurrent conversations against a real deployment over the REST channel.
 
     .venv/bin/python benchmarks/probe.py --json benchmarks/results/probe.json
-    .venv/bin/python benchmarks/probe.py --model models/X.tar.gz --conversations 5 --turns 15
+    .venv/bin/python benchmarks/probe.py --model models/shop/X.tar.gz --conversations 5 --turns 15
 
-Starts the action server and ``rasa run --enable-api`` (tests/e2e/harness.py: masking SQLite
+Starts the action server and ``rasa run --enable-api`` (deployment/servers.py: masking SQLite
 tracker store, masking file event broker, the NLG's LLM as endpoints.yml ships it) and plays
 ``--conversations`` conversations of ``--turns`` turns at once, one thread each. Each
 conversation's turns are paced as a person would type them and as the hardened channel allows
@@ -18,8 +18,10 @@ then at least ``--pace`` seconds apart. It measures
 * one extra sender that floods ``--flood`` messages at once (how many get 429), and one
   oversize message (5 MB) sent while the load runs (expect 413, answered quickly).
 
-Without ``--model`` it uses the newest ``models/*.tar.gz`` or, when there is none, trains one
-into a temporary folder with the test configuration (fewer epochs, tests/conftest.py).
+Without ``--model`` it uses the newest ``models/<assistant>/*.tar.gz`` or, when there is none,
+trains one into a temporary folder with the test configuration (fewer epochs,
+deployment/commands.py).
+After the load it runs the attack cases of :mod:`probe_attacks` (``--attacks-only``: those alone).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ import yaml
 from common import ROOT, offline_env, percentile, table, write_json
 
 offline_env()
+
+import probe_attacks  # noqa: E402
 
 from components.assistants import get_assistant  # noqa: E402
 from deployment.commands import train_command  # noqa: E402
@@ -72,6 +76,9 @@ SCRIPT = [
     "question {n}: goodbye",
 ]
 INDEXED = re.compile(r"^question (\d+):")
+#: A stored text whose "question" the learned PII tagger masked as a name (found 2026-12-07):
+#: the event is there, its text altered; counted apart from lost ones.
+MASKED_INDEX = re.compile(r"^\[[A-Z]+_[0-9a-f]+\] (\d+):")
 MASKED_PHONE = re.compile(r"^\[PHONE_[0-9a-f]+\]$")
 REPHRASE = re.compile(
     r"nlg\.rephrase action=(\S+) rephrased=(\S+) reason=(\S+) latency_s=([0-9.]+)"
@@ -95,7 +102,7 @@ def script(turns: int) -> list[str]:
 
 def turn_index(text: str, plain: dict[str, int]) -> int | None:
     """Which turn (0-based) a stored user text belongs to, or None."""
-    match = INDEXED.match(text or "")
+    match = INDEXED.match(text or "") or MASKED_INDEX.match(text or "")
     if match:
         return int(match.group(1)) - 1
     if text in plain:
@@ -118,6 +125,7 @@ def compare(sent: list[int], stored_texts: list[str], texts: list[str]) -> dict:
         "lost": sum(1 for i in sent if i not in stored_set),
         "duplicated": sum(n - 1 for n in counts.values() if n > 1),
         "unexpected": sum(1 for i in indices if i is None or i not in sent),
+        "over_masked": sum(1 for t in stored_texts if MASKED_INDEX.match(t or "")),
         "in_order": known == sorted(known),
     }
 
@@ -158,6 +166,7 @@ def summarise(per_sender: list[dict]) -> dict:
     total = {k: sum(s[k] for s in per_sender) for k in ("expected", "stored", "lost")}
     total["duplicated"] = sum(s["duplicated"] for s in per_sender)
     total["unexpected"] = sum(s["unexpected"] for s in per_sender)
+    total["over_masked"] = sum(s["over_masked"] for s in per_sender)
     total["senders_in_order"] = sum(1 for s in per_sender if s["in_order"])
     total["senders"] = len(per_sender)
     ok = total["stored"] - total["duplicated"] - total["unexpected"]
@@ -166,6 +175,11 @@ def summarise(per_sender: list[dict]) -> dict:
         f"{ok}/{total['expected']} {order}, {total['lost']} lost, "
         f"{total['duplicated']} duplicated"
         + (f", {total['unexpected']} unexpected" if total["unexpected"] else "")
+        + (
+            f" ({total['over_masked']} stored with a word masked as personal data)"
+            if total["over_masked"]
+            else ""
+        )
     )
     return total
 
@@ -184,7 +198,11 @@ def nlg_timeout() -> float:
 def train(out: Path, limit_s: int) -> Path:
     """Train a model with the test configuration (fewer epochs) into ``out``."""
     cmd = train_command(out, "kefu-probe")
-    print(f"[probe] no model in models/: training one into {out} ...", file=sys.stderr, flush=True)
+    print(
+        f"[probe] no model in models/<assistant>/: training one into {out} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     log = out / "train.log"
     started = time.monotonic()
     with log.open("w") as handle:
@@ -343,7 +361,9 @@ def parse_log(text: str, timeout: float) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="default: newest in models/")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="default: newest in models/<assistant>/"
+    )
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--turns", type=int, default=15)
     parser.add_argument("--pace", type=float, default=2.1, help="seconds between paced turns")
@@ -352,6 +372,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=600, help="bound on the load run")
     parser.add_argument("--train-seconds", type=int, default=900, help="bound on training")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--attacks-only", action="store_true", help="skip the load: only the attack cases"
+    )
     args = parser.parse_args()
     if args.conversations < 1 or args.turns < 1:
         print("error: --conversations and --turns must be at least 1", file=sys.stderr)
@@ -363,7 +386,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kefu-probe-") as folder:
         folder = Path(folder)
         model = args.model or max(
-            (ROOT / "models").glob("*.tar.gz"), default=None, key=lambda p: p.stat().st_mtime
+            get_assistant().models.glob("*.tar.gz"), default=None, key=lambda p: p.stat().st_mtime
         )
         trained = model is None
         if trained:
@@ -397,13 +420,19 @@ def main() -> int:
             big: dict = {}
             sender_of_big = threading.Thread(target=oversize, args=(url, 5.0, big), daemon=True)
             sender_of_big.start()
-            with ThreadPoolExecutor(max_workers=len(senders)) as pool:
+            if args.attacks_only:
+                senders, probe.total = [], 0
+            with ThreadPoolExecutor(max_workers=max(1, len(senders))) as pool:
                 list(pool.map(probe.conversation, senders))
             load_s = time.perf_counter() - begin
             stop.set()
             sender_of_big.join(timeout=60)
             print(f"[probe] flooding with {args.flood} messages ...", file=sys.stderr, flush=True)
-            flooded = flood(url, "probe-flood", args.flood) if args.flood > 0 else {}
+            flooded = (
+                flood(url, "probe-flood", args.flood)
+                if args.flood > 0 and not args.attacks_only
+                else {}
+            )
             time.sleep(1)  # let the last events reach the stores
             per_sender = [
                 compare(
@@ -424,6 +453,9 @@ def main() -> int:
                 )
             intents = stored_intents(servers.tracker_db)
             log = servers.logs["rasa"].read_text(encoding="utf-8", errors="replace")
+            attacks = probe_attacks.run_all(
+                servers, lambda line: print(line, file=sys.stderr, flush=True)
+            )
     nlg = parse_log(log, timeout)
     lat = probe.latencies
     stored = summarise(per_sender)
@@ -457,6 +489,7 @@ def main() -> int:
         "nlg": nlg,
         "flood": flooded,
         "oversize": big,
+        "attacks": attacks,
     }
     write_json(args.json, results)
     print(
@@ -502,6 +535,21 @@ def main() -> int:
     if big:
         rows.append(["5 MB message during the load", f"{big['status']} in {big['seconds']:.2f} s"])
     print(table(["measure", "result"], rows))
+    print("\nAttacks (second hardening pass)")
+    print(
+        table(
+            ["case", "expected", "observed", "ok"],
+            [
+                [
+                    a["case"],
+                    a["expected"],
+                    json.dumps(a["observed"], ensure_ascii=False),
+                    "yes" if a["ok"] else "NO",
+                ]
+                for a in attacks
+            ],
+        )
+    )
     if nlg["overruns"]:
         print(
             f"overruns by reason {nlg['overruns_by_reason']}, by action "
@@ -515,7 +563,8 @@ def main() -> int:
         or stored["duplicated"]
         or stored["senders_in_order"] != stored["senders"]
         or nlg["overruns"]
-        or set(probe.statuses) != {"200"}
+        or set(probe.statuses) - {"200"}
+        or not all(a["ok"] for a in attacks)
     )
     return 1 if bad else 0
 

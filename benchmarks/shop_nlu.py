@@ -1,6 +1,6 @@
 """The demo shop's own NLU on held-back examples: intent accuracy and order-id extraction.
 
-    .venv/bin/python benchmarks/shop_nlu.py --model models/  [--test FILE.yml ...] [--json OUT]
+    .venv/bin/python benchmarks/shop_nlu.py --model models/shop/  [--test FILE.yml ...] [--json OUT]
 
 Parses every example of the held-back files (Rasa NLU YAML, never in ``training_data/``:
 ``benchmarks/data/nlu_zh_holdout.yml`` written with the Chinese training data, before any tuning;
@@ -97,7 +97,7 @@ async def evaluate(model: Path, tests: list[Path]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "shop")
     parser.add_argument("--test", type=Path, action="append", default=None, help="repeatable")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
