@@ -83,32 +83,43 @@ def needs_secret(path: str) -> bool:
     return normalised_path(path).startswith(PROTECTED)
 
 
-def invalid_action_call(body: bytes, encoding: str | None, max_inflated: int) -> str | None:
-    """Check an action call's body the way rasa-sdk's ``/webhook`` is going to read it.
+def inflated_call(body: bytes, max_inflated: int) -> tuple[Any, str | None]:
+    """A deflated action call (rasa-sdk inflates ``Content-Encoding: deflate``), parsed.
 
     Args:
         body: The raw request body.
-        encoding: The ``Content-Encoding`` header (rasa-sdk inflates ``deflate``).
-        max_inflated: The most bytes a deflated body may inflate to.
+        max_inflated: The most bytes it may inflate to.
 
     Returns:
-        None when rasa-sdk can run the call; else why not: ``too_large`` (inflates past
-        ``max_inflated``), ``bad_deflate``, ``not_json``, ``not_an_object``, ``bad_next_action``,
-        ``bad_tracker`` or ``bad_domain``.
+        ``(call, None)``, or ``(None, reason)``: ``too_large`` (inflates past ``max_inflated``),
+        ``bad_deflate`` or ``not_json``.
     """
-    if encoding == "deflate":
-        inflater = zlib.decompressobj()
-        try:
-            body = inflater.decompress(body, max_inflated)
-        except zlib.error:
-            return "bad_deflate"
-        if inflater.unconsumed_tail:
-            return "too_large"
-        if not inflater.eof:
-            return "bad_deflate"
+    inflater = zlib.decompressobj()
     try:
-        call = json.loads(body)
+        body = inflater.decompress(body, max_inflated)
+    except zlib.error:
+        return None, "bad_deflate"
+    if inflater.unconsumed_tail:
+        return None, "too_large"
+    if not inflater.eof:
+        return None, "bad_deflate"
+    try:
+        return json.loads(body), None
     except (ValueError, UnicodeDecodeError):
+        return None, "not_json"
+
+
+def invalid_action_call(call: Any) -> str | None:
+    """Check a parsed action call the way rasa-sdk's ``/webhook`` is going to read it.
+
+    Args:
+        call: The parsed body (None: there was none).
+
+    Returns:
+        None when rasa-sdk can run the call; else why not: ``not_json``, ``not_an_object``,
+        ``bad_next_action``, ``bad_tracker`` or ``bad_domain``.
+    """
+    if call is None:
         return "not_json"
     if not isinstance(call, dict):
         return "not_an_object"
@@ -197,9 +208,14 @@ def attach(app: Any) -> None:
         if declared.isdigit() and int(declared) > limit:  # before an empty, unread body says 400
             logger.warning("actions.rejected reason=too_large")
             return too_large(limit)
-        reason = invalid_action_call(
-            request.body or b"", request.headers.get("Content-Encoding"), limit * MAX_INFLATION
-        )
+        if request.headers.get("Content-Encoding") == "deflate":
+            call, reason = inflated_call(request.body or b"", limit * MAX_INFLATION)
+        else:
+            try:  # parsed once: Sanic keeps it, and rasa-sdk's webhook reads the same object
+                call, reason = request.json, None
+            except SanicException:
+                call, reason = None, "not_json"
+        reason = reason or invalid_action_call(call)
         if reason is None:
             return None
         logger.warning("actions.rejected reason=%s", reason)
