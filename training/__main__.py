@@ -3,7 +3,7 @@
     python -m training finetune data|train|evaluate|merge|export  # the LLM's LoRA adapter
     python -m training tagger        # the PII name/address tagger (~10 min on 2 cores)
     python -m training offensive     # the Chinese offensive-content classifier (~2 min)
-    python -m training zh-encoder    # the Chinese encoder delta (~60 min, resumable)
+    python -m training encoder       # the multilingual encoder's delta (~75 min, resumable)
     python -m training lexicons      # the curated default lexicons
 
 ``python -m training <command> --help`` shows a command's own options. Each command's module
@@ -38,8 +38,8 @@ COMMANDS: dict[str, Command] = {
     "offensive": Command(
         "training.safety.offensive_training", "the Chinese offensive-content classifier (~2 min)"
     ),
-    "zh-encoder": Command(
-        "training.encoders.zh_adaptation", "the Chinese encoder delta (~60 min, resumable)"
+    "encoder": Command(
+        "training.encoders.e5_finetune", "the multilingual encoder's delta (~75 min, resumable)"
     ),
     "lexicons": Command(
         "training.lexicon_curation", "the curated default lexicons, from public word lists"
@@ -52,7 +52,7 @@ class _OneLineFormatter(argparse.HelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=18, width=100)
-        self._action_max_length = 16  # "    zh-encoder" and two spaces
+        self._action_max_length = 16  # "    offensive" and two spaces
 
 
 def parser() -> argparse.ArgumentParser:

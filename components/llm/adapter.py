@@ -36,7 +36,7 @@ def shipped_adapter() -> Path | None:
     """
     if not (ADAPTER_DIR / ADAPTER_FILE).is_file():
         return None
-    from components.encoders.delta import verify
+    from components.checksums import verify
 
     verify(ADAPTER_DIR / ADAPTER_FILE, CHECKSUM_FILE)
     return ADAPTER_DIR

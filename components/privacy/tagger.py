@@ -544,7 +544,7 @@ class PIITagger:
                 path=str(path),
             )
         if checksum_file is not None:
-            from components.encoders.delta import expected_checksum, sha256
+            from components.checksums import expected_checksum, sha256
 
             if sha256(path) != expected_checksum(checksum_file):
                 raise ModelNotFoundError(

@@ -133,7 +133,7 @@ class OffensiveClassifier:
                 f"no offensive classifier at {path}", hint=hint, path=str(path)
             )
         if checksum_file is not None:
-            from components.encoders.delta import expected_checksum, sha256
+            from components.checksums import expected_checksum, sha256
 
             if sha256(path) != expected_checksum(checksum_file):
                 raise ModelNotFoundError(

@@ -11,7 +11,7 @@ import pytest
 from components.paths import PROJECT_ROOT
 from training.__main__ import COMMANDS, main
 
-EXPECTED = {"finetune", "tagger", "offensive", "zh-encoder", "lexicons"}
+EXPECTED = {"finetune", "tagger", "offensive", "encoder", "lexicons"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

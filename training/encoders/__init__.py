@@ -1,1 +1,4 @@
-"""The Chinese encoder delta's adaptation (runtime assembly: :mod:`components.encoders.delta`)."""
+"""The multilingual encoder's fine-tuning.
+
+Runtime assembly: :mod:`components.encoders.multilingual`.
+"""

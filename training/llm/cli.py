@@ -73,7 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         Path(args.model_path) if args.model_path else None,
     )
     if out == ADAPTER_DIR:
-        from components.encoders.delta import write_checksum
+        from components.checksums import write_checksum
 
         write_checksum(out / ADAPTER_FILE, CHECKSUM_FILE)
     print(f"[finetune] adapter in {out}: {json.dumps(report)}", file=sys.stderr)

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier.threshold = threshold
     classifier.save(args.out)
     if args.out == MODEL_FILE:
-        from components.encoders.delta import write_checksum
+        from components.checksums import write_checksum
 
         write_checksum(MODEL_FILE, CHECKSUM_FILE)
     print(
