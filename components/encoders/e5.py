@@ -391,6 +391,10 @@ def bert_state_dict(e5: E5File) -> dict[str, Any]:
         "embeddings.token_type_embeddings.weight": t(e5.array("emb.type", s.type_vocab)),
         "embeddings.LayerNorm.weight": t(e5.array("emb.ln.w")),
         "embeddings.LayerNorm.bias": t(e5.array("emb.ln.b")),
+        # e5 pools by the mean and has no pooler; an identity one keeps transformers from
+        # initialising (and warning about) a random one when a folder is loaded with AutoModel
+        "pooler.dense.weight": torch.eye(s.hidden),
+        "pooler.dense.bias": torch.zeros(s.hidden),
     }
     for layer in range(s.layers):
         for short, long in _LAYER_NAMES.items():
@@ -406,10 +410,10 @@ def bert_state_dict(e5: E5File) -> dict[str, Any]:
 
 
 def bert_model(e5: E5File) -> Any:
-    """A ``BertModel`` (no pooler) holding the file's weights, in eval mode."""
+    """A ``BertModel`` holding the file's weights (an unused identity pooler), in eval mode."""
     from transformers import BertModel
 
-    model = BertModel(bert_config(e5), add_pooling_layer=False)
+    model = BertModel(bert_config(e5))
     missing, unexpected = model.load_state_dict(bert_state_dict(e5), strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:

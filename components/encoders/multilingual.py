@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +91,20 @@ def assemble(target: Path, delta: Path | None = DELTA_FILE) -> Path:
     if delta is not None:
         metadata = merge(model, delta)
         card["delta_train_seconds"] = metadata.get("train_seconds")
-    tmp = target.with_name(target.name + ".tmp")
+    # a folder of this process's own, renamed into place: two processes assembling at once
+    # (a test run beside a server) each write their copy and the first rename wins
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     e5.write_folder(tmp, source, model=model, card=card)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    tmp.rename(target)
+    try:
+        if (target / ASSEMBLED_MARK).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / ASSEMBLED_MARK).is_file():
+            raise
     logger.info("encoders.assembled tuned=%s", delta is not None)
     return target
