@@ -22,6 +22,7 @@ from haystack import Document
 
 from components.errors import KefuError, KnowledgeBaseError
 from knowledge.converters import SUPPORTED, convert_file
+from knowledge.encoders import prefixes_for
 from knowledge.stores import BM25_ALGORITHM, BM25_TOKENS, KnowledgeStore
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INDEX_VERSION = 3
+# 4: Chinese passages embedded by multilingual-e5 with its "passage: " / "query: " prefixes
+INDEX_VERSION = 4
 __all__ = ["IngestReport", "KnowledgeIndex", "build_index"]
 
 
@@ -123,8 +125,12 @@ class KnowledgeIndex:
 
     # ------------------------------------------------------------------ state
     def _fingerprint(self) -> str:
-        zh = Path(self.zh_encoder).name if self.zh_encoder else "-"
-        return f"v{INDEX_VERSION}|{Path(self.encoder).name}|{zh}|{BM25_ALGORITHM}|{BM25_TOKENS}"
+        # the encoders and the prefixes their texts were embedded with: a change rebuilds
+        en = f"{Path(self.encoder).name}+{prefixes_for(self.encoder).tag}"
+        zh = "-"
+        if self.zh_encoder:
+            zh = f"{Path(self.zh_encoder).name}+{prefixes_for(self.zh_encoder).tag}"
+        return f"v{INDEX_VERSION}|{en}|{zh}|{BM25_ALGORITHM}|{BM25_TOKENS}"
 
     def _load(self) -> tuple[object, dict]:
         fresh = {"fingerprint": self._fingerprint(), "sources": {}}
@@ -166,7 +172,9 @@ class KnowledgeIndex:
     def _embed(self, documents: list[Document], progress: bool) -> list[Document]:
         # FAQ entries are found by their question: embed the question alone (the answer would
         # dilute it), but keep question + answer as the BM25 text and the answer as the body;
-        # Chinese passages with the Chinese encoder when there is one
+        # Chinese passages with the Chinese encoder when there is one. An e5 encoder gets its
+        # prefixes (knowledge.encoders): "passage: " before a passage, "query: " before an FAQ
+        # entry's question (matched to the customer's question: e5's symmetric use)
         vectors: dict[str, list[float]] = {}
         for chinese in (False, True):
             group = [
@@ -176,8 +184,16 @@ class KnowledgeIndex:
             ]
             if not group:
                 continue
+            prefixes = prefixes_for(self.zh_encoder if chinese else self.encoder)
             probes = [
-                Document(id=d.id, content=d.meta.get("faq_question") or d.content) for d in group
+                Document(
+                    id=d.id,
+                    content=prefixes.unit(
+                        d.meta.get("faq_question") or d.content or "",
+                        question=bool(d.meta.get("faq_question")),
+                    ),
+                )
+                for d in group
             ]
             embedded = self._embedder_for(chinese, progress).run(documents=probes)["documents"]
             vectors.update({d.id: e.embedding for d, e in zip(group, embedded, strict=True)})

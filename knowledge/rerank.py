@@ -9,7 +9,10 @@ and blends the best sentence's cosine into the candidate's fused score::
     score = (1 - weight) * fused_score + weight * max_sentence_cosine
 
 A passage's heading counts as one of its sentences. FAQ entries have one "sentence", their
-question, so they keep their dense score. Sentence
+question, so they keep their dense score. With an e5 encoder each unit is embedded after its
+prefix (:mod:`knowledge.encoders`: ``"passage: "``, or ``"query: "`` for an FAQ question); the
+query embedding handed in must have been made with ``"query: "`` (the knowledge base's
+embedders do that). Sentence
 embeddings are computed on first sight and cached per document id (bounded), so a query costs
 one batch encode of the unseen candidates' sentences at most. No cross-encoder ships offline; a
 user with one can put Haystack's ``SentenceTransformersSimilarityRanker`` in its place.
@@ -26,21 +29,26 @@ import numpy as np
 from haystack import Document, component
 
 from components.text import sentences
+from knowledge.encoders import Prefixes, prefixes_for
 
 
-def passage_sentences(doc: Document, max_sentences: int = 16) -> list[str]:
-    """The units a passage is scored by.
+def passage_sentences(
+    doc: Document, max_sentences: int = 16, prefixes: Prefixes | None = None
+) -> list[str]:
+    """The units a passage is scored by, each after its encoder prefix (``prefixes``).
 
     That is its FAQ question, or else its heading ("Shipping policy: Delivery times and
     costs", a topic label the author wrote) and its body's sentences.
     """
+    prefixes = prefixes or Prefixes()
     if doc.meta.get("faq_question"):
-        return [doc.meta["faq_question"]]
+        return [prefixes.unit(doc.meta["faq_question"], question=True)]
     body = doc.meta.get("body") or doc.content or ""
     units = sentences(body)[:max_sentences]
     title, section = doc.meta.get("title"), doc.meta.get("section")
     heading = f"{title}: {section}" if title and section and section != title else title
-    return ([heading] if heading else []) + units or [body]
+    units = ([heading] if heading else []) + units or [body]
+    return [prefixes.unit(u, question=False) for u in units]
 
 
 @component
@@ -53,6 +61,8 @@ class SentenceReranker:
         top_k: Documents returned.
         max_sentences: Sentences per passage that are scored (the first ones).
         cache_size: Passages whose sentence embeddings are kept.
+        prefixes: What goes before each unit (None: what ``model`` wants,
+            :func:`~knowledge.encoders.prefixes_for`; e5 gets ``"passage: "``).
 
     Raises:
         ValueError: for a weight outside [0, 1] or non-positive sizes.
@@ -65,6 +75,7 @@ class SentenceReranker:
         top_k: int = 5,
         max_sentences: int = 16,
         cache_size: int = 20000,
+        prefixes: Prefixes | None = None,
     ) -> None:
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be within [0, 1], not {weight!r}")
@@ -75,6 +86,7 @@ class SentenceReranker:
         self.top_k = top_k
         self.max_sentences = max_sentences
         self.cache_size = cache_size
+        self.prefixes = prefixes if prefixes is not None else prefixes_for(model)
         self._encoder: Any = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -106,7 +118,7 @@ class SentenceReranker:
         with self._lock:
             missing = [d for d in docs if d.id not in self._cache]
             if missing:
-                units = [passage_sentences(d, self.max_sentences) for d in missing]
+                units = [passage_sentences(d, self.max_sentences, self.prefixes) for d in missing]
                 flat = [u for group in units for u in group]
                 vectors = np.asarray(
                     self._encoder.embed(flat, batch_size=32, normalize_embeddings=True),

@@ -23,6 +23,7 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 
 from components.errors import KnowledgeBaseError
 from components.text import CJK, ZH_FUNCTION_CHARS, customer_language
+from knowledge.encoders import ChineseCalibration, chinese_calibration, prefixes_for
 from knowledge.fusion import HybridRanker
 from knowledge.lexical import TermStatistics, encoder_vocabulary
 from knowledge.rerank import SentenceReranker
@@ -62,6 +63,8 @@ class _Stages:
     zh_ranker: HybridRanker | None = None
     # the Chinese encoder's query embedder (None: Chinese questions use ``embedder``)
     zh_embedder: Any | None = None
+    # how that encoder's cosines are weighed (knowledge.encoders; None: no Chinese encoder)
+    zh_calibration: ChineseCalibration | None = None
 
 
 @dataclass
@@ -184,6 +187,7 @@ class KnowledgeBase:
                     local_files_only=True,
                     normalize_embeddings=True,
                     progress_bar=False,
+                    prefix=prefixes_for(encoder).query,  # "" for MiniLM
                 ),
                 dense=self.store.dense_retriever(store, config.top_k),
                 bm25=InMemoryBM25Retriever(keywords, top_k=config.top_k),
@@ -208,22 +212,28 @@ class KnowledgeBase:
                 zh_bm25.warm_up()
                 zh_embedder = self._zh_embedder()
                 # Chinese questions over Chinese passages: without a Chinese encoder the cosines
-                # are noise and BM25 alone ranks; with one, passages take 0.7 cosine + 0.3 BM25
-                # (chosen on the first Chinese question set) and FAQ entries, matched question
-                # to question, the English FAQ weights
-                share = 0.7 if zh_embedder is not None else 0.0
+                # are noise and BM25 alone ranks; with one, passages take the encoder's weights
+                # (knowledge.encoders: e5 0.5 min-max-scaled cosine + 0.5 BM25, chosen on the
+                # shop's Chinese question sets) and FAQ entries, matched question to question,
+                # the English FAQ weights
+                calibration = (
+                    chinese_calibration(zh_embedder.model) if zh_embedder is not None else None
+                )
+                share = calibration.passage_dense_weight if calibration else 0.0
                 english = stages.ranker
                 fusion = {
-                    "dense_weight": english.dense_weight if zh_embedder is not None else 0.0,
-                    "bm25_weight": english.bm25_weight if zh_embedder is not None else 1.0,
+                    "dense_weight": english.dense_weight if calibration else 0.0,
+                    "bm25_weight": english.bm25_weight if calibration else 1.0,
                     "passage_dense_weight": share,
                     "passage_bm25_weight": 1 - share,
+                    "dense_scale": calibration.dense_scale if calibration else "cosine",
                 }
                 stages = replace(
                     stages,
                     zh_bm25=zh_bm25,
                     zh_ranker=HybridRanker(**{"top_k": config.top_k, **fusion}),
                     zh_embedder=zh_embedder,
+                    zh_calibration=calibration,
                 )
                 self._zh_terms = ChineseTermStatistics(d.content or "" for d in chinese)
             if config.rerank_weight > 0 and len(others) <= PRIME_LIMIT:
@@ -247,8 +257,13 @@ class KnowledgeBase:
             SentenceTransformersTextEmbedder,
         )
 
+        # e5 wants "query: " before a question (its passages were indexed after "passage: ")
         embedder = SentenceTransformersTextEmbedder(
-            model=folder, local_files_only=True, normalize_embeddings=True, progress_bar=False
+            model=folder,
+            local_files_only=True,
+            normalize_embeddings=True,
+            progress_bar=False,
+            prefix=prefixes_for(folder).query,
         )
         embedder.warm_up()
         return embedder
@@ -405,7 +420,7 @@ class KnowledgeBase:
         config = self.settings
         candidates = ranked[: config.gate_top_k]
         if self._chinese_path(language):
-            share = config.zh_dense_share if self._stages.zh_embedder is not None else 0.0
+            share = self._zh_gate()[0]
             return [
                 share * (d.meta.get("dense_score") or 0.0)
                 + (1 - share) * self._zh_terms.support(question, d.content or "")
@@ -415,12 +430,30 @@ class KnowledgeBase:
             return [zh_overlap(question, d.content or "") for d in candidates]
         return [self.relevance(question, d) for d in candidates]
 
+    def _zh_gate(self) -> tuple[float, float]:
+        """The Chinese gate's cosine share and threshold.
+
+        Without a Chinese encoder: support alone against ``min_zh_support``. With one:
+        ``zh_dense_share`` and ``min_zh_relevance``, each (when None) the encoder's own
+        calibrated value (:func:`knowledge.encoders.chinese_calibration`): e5 cosines are
+        compressed and differ between the tuned and the released model, so a threshold chosen
+        for one encoder passes everything, or nearly nothing, with another.
+        """
+        config = self.settings
+        calibration = self._stages.zh_calibration
+        if calibration is None:
+            return 0.0, config.min_zh_support
+        share = config.zh_dense_share
+        threshold = config.min_zh_relevance
+        return (
+            calibration.gate_dense_share if share is None else share,
+            calibration.min_relevance if threshold is None else threshold,
+        )
+
     def _threshold(self, language: str | None) -> float:
         config = self.settings
         if self._chinese_path(language):
-            if self._stages.zh_embedder is None:
-                return config.min_zh_support
-            return config.min_zh_relevance
+            return self._zh_gate()[1]
         return config.min_zh_overlap if language == "zh" else config.min_relevance
 
     def relevant(
